@@ -1,0 +1,351 @@
+// salient-explain: explain a TorchScript image classifier's predictions on photos.
+// Writes a heatmap PNG and the raw attribution (.npy) per image and method, summary.json
+// and index.html. Without --model it explains Fashion-MNIST test images with a small CNN
+// trained in C++ (once, cached). Bad input: one line on stderr, exit code 2, no output.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fashion_mnist.hpp"
+#include "common/methods.hpp"
+#include "common/report.hpp"
+#include "salient/salient.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using salient::detail::fail;
+
+namespace {
+
+const char* usage = R"(usage: salient-explain [options]
+  --model m.pt          TorchScript classifier (default: the embedded Fashion-MNIST demo CNN)
+  --image f             image to explain (PNG/JPEG/BMP, or a .npy model input); repeatable
+  --size S              shorter side resized to S, then a centre SxS crop (default 224)
+  --normalize imagenet|none          input normalisation (default imagenet)
+  --target top1|<index>              class to explain (default top1)
+  --method m1,m2,...    saliency, saliency_abs, input_x_gradient (ixg), integrated_gradients (ig),
+                        smoothgrad, smoothgrad_sq, vargrad (default: ig)
+  --steps N             integrated gradients steps (default 50)
+  --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
+  --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
+  --samples N           noise tunnel samples (default 16)
+  --stdev S             noise tunnel stdev in model-input units (default 15% of the input range)
+  --batch-size N        model inputs per call (default 16)
+  --seed N              seed for noise (default 0)
+  --threads N           LibTorch threads (default: all cores)
+  --labels file         class names, one per line (default: imagenet_classes.txt beside the model)
+  --out dir             output folder (default salient-report)
+)";
+
+struct Options {
+  std::string model;
+  std::vector<std::string> images;
+  int64_t size = 224;
+  bool size_given = false;
+  std::string normalize = "imagenet";
+  std::string target = "top1";
+  std::vector<std::string> methods = {"integrated_gradients"};
+  salient::cli::Settings settings;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string labels;
+  std::string out = "salient-report";
+};
+
+int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum) {
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != value.size() || value.empty()) fail(flag, " expects an integer, got '", value, "'");
+  if (v < minimum) fail(flag, " must be at least ", minimum, ", got ", v);
+  return v;
+}
+
+double parse_double(const std::string& flag, const std::string& value) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != value.size() || value.empty() || !std::isfinite(v)) fail(flag, " expects a number, got '", value, "'");
+  return v;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::cout << usage;
+      std::exit(0);
+    }
+    if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
+    std::string value = argv[++i];
+    if (flag == "--model") o.model = value;
+    else if (flag == "--image") o.images.push_back(value);
+    else if (flag == "--size") { o.size = parse_int(flag, value, 1); o.size_given = true; }
+    else if (flag == "--normalize") { o.settings.normalization = salient::parse_normalization(value); o.normalize = value; }
+    else if (flag == "--target") o.target = value;
+    else if (flag == "--method") o.methods = split_commas(value);
+    else if (flag == "--steps") o.settings.steps = parse_int(flag, value, 1);
+    else if (flag == "--ig-method") o.settings.ig_method = salient::parse_integration_method(value);
+    else if (flag == "--baseline") o.settings.baseline = salient::parse_baseline(value);
+    else if (flag == "--samples") o.settings.samples = parse_int(flag, value, 1);
+    else if (flag == "--stdev") {
+      o.settings.stdev = parse_double(flag, value);
+      if (o.settings.stdev < 0) fail("--stdev must be >= 0, got ", value);
+    } else if (flag == "--batch-size") o.settings.batch_size = parse_int(flag, value, 1);
+    else if (flag == "--seed") o.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0));
+    else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 1));
+    else if (flag == "--labels") o.labels = value;
+    else if (flag == "--out") o.out = value;
+    else fail("unknown option '", flag, "' (see --help)");
+  }
+  if (o.methods.empty()) fail("--method needs at least one method name");
+  for (auto& m : o.methods) m = salient::cli::find_method(m).name;  // validates, canonical names
+  return o;
+}
+
+std::vector<std::string> read_labels(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read labels file '", path.string(), "'");
+  std::vector<std::string> labels;
+  for (std::string line; std::getline(in, line);) labels.push_back(line);
+  return labels;
+}
+
+// One thing to explain: a model input and the photo its heatmaps are drawn on.
+struct Item {
+  std::string source, stem;
+  torch::Tensor input;  // [1, C, H, W]
+  salient::Image photo; // [C, H, W] in [0, 1]
+};
+
+Item load_item(const std::string& file, const salient::Preprocessing& preprocessing) {
+  fs::path path(file);
+  Item item{file, path.stem().string(), {}, {}};
+  if (path.extension() == ".npy") {
+    auto array = salient::load_npy(path);
+    auto t = torch::from_blob(array.data.data(), array.shape, torch::kFloat32).clone();
+    if (t.dim() == 3) t = t.unsqueeze(0);
+    if (t.dim() != 4 || t.size(0) != 1) fail("'", file, "' holds shape ", salient::shape_string(t), "; expected [1,C,H,W] or [C,H,W]");
+    salient::TorchBackend::check_finite(t, "input '" + file + "'");
+    item.input = t;
+    auto shown = salient::to_image(t);
+    if (shown.channels == 3) shown = salient::denormalize(shown, preprocessing.normalization);
+    for (auto& v : shown.data) v = std::clamp(v, 0.f, 1.f);
+    item.photo = shown;
+    return item;
+  }
+  item.photo = salient::prepare_image(salient::load_image(path), preprocessing);
+  item.input = salient::to_tensor(salient::normalize(item.photo, preprocessing.normalization));
+  return item;
+}
+
+// Progress bar on stderr, only when it is a terminal.
+class ProgressBar {
+ public:
+  ProgressBar() : enabled_(isatty(STDERR_FILENO)) {}
+  salient::Progress for_task(std::string label) {
+    if (!enabled_) return {};
+    return [this, label](int64_t done, int64_t total) {
+      const int width = 30;
+      int filled = total > 0 ? static_cast<int>(width * done / total) : width;
+      std::fprintf(stderr, "\r%-40.40s [%s%s] %3d%%", label.c_str(), std::string(filled, '#').c_str(),
+                   std::string(width - filled, ' ').c_str(), total > 0 ? static_cast<int>(100 * done / total) : 100);
+      if (done >= total) std::fprintf(stderr, "\n");
+      std::fflush(stderr);
+    };
+  }
+
+ private:
+  bool enabled_;
+};
+
+// Writes into a fresh staging folder and moves it to `out` only when everything succeeded.
+class StagedOutput {
+ public:
+  explicit StagedOutput(fs::path out) : out_(std::move(out)) {
+    std::error_code ec;
+    if (fs::exists(out_, ec) && !(fs::is_directory(out_) && (fs::is_empty(out_) || fs::exists(out_ / "summary.json"))))
+      fail("output '", out_.string(), "' exists and is not a salient report folder; choose another --out");
+    staging_ = out_.parent_path() / (out_.filename().string() + ".partial-" + std::to_string(getpid()));
+    fs::create_directories(staging_, ec);
+    if (ec) fail("cannot create output folder '", staging_.string(), "': ", ec.message());
+  }
+  ~StagedOutput() {
+    std::error_code ec;
+    if (!committed_) fs::remove_all(staging_, ec);
+  }
+  const fs::path& dir() const { return staging_; }
+  void commit() {
+    std::error_code ec;
+    fs::remove_all(out_, ec);
+    fs::rename(staging_, out_, ec);
+    if (ec) fail("cannot move the report to '", out_.string(), "': ", ec.message());
+    committed_ = true;
+  }
+
+ private:
+  fs::path out_, staging_;
+  bool committed_ = false;
+};
+
+std::string unique_stem(std::string stem, std::set<std::string>& used) {
+  std::string candidate = stem;
+  for (int k = 2; used.count(candidate); ++k) candidate = stem + "_" + std::to_string(k);
+  used.insert(candidate);
+  return candidate;
+}
+
+int run(int argc, char** argv) {
+  Options options = parse(argc, argv);
+  torch::set_num_threads(options.threads);
+  const bool demo = options.model.empty();
+  std::vector<Item> items;
+  std::vector<std::string> labels;
+  std::optional<salient::TorchModel> model;
+  json summary{{"tool", "salient-explain"}, {"threads", options.threads}};
+
+  if (demo) {
+    if (!options.images.empty()) fail("--image needs --model (the embedded demo explains Fashion-MNIST test images)");
+    const fs::path cache = fs::canonical("/proc/self/exe").parent_path().parent_path() / "cache";
+    std::cerr << "salient-explain: no --model given: using the embedded Fashion-MNIST CNN (cache: " << cache.string() << ")\n";
+    auto trained = salient::demo::fashion_cnn(cache, [](const std::string& line) { std::cerr << "  training: " << line << "\n"; });
+    std::cerr << "  test accuracy " << trained.test_accuracy << (trained.from_cache ? " (cached model)" : "") << "\n";
+    std::cout << "embedded model: Fashion-MNIST CNN, test accuracy " << trained.test_accuracy << "\n";
+    summary["model"] = "embedded Fashion-MNIST CNN";
+    summary["test_accuracy"] = trained.test_accuracy;
+    model.emplace(trained.model);
+    labels = salient::demo::fashion_mnist_labels;
+    options.settings.normalization = salient::Normalization::none();
+    options.normalize = "none";
+    if (options.methods == std::vector<std::string>{"integrated_gradients"}) {
+      options.methods.clear();
+      for (const auto& m : salient::cli::methods()) options.methods.push_back(m.name);
+    }
+    auto test = salient::demo::load_fashion_mnist("t10k");
+    for (int64_t i = 0; i < 4; ++i) {
+      auto input = test.images.slice(0, i, i + 1);
+      items.push_back({"fashion-mnist t10k #" + std::to_string(i), "fashion_t10k_" + std::to_string(i), input,
+                       salient::to_image(input)});
+    }
+  } else {
+    if (options.images.empty()) fail("no --image given (see --help)");
+    salient::Preprocessing preprocessing{options.size, options.settings.normalization};
+    for (const auto& file : options.images) items.push_back(load_item(file, preprocessing));
+    model.emplace(salient::TorchModel::load(options.model));
+    summary["model"] = options.model;
+    fs::path label_file = options.labels.empty() ? fs::path(options.model).parent_path() / "imagenet_classes.txt"
+                                                 : fs::path(options.labels);
+    if (!options.labels.empty() || fs::exists(label_file)) labels = read_labels(label_file);
+  }
+  summary["normalize"] = options.normalize;
+  summary["input_size"] = demo ? 28 : options.size;
+
+  StagedOutput output(options.out);
+  ProgressBar progress;
+  std::set<std::string> stems;
+  json image_reports = json::array();
+  salient::cli::Report report;
+  for (size_t index = 0; index < items.size(); ++index) {
+    auto& item = items[index];
+    item.stem = unique_stem(item.stem, stems);
+    auto logits = model->forward(item.input);
+    if (logits.dim() != 2) fail("model output has shape ", salient::shape_string(logits), "; expected [1, classes]");
+    const int64_t classes = logits.size(1);
+    if (!labels.empty() && static_cast<int64_t>(labels.size()) != classes)
+      fail("labels file has ", labels.size(), " names but the model has ", classes, " classes");
+    auto label_of = [&](int64_t c) { return labels.empty() ? std::to_string(c) : labels[c]; };
+    auto probabilities = torch::softmax(logits, 1)[0];
+    auto top = probabilities.topk(std::min<int64_t>(5, classes));
+    json top5 = json::array();
+    for (int64_t k = 0; k < std::get<0>(top).size(0); ++k) {
+      int64_t c = std::get<1>(top)[k].item<int64_t>();
+      top5.push_back({{"index", c}, {"label", label_of(c)}, {"probability", std::get<0>(top)[k].item<double>()}});
+    }
+    int64_t target_class = options.target == "top1" ? top5[0]["index"].get<int64_t>()
+                                                    : parse_int("--target", options.target, 0);
+    if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
+
+    const std::string input_png = item.stem + ".input.png";
+    salient::save_png(salient::cli::display_size(item.photo), output.dir() / input_png);
+    json method_reports = json::array();
+    std::vector<salient::cli::ReportCell> cells;
+    for (const auto& name : options.methods) {
+      const auto& method = salient::cli::find_method(name);
+      auto settings = options.settings;
+      settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(items.size()) + "] " +
+                                            item.stem + " " + method.name);
+      auto start = std::chrono::steady_clock::now();
+      auto attribution = method.run(*model, item.input, salient::Target(target_class), settings);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      json entry{{"method", method.name}, {"parameters", method.parameters(item.input, settings)}, {"seconds", seconds}};
+      if (method.name == "integrated_gradients") {
+        auto baseline = salient::cli::baseline_for(item.input, settings);
+        auto delta = salient::convergence_delta(*model, attribution, item.input, salient::Target(target_class),
+                                                std::optional<torch::Tensor>(baseline));
+        auto ends = salient::target_scores(*model, torch::cat({item.input, baseline}),
+                                           salient::ResolvedTarget<torch::Tensor>{{target_class, target_class}, {}});
+        entry["convergence_delta"] = delta[0];
+        entry["output_difference"] = ends[0] - ends[1];
+      }
+      auto files = salient::cli::write_attribution(output.dir(), item.stem, method.name, attribution, item.photo,
+                                                   method.is_signed);
+      entry["heatmap"] = files.heatmap;
+      entry["attribution"] = files.attribution;
+      method_reports.push_back(entry);
+      cells.push_back({method.name, files.heatmap, seconds});
+    }
+    image_reports.push_back({{"source", item.source}, {"stem", item.stem}, {"input", input_png},
+                             {"input_shape", item.input.sizes().vec()}, {"top5", top5},
+                             {"target", {{"index", target_class}, {"label", label_of(target_class)}}},
+                             {"methods", method_reports}});
+    report.rows.push_back({item.source, input_png, top5, std::move(cells)});
+  }
+  summary["images"] = image_reports;
+  std::ofstream(output.dir() / "summary.json") << summary.dump(2) << "\n";
+  report.write(output.dir() / "index.html", summary);
+  output.commit();
+  std::cout << "wrote " << fs::path(options.out) / "index.html" << " (" << items.size() << " images, "
+            << options.methods.size() << " methods)\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    message = message.substr(0, message.find('\n'));
+    std::cerr << "salient-explain: error: " << message << "\n";
+    return 2;
+  }
+}

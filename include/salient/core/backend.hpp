@@ -1,0 +1,49 @@
+#pragma once
+// The tensor-backend concept: the few operations attribution algorithms need, so each
+// algorithm is written once and runs on LibTorch (real CNNs, autograd) and on xtensor
+// (analytic models with closed-form gradients, for exact tests of the axioms).
+//
+// Tensors are batches: dimension 0 indexes the items. Elementwise `+ - *` between tensors
+// of one shape and `* double` come from the tensor types themselves.
+#include <concepts>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "salient/core/target.hpp"
+
+namespace salient {
+
+// Model scores for a target ([N]) and their gradient w.r.t. the input (input's shape).
+template <class Tensor>
+struct ScoredGradient {
+  Tensor scores;
+  Tensor gradient;
+};
+
+template <class B>
+concept TensorBackend = requires(const typename B::Tensor& t, typename B::Tensor& acc,
+                                 const std::vector<typename B::Tensor>& parts, int64_t n,
+                                 double s, std::string_view what,
+                                 const ResolvedTarget<typename B::Tensor>& target) {
+  typename B::Tensor;
+  { B::rows(t) } -> std::same_as<int64_t>;                       // batch size
+  { B::slice_rows(t, n, n) } -> std::same_as<typename B::Tensor>;  // items [begin, end)
+  { B::concat_rows(parts) } -> std::same_as<typename B::Tensor>;
+  { B::repeat_interleave_rows(t, n) } -> std::same_as<typename B::Tensor>;  // [a,a,b,b]
+  { B::zeros_like(t) } -> std::same_as<typename B::Tensor>;
+  { B::abs(t) } -> std::same_as<typename B::Tensor>;
+  { B::fma(acc, t, s) };                                          // acc += s * t
+  { B::add_rows_grouped(acc, t, n, n) };  // acc[(first + r) / group] += t[r]
+  // Gaussian noise N(0, stdev^2), drawn from a generator seeded with `seed`.
+  { B::normal_like(t, s, uint64_t{}) } -> std::same_as<typename B::Tensor>;
+  // Baseline broadcast to the inputs' shape (scalar, one item, or one per item).
+  { B::broadcast_to(t, t) } -> std::same_as<typename B::Tensor>;
+  { B::row_sums(t) } -> std::same_as<std::vector<double>>;
+  { B::to_vector(t) } -> std::same_as<std::vector<double>>;     // a [N] tensor
+  { B::argmax_rows(t) } -> std::same_as<std::vector<int64_t>>;  // per item of [N, K]
+  { B::select(t, target) } -> std::same_as<typename B::Tensor>;  // [N, K] -> [N] scores
+  { B::check_finite(t, what) };                                  // throws on NaN/Inf
+};
+
+}  // namespace salient

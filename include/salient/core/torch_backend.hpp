@@ -1,0 +1,211 @@
+#pragma once
+// The LibTorch backend and the LibTorch model adapter.
+//
+// TorchModel wraps a TorchScript module (loaded from a file or given), a torch::nn module,
+// or any callable Tensor -> Tensor behind one type. Gradients come from autograd; forward-
+// only evaluation runs without autograd and, for TorchScript modules, optionally on an
+// inference-optimised copy (torch::jit::freeze + optimize_for_inference), made once on
+// first use. The adapter never changes global thread settings.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "salient/core/backend.hpp"
+#include "salient/core/error.hpp"
+#include "salient/core/model.hpp"
+
+namespace salient {
+
+inline std::string shape_string(const torch::Tensor& t) {
+  std::ostringstream out;
+  out << "[";
+  for (int64_t d = 0; d < t.dim(); ++d) out << (d ? "," : "") << t.size(d);
+  out << "]";
+  return out.str();
+}
+
+struct TorchBackend {
+  using Tensor = torch::Tensor;
+
+  static int64_t rows(const Tensor& t) { return t.dim() == 0 ? 0 : t.size(0); }
+  static Tensor slice_rows(const Tensor& t, int64_t begin, int64_t end) { return t.slice(0, begin, end); }
+  static Tensor concat_rows(const std::vector<Tensor>& parts) {
+    return parts.size() == 1 ? parts.front() : torch::cat(parts, 0);
+  }
+  static Tensor repeat_interleave_rows(const Tensor& t, int64_t copies) { return t.repeat_interleave(copies, 0); }
+  static Tensor zeros_like(const Tensor& t) { return torch::zeros_like(t); }
+  static Tensor abs(const Tensor& t) { return t.abs(); }
+  static void fma(Tensor& acc, const Tensor& t, double scale) { acc.add_(t, scale); }
+  static void add_rows_grouped(Tensor& acc, const Tensor& t, int64_t first, int64_t group) {
+    auto rows_to_items = torch::div(torch::arange(first, first + rows(t), torch::kLong), group, "floor");
+    acc.index_add_(0, rows_to_items.to(acc.device()), t);
+  }
+  // Drawn on the CPU from a seeded generator, then moved: the same on every device.
+  static Tensor normal_like(const Tensor& t, double stdev, uint64_t seed) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    auto noise = at::normal(0.0, stdev, t.sizes(), generator, torch::TensorOptions().dtype(t.dtype()));
+    return noise.to(t.device());
+  }
+  static Tensor broadcast_to(const Tensor& baseline, const Tensor& inputs) {
+    if (baseline.numel() == 1) return torch::full_like(inputs, baseline.item<double>());
+    bool same_item_shape = baseline.dim() == inputs.dim() &&
+                           baseline.sizes().slice(1) == inputs.sizes().slice(1);
+    if (same_item_shape && (rows(baseline) == rows(inputs) || rows(baseline) == 1))
+      return baseline.to(inputs.options()).expand_as(inputs);
+    detail::fail("baseline of shape ", shape_string(baseline), " does not match inputs of shape ",
+                 shape_string(inputs), " (expected a scalar, one item or one per input)");
+  }
+  static std::vector<double> row_sums(const Tensor& t) {
+    return to_vector(t.reshape({rows(t), -1}).sum(1, /*keepdim=*/false, torch::kDouble));
+  }
+  static std::vector<double> to_vector(const Tensor& t) {
+    auto flat = t.detach().to(torch::kCPU, torch::kDouble).contiguous().reshape({-1});
+    return {flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel()};
+  }
+  static std::vector<int64_t> argmax_rows(const Tensor& output) {
+    check_logits(output);
+    auto best = output.argmax(1).to(torch::kCPU).contiguous();
+    return {best.data_ptr<int64_t>(), best.data_ptr<int64_t>() + best.numel()};
+  }
+  static Tensor select(const Tensor& output, const ResolvedTarget<Tensor>& target) {
+    if (target.is_custom()) {
+      auto scores = target.custom(output);
+      if (scores.dim() != 1 || scores.size(0) != rows(output))
+        detail::fail("custom target returned shape ", shape_string(scores), "; expected one score per item [",
+                     rows(output), "]");
+      return scores;
+    }
+    check_logits(output);
+    detail::check_class_range(target.classes, output.size(1));
+    if (static_cast<int64_t>(target.classes.size()) != rows(output))
+      detail::fail("target has ", target.classes.size(), " classes for ", rows(output), " outputs");
+    auto index = torch::tensor(target.classes, torch::kLong).to(output.device()).unsqueeze(1);
+    return output.gather(1, index).squeeze(1);
+  }
+  static void check_finite(const Tensor& t, std::string_view what) {
+    if (!torch::isfinite(t).all().item<bool>()) detail::fail(what, " contains NaN or Inf");
+  }
+
+ private:
+  static void check_logits(const Tensor& output) {
+    if (output.dim() != 2)
+      detail::fail("model output has shape ", shape_string(output),
+                   "; class targets need [N, classes] (use a custom target for other outputs)");
+  }
+};
+static_assert(TensorBackend<TorchBackend>);
+
+using Target = BasicTarget<torch::Tensor>;
+
+struct ModelOptions {
+  // Forward-only evaluation of TorchScript modules on a frozen, inference-optimised copy.
+  bool optimize_for_inference = true;
+};
+
+class TorchModel {
+ public:
+  using backend = TorchBackend;
+  using Function = std::function<torch::Tensor(const torch::Tensor&)>;
+
+  // Any callable Tensor -> Tensor (it must be differentiable for gradient methods).
+  explicit TorchModel(Function forward) : forward_(std::move(forward)) {}
+
+  // A TorchScript module; put in eval mode (a copy: the caller's module is not changed).
+  explicit TorchModel(const torch::jit::Module& module, ModelOptions options = {})
+      : options_(options), module_(module.clone()) {
+    module_->eval();
+    forward_ = [module = module_](const torch::Tensor& x) mutable {
+      return output_tensor(module->forward({x}));
+    };
+  }
+
+  // A torch::nn module (e.g. a torch::nn::Sequential or any ModuleHolder with forward(Tensor)),
+  // shared with the caller and put in eval mode.
+  template <class Holder>
+    requires requires(Holder h, torch::Tensor x) { h->eval(); { h->forward(x) } -> std::convertible_to<torch::Tensor>; }
+  explicit TorchModel(Holder module) {
+    module->eval();
+    forward_ = [module](const torch::Tensor& x) mutable { return module->forward(x); };
+  }
+
+  // Loads a TorchScript file; clear errors for missing, unreadable or non-TorchScript files.
+  static TorchModel load(const std::filesystem::path& path, ModelOptions options = {}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) detail::fail("cannot load model '", path.string(), "': file not found");
+    if (std::filesystem::is_directory(path, ec)) detail::fail("cannot load model '", path.string(), "': is a directory");
+    try {
+      return TorchModel(torch::jit::load(path.string(), torch::kCPU), options);
+    } catch (const c10::Error& e) {
+      detail::fail("cannot load model '", path.string(), "': not a TorchScript file or corrupt (",
+                   first_line(e.what_without_backtrace()), ")");
+    }
+  }
+
+  // The output with autograd (what gradient methods differentiate).
+  torch::Tensor operator()(const torch::Tensor& x) { return call(forward_, x); }
+
+  // Forward-only output: no autograd, inference-optimised copy where available.
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    if (module_ && options_.optimize_for_inference) {
+      if (!optimized_) optimized_ = make_optimized(*module_);
+      return call([this](const torch::Tensor& in) { return output_tensor(optimized_->forward({in})); }, x);
+    }
+    return call(forward_, x);
+  }
+
+  ScoredGradient<torch::Tensor> gradient(const torch::Tensor& x, const ResolvedTarget<torch::Tensor>& target) {
+    torch::AutoGradMode enable_grad(true);
+    auto input = x.detach().requires_grad_(true);
+    auto scores = TorchBackend::select(call(forward_, input), target);
+    auto gradient = torch::autograd::grad({scores}, {input}, {torch::ones_like(scores)})[0];
+    return {scores.detach(), gradient};
+  }
+
+  // The TorchScript module (eval mode) when this model wraps one.
+  const std::optional<torch::jit::Module>& module() const { return module_; }
+
+ private:
+  static torch::Tensor output_tensor(const c10::IValue& value) {
+    if (!value.isTensor())
+      detail::fail("model returned a ", value.tagKind(), ", expected a single tensor");
+    return value.toTensor();
+  }
+  static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+  // Model errors (an input size the model rejects, ...) become salient::error naming the input.
+  template <class Fn>
+  static torch::Tensor call(Fn&& fn, const torch::Tensor& x) {
+    try {
+      return fn(x);
+    } catch (const c10::Error& e) {
+      detail::fail("the model rejected an input of shape ", shape_string(x), ": ",
+                   first_line(e.what_without_backtrace()));
+    } catch (const std::runtime_error& e) {
+      if (dynamic_cast<const error*>(&e)) throw;
+      detail::fail("the model rejected an input of shape ", shape_string(x), ": ", first_line(e.what()));
+    }
+  }
+
+  static torch::jit::Module make_optimized(const torch::jit::Module& module) {
+    auto frozen = torch::jit::freeze(module.clone());
+    return torch::jit::optimize_for_inference(frozen);
+  }
+
+  ModelOptions options_{};
+  Function forward_;
+  std::optional<torch::jit::Module> module_;
+  std::optional<torch::jit::Module> optimized_;
+};
+static_assert(Model<TorchModel>);
+
+}  // namespace salient

@@ -1,0 +1,67 @@
+#pragma once
+// Whole-file reads and writes whose errors name the file and the cause (missing, a directory,
+// permission denied, empty, disk full), shared by the image and .npy readers and writers.
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "salient/core/error.hpp"
+
+namespace salient::detail {
+
+// Reads a whole file; `kind` ("image", "array") only words the error messages.
+inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& path,
+                                                  std::string_view kind) {
+  namespace fs = std::filesystem;
+  const std::string name = path.string();
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (status.type() == fs::file_type::not_found)
+    fail("cannot read ", kind, " '", name, "': file not found");
+  if (ec) fail("cannot read ", kind, " '", name, "': ", ec.message());
+  if (fs::is_directory(status))
+    fail("cannot read ", kind, " '", name, "': it is a directory, expected a file");
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    fail("cannot read ", kind, " '", name, "': cannot open the file (",
+         err != 0 ? std::strerror(err) : "unknown reason", ")");
+  }
+  std::vector<unsigned char> bytes;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    bytes.insert(bytes.end(), buffer, buffer + in.gcount());
+    if (in.eof()) break;
+  }
+  if (in.bad()) fail("cannot read ", kind, " '", name, "': read error");
+  if (bytes.empty()) fail("cannot read ", kind, " '", name, "': the file is empty");
+  return bytes;
+}
+
+inline void write_file_bytes(const std::filesystem::path& path, const void* bytes, size_t count,
+                             std::string_view kind) {
+  namespace fs = std::filesystem;
+  const std::string name = path.string();
+  const fs::path parent = path.parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    fail("cannot write ", kind, " '", name, "': directory '", parent.string(), "' does not exist");
+  errno = 0;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) {
+    const int err = errno;
+    fail("cannot write ", kind, " '", name, "': cannot open the file for writing (",
+         err != 0 ? std::strerror(err) : "unknown reason", ")");
+  }
+  out.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(count));
+  out.close();
+  if (!out) fail("cannot write ", kind, " '", name, "': write failed (disk full?)");
+}
+
+}  // namespace salient::detail

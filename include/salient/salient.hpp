@@ -1,0 +1,18 @@
+#pragma once
+// Everything salient offers on LibTorch, in one include.
+#include "salient/core/backend.hpp"
+#include "salient/core/error.hpp"
+#include "salient/core/model.hpp"
+#include "salient/core/target.hpp"
+#include "salient/core/torch_backend.hpp"
+
+#include "salient/attribution/baselines.hpp"
+#include "salient/attribution/gradient.hpp"
+#include "salient/attribution/integrated_gradients.hpp"
+#include "salient/attribution/noise_tunnel.hpp"
+
+#include "salient/io/heatmap.hpp"
+#include "salient/io/idx.hpp"
+#include "salient/io/image.hpp"
+#include "salient/io/npy.hpp"
+#include "salient/io/tensor_image.hpp"

@@ -1,0 +1,23 @@
+#pragma once
+// Where the tests find ../shared (models and photos): the SALIENT_SHARED environment
+// variable, else the CMake option SALIENT_SHARED_DIR. Tests that need it print
+// "SKIPPED: <reason>" (ctest reports them as skipped) when it is absent.
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+
+namespace salient::test {
+
+inline std::optional<std::filesystem::path> shared_dir() {
+  std::filesystem::path dir;
+  if (const char* env = std::getenv("SALIENT_SHARED"); env && *env) dir = env;
+  else dir = SALIENT_SHARED_DIR;
+  if (std::filesystem::exists(dir / "models" / "mobilenet_v2_imagenet.pt")) return dir;
+  std::cout << "SKIPPED: shared models not found in '" << dir.string()
+            << "' (set SALIENT_SHARED or -DSALIENT_SHARED_DIR)\n";
+  return std::nullopt;
+}
+
+}  // namespace salient::test

@@ -1,0 +1,178 @@
+// Attribution axioms on analytic models (xtensor backend): exact answers in closed form.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "salient/attribution/gradient.hpp"
+#include "salient/attribution/integrated_gradients.hpp"
+#include "salient/attribution/noise_tunnel.hpp"
+#include "salient/core/xtensor_backend.hpp"
+
+using salient::XtensorBackend;
+using Tensor = xt::xarray<double>;
+
+namespace {
+Tensor random_tensor(std::vector<size_t> shape, uint64_t seed, double scale = 1.0) {
+  std::mt19937_64 generator(seed);
+  std::normal_distribution<double> normal(0.0, scale);
+  Tensor t(shape);
+  for (auto& v : t) v = normal(generator);
+  return t;
+}
+
+salient::LinearModel linear_model() {
+  return {random_tensor({3, 6}, 1), random_tensor({3}, 2)};
+}
+salient::QuadraticModel quadratic_model() {
+  return {random_tensor({3, 6, 6}, 3, 0.5), random_tensor({3, 6}, 4)};
+}
+salient::MlpModel mlp_model() {
+  return {random_tensor({8, 6}, 5, 0.7), random_tensor({8}, 6), random_tensor({3, 8}, 7), random_tensor({3}, 8)};
+}
+
+template <class M>
+std::vector<double> scores(M& model, const Tensor& x, int64_t cls) {
+  salient::ResolvedTarget<Tensor> target{std::vector<int64_t>(x.shape()[0], cls), {}};
+  return salient::target_scores(model, x, target);
+}
+
+// Central finite differences of the model's class score: checks the analytic gradients.
+template <class M>
+Tensor numeric_gradient(M& model, const Tensor& x, int64_t cls) {
+  Tensor g = xt::zeros<double>(x.shape());
+  const double h = 1e-6;
+  for (size_t i = 0; i < x.size(); ++i) {
+    Tensor up = x, down = x;
+    up.data()[i] += h;
+    down.data()[i] -= h;
+    auto su = scores(model, up, cls), sd = scores(model, down, cls);
+    g.data()[i] = (su[i / (x.size() / x.shape()[0])] - sd[i / (x.size() / x.shape()[0])]) / (2 * h);
+  }
+  return g;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("analytic gradients agree with finite differences", "[xtensor]",
+                   salient::LinearModel, salient::QuadraticModel, salient::MlpModel) {
+  TestType model = [] {
+    if constexpr (std::is_same_v<TestType, salient::LinearModel>) return linear_model();
+    else if constexpr (std::is_same_v<TestType, salient::QuadraticModel>) return quadratic_model();
+    else return mlp_model();
+  }();
+  Tensor x = random_tensor({2, 6}, 11);
+  auto g = salient::saliency(model, x, 1, {.abs = false});
+  auto expected = numeric_gradient(model, x, 1);
+  REQUIRE(xt::allclose(g, expected, 1e-6, 1e-6));
+}
+
+TEST_CASE("integrated gradients of a linear model is exactly (x - b) * w", "[xtensor][ig]") {
+  auto model = linear_model();
+  Tensor x = random_tensor({2, 6}, 12);
+  Tensor b = random_tensor({1, 6}, 13);
+  for (auto method : {salient::IntegrationMethod::gauss_legendre, salient::IntegrationMethod::riemann_left,
+                      salient::IntegrationMethod::riemann_middle, salient::IntegrationMethod::riemann_right}) {
+    CAPTURE(salient::to_string(method));
+    auto ig = salient::integrated_gradients(model, x, 2, {.steps = 16, .method = method, .baseline = b});
+    Tensor expected = (x - b) * xt::view(model.weight, xt::newaxis(), 2, xt::all());
+    // Weights are rounded to float32 as in Captum, so they sum to 1 within ~1e-7.
+    REQUIRE(xt::allclose(ig, expected, 1e-6, 1e-9));
+  }
+}
+
+TEST_CASE("integrated gradients is complete on nonlinear models (Gauss-Legendre, 64 steps)", "[xtensor][ig]") {
+  Tensor x = random_tensor({3, 6}, 21);
+  Tensor b = random_tensor({1, 6}, 22, 0.3);
+  SECTION("quadratic") {
+    auto model = quadratic_model();
+    auto ig = salient::integrated_gradients(model, x, 0, {.steps = 64, .baseline = b});
+    for (double d : salient::convergence_delta(model, ig, x, 0, b)) REQUIRE(std::abs(d) < 1e-4);
+  }
+  SECTION("mlp, top-1 target, small batch") {
+    auto model = mlp_model();
+    auto ig = salient::integrated_gradients(model, x, salient::top1, {.steps = 64, .baseline = b, .batch_size = 5});
+    for (double d : salient::convergence_delta(model, ig, x, salient::top1, b)) REQUIRE(std::abs(d) < 1e-4);
+  }
+}
+
+TEST_CASE("the Riemann trapezoid keeps Captum's weights", "[ig]") {
+  auto steps = salient::integration_steps(salient::IntegrationMethod::riemann_trapezoid, 4);
+  // Values printed by torch.linspace(0, 1, 4).tolist() (the second half is filled from the end).
+  REQUIRE(steps.alphas == std::vector<double>{0.0, 0.3333333432674408, 0.6666666269302368, 1.0});
+  REQUIRE(steps.weights == std::vector<double>{0.125, 0.25, 0.25, 0.125});
+  // torch.linspace(0, 1 - 1/50, 50).tolist(), as Captum's riemann_left with 50 steps.
+  auto left = salient::integration_steps(salient::IntegrationMethod::riemann_left, 50);
+  REQUIRE(left.alphas[1] == 0.019999999552965164);
+  REQUIRE(left.alphas[5] == 0.09999999403953552);
+  REQUIRE(left.alphas[48] == 0.9600000381469727);
+  REQUIRE(left.alphas[49] == 0.9800000190734863);
+  auto gl = salient::integration_steps(salient::IntegrationMethod::gauss_legendre, 3);
+  // leggauss(3): nodes -sqrt(3/5), 0, sqrt(3/5); weights 5/9, 8/9, 5/9.
+  REQUIRE(gl.alphas[0] == Approx(0.5 * (1 - std::sqrt(0.6))).epsilon(1e-15));
+  REQUIRE(gl.alphas[1] == Approx(0.5).margin(1e-15));
+  REQUIRE(gl.weights[1] == static_cast<float>(4.0 / 9));
+  REQUIRE_THROWS_WITH(salient::integration_steps(salient::IntegrationMethod::riemann_left, 1),
+                      Catch::Contains("steps >= 2"));
+}
+
+TEST_CASE("integrated gradients does not depend on batch size", "[xtensor][ig]") {
+  auto model = mlp_model();
+  Tensor x = random_tensor({3, 6}, 31);
+  auto a = salient::integrated_gradients(model, x, 1, {.steps = 20, .batch_size = 1});
+  auto b = salient::integrated_gradients(model, x, 1, {.steps = 20, .batch_size = 1000});
+  REQUIRE(xt::allclose(a, b, 1e-12, 1e-12));
+  auto per_item = salient::integrated_gradients(model, xt::view(x, xt::range(1, 2), xt::all()), 1, {.steps = 20});
+  REQUIRE(xt::allclose(xt::view(a, xt::range(1, 2), xt::all()), per_item, 1e-12, 1e-12));
+}
+
+TEST_CASE("noise tunnel", "[xtensor][noise]") {
+  auto model = linear_model();
+  Tensor x = random_tensor({2, 6}, 41);
+  auto gradient = [](auto& m, const Tensor& in, const auto& t) { return salient::saliency(m, in, t, {.abs = false}); };
+  SECTION("SmoothGrad of a linear model equals its weights") {
+    auto sg = salient::noise_tunnel(model, x, 1, gradient, {.samples = 10, .stdev = 0.5, .seed = 3});
+    Tensor w = xt::view(model.weight, xt::newaxis(), 1, xt::all());
+    REQUIRE(xt::allclose(sg, xt::zeros<double>(x.shape()) + w, 1e-12, 1e-12));
+    auto vg = salient::noise_tunnel(model, x, 1, gradient, {.type = salient::NoiseTunnelType::vargrad, .samples = 10, .stdev = 0.5});
+    REQUIRE(xt::allclose(vg, xt::zeros<double>(x.shape()), 1e-12, 1e-12));
+  }
+  SECTION("same seed, same output; another seed, another; batch size does not matter") {
+    auto mlp = mlp_model();
+    auto ixg = [](auto& m, const Tensor& in, const auto& t) { return salient::input_x_gradient(m, in, t); };
+    auto a = salient::noise_tunnel(mlp, x, 0, ixg, {.samples = 7, .stdev = 0.3, .seed = 5, .batch_size = 3});
+    auto b = salient::noise_tunnel(mlp, x, 0, ixg, {.samples = 7, .stdev = 0.3, .seed = 5, .batch_size = 14});
+    auto c = salient::noise_tunnel(mlp, x, 0, ixg, {.samples = 7, .stdev = 0.3, .seed = 6, .batch_size = 3});
+    REQUIRE(xt::allclose(a, b, 1e-12, 1e-12));
+    REQUIRE_FALSE(xt::allclose(a, c, 1e-6, 1e-6));
+  }
+  SECTION("smoothgrad_sq and vargrad against a direct computation") {
+    auto mlp = mlp_model();
+    salient::NoiseTunnelOptions options{.samples = 4, .stdev = 0.2, .seed = 9};
+    auto sq = salient::noise_tunnel(mlp, x, 2, gradient, {.type = salient::NoiseTunnelType::smoothgrad_sq, .samples = 4, .stdev = 0.2, .seed = 9});
+    auto vg = salient::noise_tunnel(mlp, x, 2, gradient, {.type = salient::NoiseTunnelType::vargrad, .samples = 4, .stdev = 0.2, .seed = 9});
+    auto sg = salient::noise_tunnel(mlp, x, 2, gradient, options);
+    REQUIRE(xt::allclose(vg, sq - sg * sg, 1e-12, 1e-12));
+    // Recompute item 0 by hand from the documented noise.
+    Tensor mean = xt::zeros<double>({size_t{6}});
+    for (int64_t j = 0; j < 4; ++j) {
+      Tensor item = xt::view(x, xt::range(0, 1), xt::all());
+      Tensor noisy = item + XtensorBackend::normal_like(item, 0.2, salient::detail::mix_seed(9, 0, j));
+      mean += xt::view(salient::saliency(mlp, noisy, 2, {.abs = false}), 0, xt::all()) / 4.0;
+    }
+    REQUIRE(xt::allclose(xt::view(sg, 0, xt::all()), mean, 1e-12, 1e-12));
+  }
+}
+
+TEST_CASE("bad inputs give clear errors", "[xtensor][errors]") {
+  auto model = linear_model();
+  Tensor x = random_tensor({2, 6}, 51);
+  REQUIRE_THROWS_WITH(salient::saliency(model, x, 3), Catch::Contains("target class 3 out of range [0, 3)"));
+  REQUIRE_THROWS_WITH(salient::saliency(model, x, std::vector<int64_t>{0}), Catch::Contains("1 class indices for a batch of 2"));
+  Tensor bad = x;
+  bad(1, 2) = std::nan("");
+  REQUIRE_THROWS_WITH(salient::integrated_gradients(model, bad, 0), Catch::Contains("input contains NaN"));
+  REQUIRE_THROWS_WITH(salient::integrated_gradients(model, x, 0, {.baseline = Tensor(xt::zeros<double>({2, 5}))}),
+                      Catch::Contains("baseline of shape [2,5] does not match inputs of shape [2,6]"));
+  REQUIRE_THROWS_WITH(salient::saliency(model, Tensor(xt::zeros<double>({2, 5})), 0), Catch::Contains("expects 6 input features"));
+}

@@ -1,0 +1,136 @@
+// salient-explain end to end: outputs decode and agree with each other; every bad input
+// gives exit code 2, one line on stderr, and no output folder.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "salient/io/image.hpp"
+#include "salient/io/npy.hpp"
+#include "shared_data.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+struct Run {
+  int code;
+  std::string err;
+};
+
+const fs::path work = fs::temp_directory_path() / ("salient_cli_" + std::to_string(getpid()));
+
+Run explain(const std::string& args) {
+  fs::create_directories(work);
+  const auto err = work / "stderr.txt";
+  std::string command = std::string(SALIENT_BIN_DIR) + "/salient-explain " + args + " > /dev/null 2> " + err.string();
+  int status = std::system(command.c_str());
+  std::ifstream in(err);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+}
+
+std::string read(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto out = work / "report";
+  const auto model = *shared / "models" / "mobilenet_v2_imagenet.pt";
+  auto run = explain("--model " + model.string() + " --image " + (*shared / "images" / "hot_dog.jpg").string() +
+                     " --image " + (*shared / "images" / "bird.png").string() +
+                     " --method saliency,ixg,ig,smoothgrad --steps 8 --samples 4 --threads 2 --out " + out.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  REQUIRE(summary["images"].size() == 2);
+  REQUIRE(summary["images"][0]["top5"][0]["index"] == 934);
+  REQUIRE(summary["images"][0]["top5"][0]["label"] == "hotdog, hot dog, red hot");
+  REQUIRE(summary["images"][1]["top5"][0]["index"] == 19);
+  const auto html = read(out / "index.html");
+  int pngs = 0;
+  for (const auto& image : summary["images"]) {
+    REQUIRE(image["methods"].size() == 4);
+    for (const auto& method : image["methods"]) {
+      const std::string png = method["heatmap"], npy = method["attribution"];
+      auto picture = salient::load_image(out / png);
+      REQUIRE(picture.width == 224);
+      auto values = salient::load_npy(out / npy);
+      REQUIRE(values.shape == std::vector<int64_t>{1, 3, 224, 224});
+      REQUIRE(html.find("src=\"" + png + "\"") != std::string::npos);
+      ++pngs;
+      if (method["method"] == "integrated_gradients") {
+        double sum = 0;
+        for (float v : values.data) sum += v;
+        // The .npy holds the exact values: their sum is the delta plus f(x) - f(b).
+        REQUIRE(sum == Approx(method["convergence_delta"].get<double>() + method["output_difference"].get<double>())
+                           .margin(1e-3));
+      }
+    }
+  }
+  REQUIRE(pngs == 8);
+  // Re-running into an existing report replaces it.
+  REQUIRE(explain("--model " + model.string() + " --image " + (*shared / "images" / "bird.png").string() +
+                  " --method saliency --out " + out.string()).code == 0);
+  REQUIRE(nlohmann::json::parse(read(out / "summary.json"))["images"].size() == 1);
+  fs::remove_all(work);
+}
+
+TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][errors]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  fs::create_directories(work);
+  const std::string model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const std::string image = (*shared / "images" / "parrot.jpg").string();
+  const auto out = work / "bad";
+  std::ofstream(work / "notes.txt") << "not an image";
+  std::ofstream(work / "corrupt.pt") << "PK\x03\x04 garbage";
+  {
+    std::vector<int64_t> shape{1, 3, 128, 128};
+    std::vector<float> values(3 * 128 * 128, 0.f);
+    values[100] = std::nanf("");
+    salient::save_npy(work / "nan.npy", values.data(), shape);
+  }
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"--model " + model + " --image " + (work / "absent.png").string(), "absent.png"},
+      {"--model " + model + " --image " + (work / "notes.txt").string(), "notes.txt"},
+      {"--model " + (work / "corrupt.pt").string() + " --image " + image, "not a TorchScript file"},
+      {"--model " + image + " --image " + image, "not a TorchScript file"},
+      {"--model " + model + " --image " + image + " --size 1", "rejected an input of shape [1,3,1,1]"},
+      {"--model " + model + " --image " + image + " --target 1000", "target class 1000 out of range [0, 1000)"},
+      {"--model " + model + " --image " + (work / "nan.npy").string(), "contains NaN"},
+      {"--model " + model + " --image " + image + " --method magic", "unknown method 'magic'"},
+      {"--model " + model + " --image " + image + " --steps zero", "--steps expects an integer"},
+  };
+  for (const auto& c : cases) {
+    auto run = explain(c.args + " --method saliency --out " + out.string());
+    if (c.args.find("--method") != std::string::npos) run = explain(c.args + " --out " + out.string());
+    CAPTURE(c.args, run.err);
+    REQUIRE(run.code == 2);
+    REQUIRE(run.err.find(c.message) != std::string::npos);
+    REQUIRE(std::count(run.err.begin(), run.err.end(), '\n') == 1);
+    REQUIRE_FALSE(fs::exists(out));
+    for (const auto& entry : fs::directory_iterator(work))
+      REQUIRE(entry.path().filename().string().find(".partial-") == std::string::npos);
+  }
+  fs::remove_all(work);
+}

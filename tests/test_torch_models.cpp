@@ -1,0 +1,95 @@
+// Model adapters and the preprocessing pipeline on real models from ../shared.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "salient/salient.hpp"
+#include "shared_data.hpp"
+
+namespace fs = std::filesystem;
+
+TEST_CASE("MobileNetV2 reproduces the expected top-1 through salient's image loading", "[shared][model]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  auto model = salient::TorchModel::load(*shared / "models" / "mobilenet_v2_imagenet.pt");
+  std::ifstream in(*shared / "models" / "expected_predictions.json");
+  auto expected = nlohmann::json::parse(in)["models"]["mobilenet_v2_imagenet"]["top5"];
+  int checked = 0;
+  for (const auto& [image, top5] : expected.items()) {
+    const double p1 = top5[0][2].get<double>(), p2 = top5[1][2].get<double>();
+    if (p1 - p2 < 0.1) continue;  // near ties may flip with another resize filter
+    auto x = salient::load_input(*shared / "images" / image);
+    auto probabilities = torch::softmax(model.forward(x), 1)[0];
+    CAPTURE(image, p1);
+    REQUIRE(probabilities.argmax().item<int64_t>() == top5[0][0].get<int64_t>());
+    REQUIRE(probabilities.max().item<double>() == Approx(p1).margin(0.05));
+    ++checked;
+  }
+  REQUIRE(checked >= 15);
+}
+
+TEST_CASE("the inference-optimised copy computes the plain forward", "[shared][model]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  auto path = *shared / "models" / "mobilenet_v2_imagenet.pt";
+  auto optimized = salient::TorchModel::load(path, {.optimize_for_inference = true});
+  auto plain = salient::TorchModel::load(path, {.optimize_for_inference = false});
+  auto x = torch::randn({2, 3, 224, 224}, torch::TensorOptions().dtype(torch::kFloat32));
+  auto a = optimized.forward(x), b = plain.forward(x);
+  REQUIRE(torch::allclose(a, b, 1e-4, 1e-4));
+  REQUIRE_FALSE(a.requires_grad());
+  // The autograd path is the plain module.
+  REQUIRE(torch::allclose(plain(x), b, 1e-5, 1e-5));
+}
+
+TEST_CASE("model adapters: torch::nn modules and callables", "[model]") {
+  torch::manual_seed(0);
+  auto linear = torch::nn::Linear(6, 3);
+  salient::TorchModel module_model(linear);
+  auto x = torch::randn({4, 6});
+  auto g = salient::saliency(module_model, x, 2, {.abs = false});
+  REQUIRE(torch::allclose(g, linear->weight[2].detach().expand({4, 6})));
+
+  auto w = torch::randn({3, 6});
+  salient::TorchModel callable([w](const torch::Tensor& in) { return in.matmul(w.t()).pow(2); });
+  auto ixg = salient::input_x_gradient(callable, x, salient::top1);
+  auto top = x.matmul(w.t()).pow(2).argmax(1);
+  for (int64_t i = 0; i < 4; ++i) {
+    auto c = top[i].item<int64_t>();
+    auto expected = x[i] * 2 * x[i].dot(w[c]) * w[c];
+    REQUIRE(torch::allclose(ixg[i], expected, 1e-5, 1e-5));
+  }
+
+  SECTION("custom targets: a margin between two logits") {
+    salient::Target margin([](const torch::Tensor& out) { return out.select(1, 0) - out.select(1, 1); });
+    auto gm = salient::saliency(module_model, x, margin, {.abs = false});
+    REQUIRE(torch::allclose(gm, (linear->weight[0] - linear->weight[1]).detach().expand({4, 6}), 1e-6, 1e-6));
+    salient::Target bad([](const torch::Tensor& out) { return out; });
+    REQUIRE_THROWS_WITH(salient::saliency(module_model, x, bad), Catch::Contains("one score per item [4]"));
+  }
+}
+
+TEST_CASE("model errors are clear", "[model][errors]") {
+  const auto dir = fs::temp_directory_path() / ("salient_models_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  REQUIRE_THROWS_WITH(salient::TorchModel::load(dir / "absent.pt"), Catch::Contains("file not found"));
+  std::ofstream(dir / "garbage.pt") << "this is not a model";
+  REQUIRE_THROWS_WITH(salient::TorchModel::load(dir / "garbage.pt"),
+                      Catch::Contains("garbage.pt") && Catch::Contains("not a TorchScript file"));
+  fs::remove_all(dir);
+
+  auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3));
+  salient::TorchModel model([conv](const torch::Tensor& x) mutable { return conv->forward(x).mean({2, 3}); });
+  REQUIRE_THROWS_WITH(salient::saliency(model, torch::randn({1, 1, 8, 8}), 0),
+                      Catch::Contains("the model rejected an input of shape [1,1,8,8]"));
+  REQUIRE_THROWS_WITH(salient::saliency(model, torch::randn({1, 3, 8, 8}), 4),
+                      Catch::Contains("target class 4 out of range [0, 4)"));
+  auto nan = torch::randn({1, 3, 8, 8});
+  nan[0][1][2][3] = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE_THROWS_WITH(salient::integrated_gradients(model, nan, 0), Catch::Contains("input contains NaN"));
+}
