@@ -339,7 +339,15 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+// LibTorch's own warnings (deprecations inside model graphs) would break the promise of
+// one clear line on stderr; the report is unaffected by them.
+struct QuietWarnings : c10::WarningHandler {
+  void process(const c10::SourceLocation&, const std::string&, const bool) override {}
+};
+
 int main(int argc, char** argv) {
+  QuietWarnings quiet;
+  c10::Warning::set_warning_handler(&quiet);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -176,3 +176,15 @@ TEST_CASE("bad inputs give clear errors", "[xtensor][errors]") {
                       Catch::Contains("baseline of shape [2,5] does not match inputs of shape [2,6]"));
   REQUIRE_THROWS_WITH(salient::saliency(model, Tensor(xt::zeros<double>({2, 5})), 0), Catch::Contains("expects 6 input features"));
 }
+
+TEST_CASE("evaluate runs many inputs in chunks with progress", "[xtensor][batching]") {
+  auto model = mlp_model();
+  Tensor x = random_tensor({7, 6}, 61);
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  auto chunked = salient::evaluate(model, x, {.batch_size = 3, .progress = [&](int64_t done, int64_t total) {
+                                                calls.emplace_back(done, total);
+                                              }});
+  REQUIRE(xt::allclose(chunked, model.forward(x), 1e-12, 1e-12));
+  REQUIRE(calls == std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {6, 7}, {7, 7}});
+  REQUIRE_THROWS_WITH(salient::evaluate(model, x, {.batch_size = 0}), Catch::Contains("batch_size must be at least 1"));
+}

@@ -122,8 +122,8 @@ TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][e
       {"--model " + model + " --image " + image + " --steps zero", "--steps expects an integer"},
   };
   for (const auto& c : cases) {
-    auto run = explain(c.args + " --method saliency --out " + out.string());
-    if (c.args.find("--method") != std::string::npos) run = explain(c.args + " --out " + out.string());
+    const bool has_method = c.args.find("--method") != std::string::npos;
+    auto run = explain(c.args + (has_method ? "" : " --method saliency") + " --out " + out.string());
     CAPTURE(c.args, run.err);
     REQUIRE(run.code == 2);
     REQUIRE(run.err.find(c.message) != std::string::npos);

@@ -188,6 +188,17 @@ TEST_CASE("load_image reports bad files with their path", "[io][image]") {
   write_text(dir / "header_only.png", png.substr(0, 20));
   CHECK_THROWS_AS(salient::load_image(dir / "header_only.png"), salient::error);
 
+  // A JPEG whose Huffman table declares 16 * 32 = 512 codes: stb 2.27 would write past its
+  // 256-entry tables (a sanitizer run would abort); it must be rejected with an error instead.
+  salient::save_jpeg(random_u8_image(3, 16, 16, 7), dir / "good.jpg");
+  std::ifstream jin(dir / "good.jpg", std::ios::binary);
+  std::string jpg((std::istreambuf_iterator<char>(jin)), std::istreambuf_iterator<char>());
+  const size_t dht = jpg.find("\xFF\xC4");
+  REQUIRE(dht != std::string::npos);
+  for (size_t k = 0; k < 16; ++k) jpg[dht + 5 + k] = '\x20';  // FF C4, length (2), class/id (1)
+  write_text(dir / "bad_huffman.jpg", jpg);
+  require_error_mentioning([&] { salient::load_image(dir / "bad_huffman.jpg"); }, "Huffman");
+
   // Unreadable file (skipped when running as root, who can read anything).
   save_png(random_u8_image(3, 2, 2, 6), dir / "locked.png");
   fs::permissions(dir / "locked.png", fs::perms::none);

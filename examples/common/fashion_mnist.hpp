@@ -39,15 +39,17 @@ inline Dataset load_fashion_mnist(const std::string& split, const std::filesyste
   return {x, y};
 }
 
+// Pooling before ReLU (the same function, max-pool and ReLU commute) runs the ReLU and its
+// backward on 4x fewer values: training is dominated by such elementwise passes on 2 cores.
 struct SmallCnnImpl : torch::nn::Module {
   torch::nn::Sequential layers{nullptr};
   SmallCnnImpl() {
     layers = register_module(
         "layers", torch::nn::Sequential(
-                      torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 3).padding(1)), torch::nn::ReLU(),
-                      torch::nn::MaxPool2d(2),
-                      torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 3).padding(1)), torch::nn::ReLU(),
-                      torch::nn::MaxPool2d(2), torch::nn::Flatten(), torch::nn::Linear(32 * 7 * 7, 64),
+                      torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 3).padding(1)), torch::nn::MaxPool2d(2),
+                      torch::nn::ReLU(),
+                      torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 3).padding(1)), torch::nn::MaxPool2d(2),
+                      torch::nn::ReLU(), torch::nn::Flatten(), torch::nn::Linear(32 * 7 * 7, 64),
                       torch::nn::ReLU(), torch::nn::Linear(64, 10)));
   }
   torch::Tensor forward(torch::Tensor x) { return layers->forward(x); }

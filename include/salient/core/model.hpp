@@ -4,6 +4,7 @@
 // A model has a backend, a forward-only evaluation `forward(x) -> output [N, ...]` and
 // `gradient(x, target) -> {scores [N], d scores / d x}` where each item's gradient is that
 // of its own score (batch items are independent: models are in eval mode).
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -49,6 +50,11 @@ std::vector<double> target_scores(M& model, const TensorOf<M>& inputs,
   return B::to_vector(B::select(model.forward(inputs), target));
 }
 
+struct EvaluateOptions {
+  int64_t batch_size = 64;  // model inputs per forward call
+  Progress progress = {};   // (inputs done, total)
+};
+
 namespace detail {
 // Runs fn(begin, end) over [0, total) in chunks of at most `chunk` items.
 template <class Fn>
@@ -63,4 +69,19 @@ void check_inputs(const typename B::Tensor& inputs) {
   B::check_finite(inputs, "input");
 }
 }  // namespace detail
+// Forward-only outputs of many inputs, evaluated in chunks of `batch_size` (the building
+// block of perturbation methods and metrics, which evaluate thousands of masked inputs).
+template <Model M>
+TensorOf<M> evaluate(M& model, const TensorOf<M>& inputs, const EvaluateOptions& options = {}) {
+  using B = BackendOf<M>;
+  const int64_t n = B::rows(inputs);
+  std::vector<TensorOf<M>> outputs;
+  detail::for_each_chunk(n, options.batch_size, [&](int64_t begin, int64_t end) {
+    outputs.push_back(model.forward(B::slice_rows(inputs, begin, end)));
+    if (options.progress) options.progress(end, n);
+  });
+  if (outputs.empty()) detail::fail("evaluate: no inputs");
+  return B::concat_rows(outputs);
+}
+
 }  // namespace salient

@@ -108,7 +108,7 @@ using Target = BasicTarget<torch::Tensor>;
 
 struct ModelOptions {
   // Forward-only evaluation of TorchScript modules on a frozen, inference-optimised copy.
-  bool optimize_for_inference = true;
+  bool optimize_for_inference = false;
 };
 
 class TorchModel {
