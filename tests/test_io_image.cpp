@@ -66,8 +66,10 @@ void require_error_mentioning(F&& f, const std::string& part) {
 fs::path find_shared_image(const std::string& name) {
   std::vector<fs::path> roots;
   if (const char* env = std::getenv("SALIENT_SHARED")) roots.emplace_back(env);
+#ifdef SALIENT_SHARED_DIR
+  roots.emplace_back(SALIENT_SHARED_DIR);
+#endif
   roots.emplace_back("../shared");
-  roots.emplace_back("/work/shared");
   for (const auto& root : roots)
     if (fs::exists(root / "images" / name)) return root / "images" / name;
   return {};
@@ -198,6 +200,17 @@ TEST_CASE("load_image reports bad files with their path", "[io][image]") {
   for (size_t k = 0; k < 16; ++k) jpg[dht + 5 + k] = '\x20';  // FF C4, length (2), class/id (1)
   write_text(dir / "bad_huffman.jpg", jpg);
   require_error_mentioning([&] { salient::load_image(dir / "bad_huffman.jpg"); }, "Huffman");
+
+  // A BMP header claiming 20000 x 20000 pixels is refused before anything is allocated.
+  std::vector<unsigned char> bmp;
+  const auto px = salient::detail::interleave_u8(random_u8_image(3, 2, 2, 8), "test", "x", 4, true);
+  REQUIRE(stbi_write_bmp_to_func(salient::detail::append_bytes, &bmp, 2, 2, 3, px.data()));
+  for (size_t field : {size_t{18}, size_t{22}}) {  // biWidth, biHeight (int32, little-endian)
+    bmp[field] = 0x20;                             // 20000 = 0x4E20
+    bmp[field + 1] = 0x4E;
+  }
+  write_text(dir / "huge.bmp", std::string(bmp.begin(), bmp.end()));
+  require_error_mentioning([&] { salient::load_image(dir / "huge.bmp"); }, "20000x20000");
 
   // Unreadable file (skipped when running as root, who can read anything).
   save_png(random_u8_image(3, 2, 2, 6), dir / "locked.png");

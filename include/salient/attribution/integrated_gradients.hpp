@@ -162,10 +162,8 @@ TensorOf<M> integrated_gradients(M& model, const TensorOf<M>& inputs, const Targ
   const Tensor difference = inputs - baseline;
   Tensor integrated = B::zeros_like(inputs);
   detail::for_each_chunk(options.steps, steps_per_call, [&](int64_t first, int64_t last) {
-    std::vector<Tensor> scaled;
-    scaled.reserve(last - first);
-    for (int64_t k = first; k < last; ++k) scaled.push_back(baseline + difference * steps.alphas[k]);
-    auto gradient = model.gradient(B::concat_rows(scaled), resolved.tiled(last - first)).gradient;
+    const std::vector<double> alphas(steps.alphas.begin() + first, steps.alphas.begin() + last);
+    auto gradient = model.gradient(B::lerp_batch(baseline, difference, alphas), resolved.tiled(last - first)).gradient;
     for (int64_t k = first; k < last; ++k)
       B::fma(integrated, B::slice_rows(gradient, (k - first) * n, (k - first + 1) * n), steps.weights[k]);
     if (options.progress) options.progress(last * n, options.steps * n);

@@ -64,15 +64,17 @@ TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>&
 
   Tensor sum = B::zeros_like(inputs), sum_sq = B::zeros_like(inputs);
   detail::for_each_chunk(total, options.batch_size, [&](int64_t begin, int64_t end) {
-    std::vector<Tensor> noisy;
-    noisy.reserve(end - begin);
+    std::vector<int64_t> items;
+    std::vector<uint64_t> seeds;
     for (int64_t row = begin; row < end; ++row) {
-      auto item = B::slice_rows(inputs, row / m, row / m + 1);
-      noisy.push_back(item + B::normal_like(item, options.stdev, detail::mix_seed(options.seed, row / m, row % m)));
+      items.push_back(row / m);
+      seeds.push_back(detail::mix_seed(options.seed, row / m, row % m));
     }
+    Tensor noisy = B::take_rows(inputs, items);
+    B::add_normal_noise(noisy, options.stdev, seeds);
     auto part = resolved.slice(begin, end);
     TargetOf<M> chunk_target = part.is_custom() ? TargetOf<M>(part.custom) : TargetOf<M>(part.classes);
-    Tensor attributions = method(model, B::concat_rows(noisy), chunk_target);
+    Tensor attributions = method(model, noisy, chunk_target);
     B::add_rows_grouped(sum, attributions, begin, m);
     if (options.type != NoiseTunnelType::smoothgrad) B::add_rows_grouped(sum_sq, Tensor(attributions * attributions), begin, m);
     if (options.progress) options.progress(end, total);

@@ -24,19 +24,23 @@ struct ScoredGradient {
 template <class B>
 concept TensorBackend = requires(const typename B::Tensor& t, typename B::Tensor& acc,
                                  const std::vector<typename B::Tensor>& parts, int64_t n,
+                                 const std::vector<int64_t>& rows, const std::vector<double>& alphas,
+                                 const std::vector<uint64_t>& seeds,
                                  double s, std::string_view what,
                                  const ResolvedTarget<typename B::Tensor>& target) {
   typename B::Tensor;
   { B::rows(t) } -> std::same_as<int64_t>;                       // batch size
   { B::slice_rows(t, n, n) } -> std::same_as<typename B::Tensor>;  // items [begin, end)
   { B::concat_rows(parts) } -> std::same_as<typename B::Tensor>;
-  { B::repeat_interleave_rows(t, n) } -> std::same_as<typename B::Tensor>;  // [a,a,b,b]
+  { B::take_rows(t, rows) } -> std::same_as<typename B::Tensor>;             // t[rows]
+  // [start + a_0 delta, start + a_1 delta, ...] (step-major), as one batch.
+  { B::lerp_batch(t, t, alphas) } -> std::same_as<typename B::Tensor>;
   { B::zeros_like(t) } -> std::same_as<typename B::Tensor>;
   { B::abs(t) } -> std::same_as<typename B::Tensor>;
   { B::fma(acc, t, s) };                                          // acc += s * t
   { B::add_rows_grouped(acc, t, n, n) };  // acc[(first + r) / group] += t[r]
-  // Gaussian noise N(0, stdev^2), drawn from a generator seeded with `seed`.
-  { B::normal_like(t, s, uint64_t{}) } -> std::same_as<typename B::Tensor>;
+  // Adds N(0, stdev^2) noise in place, row r drawn from a generator seeded with seeds[r].
+  { B::add_normal_noise(acc, s, seeds) };
   // Baseline broadcast to the inputs' shape (scalar, one item, or one per item).
   { B::broadcast_to(t, t) } -> std::same_as<typename B::Tensor>;
   { B::row_sums(t) } -> std::same_as<std::vector<double>>;

@@ -41,7 +41,19 @@ struct TorchBackend {
   static Tensor concat_rows(const std::vector<Tensor>& parts) {
     return parts.size() == 1 ? parts.front() : torch::cat(parts, 0);
   }
-  static Tensor repeat_interleave_rows(const Tensor& t, int64_t copies) { return t.repeat_interleave(copies, 0); }
+  static Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows) {
+    return t.index_select(0, torch::tensor(rows, torch::kLong).to(t.device()));
+  }
+  // One broadcast multiply-add: alphas as float32 scalars, as `tensor * python_float` is.
+  static Tensor lerp_batch(const Tensor& start, const Tensor& delta, const std::vector<double>& alphas) {
+    std::vector<int64_t> shape(start.dim() + 1, 1);
+    shape[0] = static_cast<int64_t>(alphas.size());
+    auto a = torch::tensor(alphas, torch::kDouble).to(start.options()).reshape(shape);
+    auto batch = torch::addcmul(start.unsqueeze(0), delta.unsqueeze(0), a);
+    auto sizes = start.sizes().vec();
+    sizes[0] *= static_cast<int64_t>(alphas.size());
+    return batch.reshape(sizes);
+  }
   static Tensor zeros_like(const Tensor& t) { return torch::zeros_like(t); }
   static Tensor abs(const Tensor& t) { return t.abs(); }
   static void fma(Tensor& acc, const Tensor& t, double scale) { acc.add_(t, scale); }
@@ -49,11 +61,14 @@ struct TorchBackend {
     auto rows_to_items = torch::div(torch::arange(first, first + rows(t), torch::kLong), group, "floor");
     acc.index_add_(0, rows_to_items.to(acc.device()), t);
   }
-  // Drawn on the CPU from a seeded generator, then moved: the same on every device.
-  static Tensor normal_like(const Tensor& t, double stdev, uint64_t seed) {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-    auto noise = at::normal(0.0, stdev, t.sizes(), generator, torch::TensorOptions().dtype(t.dtype()));
-    return noise.to(t.device());
+  // Drawn on the CPU from seeded generators, then moved: the same on every device.
+  static void add_normal_noise(Tensor& t, double stdev, const std::vector<uint64_t>& seeds) {
+    auto noise = torch::empty(t.sizes(), torch::TensorOptions().dtype(t.dtype()));
+    for (int64_t r = 0; r < rows(t); ++r) {
+      auto generator = at::make_generator<at::CPUGeneratorImpl>(seeds.at(r));
+      noise[r].normal_(0.0, stdev, generator);
+    }
+    t.add_(noise.to(t.device()));
   }
   static Tensor broadcast_to(const Tensor& baseline, const Tensor& inputs) {
     if (baseline.numel() == 1) return torch::full_like(inputs, baseline.item<double>());
@@ -121,12 +136,7 @@ class TorchModel {
 
   // A TorchScript module; put in eval mode (a copy: the caller's module is not changed).
   explicit TorchModel(const torch::jit::Module& module, ModelOptions options = {})
-      : options_(options), module_(module.clone()) {
-    module_->eval();
-    forward_ = [module = module_](const torch::Tensor& x) mutable {
-      return output_tensor(module->forward({x}));
-    };
-  }
+      : TorchModel(Owned{module.clone()}, options) {}
 
   // A torch::nn module (e.g. a torch::nn::Sequential or any ModuleHolder with forward(Tensor)),
   // shared with the caller and put in eval mode.
@@ -143,7 +153,7 @@ class TorchModel {
     if (!std::filesystem::exists(path, ec)) detail::fail("cannot load model '", path.string(), "': file not found");
     if (std::filesystem::is_directory(path, ec)) detail::fail("cannot load model '", path.string(), "': is a directory");
     try {
-      return TorchModel(torch::jit::load(path.string(), torch::kCPU), options);
+      return TorchModel(Owned{torch::jit::load(path.string(), torch::kCPU)}, options);
     } catch (const c10::Error& e) {
       detail::fail("cannot load model '", path.string(), "': not a TorchScript file or corrupt (",
                    first_line(e.what_without_backtrace()), ")");
@@ -175,6 +185,14 @@ class TorchModel {
   const std::optional<torch::jit::Module>& module() const { return module_; }
 
  private:
+  struct Owned {
+    torch::jit::Module module;  // not shared with the caller: no copy needed
+  };
+  TorchModel(Owned owned, ModelOptions options) : options_(options), module_(std::move(owned.module)) {
+    module_->eval();
+    forward_ = [module = *module_](const torch::Tensor& x) mutable { return output_tensor(module.forward({x})); };
+  }
+
   static torch::Tensor output_tensor(const c10::IValue& value) {
     if (!value.isTensor())
       detail::fail("model returned a ", value.tagKind(), ", expected a single tensor");
@@ -197,7 +215,7 @@ class TorchModel {
   }
 
   static torch::jit::Module make_optimized(const torch::jit::Module& module) {
-    auto frozen = torch::jit::freeze(module.clone());
+    auto frozen = torch::jit::freeze(module);  // a frozen copy; `module` is unchanged
     return torch::jit::optimize_for_inference(frozen);
   }
 

@@ -50,10 +50,14 @@ struct XtensorBackend {
     for (const auto& p : parts) at = std::copy(p.begin(), p.end(), at);
     return out;
   }
-  static Tensor repeat_interleave_rows(const Tensor& t, int64_t copies) {
+  static Tensor take_rows(const Tensor& t, const std::vector<int64_t>& indices) {
     std::vector<Tensor> parts;
-    for (int64_t r = 0; r < rows(t); ++r)
-      for (int64_t c = 0; c < copies; ++c) parts.push_back(slice_rows(t, r, r + 1));
+    for (int64_t r : indices) parts.push_back(slice_rows(t, r, r + 1));
+    return concat_rows(parts);
+  }
+  static Tensor lerp_batch(const Tensor& start, const Tensor& delta, const std::vector<double>& alphas) {
+    std::vector<Tensor> parts;
+    for (double a : alphas) parts.push_back(start + delta * a);
     return concat_rows(parts);
   }
   static Tensor zeros_like(const Tensor& t) { return xt::zeros<double>(t.shape()); }
@@ -67,12 +71,13 @@ struct XtensorBackend {
       for (int64_t i = 0; i < per_row; ++i) target[i] += source[i];
     }
   }
-  static Tensor normal_like(const Tensor& t, double stdev, uint64_t seed) {
-    std::mt19937_64 generator(seed);
-    std::normal_distribution<double> normal(0.0, stdev);
-    Tensor out(t.shape());
-    for (auto& v : out) v = normal(generator);
-    return out;
+  static void add_normal_noise(Tensor& t, double stdev, const std::vector<uint64_t>& seeds) {
+    const int64_t per_row = row_size(t);
+    for (int64_t r = 0; r < rows(t); ++r) {
+      std::mt19937_64 generator(seeds.at(r));
+      std::normal_distribution<double> normal(0.0, stdev);
+      for (int64_t i = 0; i < per_row; ++i) t.data()[r * per_row + i] += normal(generator);
+    }
   }
   static Tensor broadcast_to(const Tensor& baseline, const Tensor& inputs) {
     if (baseline.dimension() == 0 || baseline.size() == 1)

@@ -156,7 +156,7 @@ inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double perc
     const float v = map.data[i];
     if (std::isnan(v)) continue;
     const double scaled = static_cast<double>(signed_map ? v : std::max(v, 0.f)) / q;
-    out.data[i] = std::clamp(static_cast<float>(scaled), lower, 1.f);
+    out.data[i] = static_cast<float>(std::clamp(scaled, double{lower}, 1.0));
   }
   return out;
 }

@@ -141,12 +141,12 @@ inline size_t checked_count(std::string_view what, int64_t channels, int64_t hei
 
 // Functions receive Images whose public fields may have been set by hand: check that the shape
 // and the data agree before indexing, so a mismatch is an error rather than a heap overflow.
-inline void check_image(const Image& image, std::string_view what, bool allow_empty = false) {
+inline void check_image(const Image& image, std::string_view what) {
   const size_t expected = checked_count(what, image.channels, image.height, image.width);
   if (image.data.size() != expected)
     fail(what, ": image data holds ", image.data.size(), " values but its shape ", image.channels,
          "x", image.height, "x", image.width, " needs ", expected);
-  if (!allow_empty && expected == 0)
+  if (expected == 0)
     fail(what, ": image is empty (", image.channels, "x", image.height, "x", image.width,
          "); expected at least one channel and pixel");
 }
@@ -365,7 +365,14 @@ inline Image load_image(const std::filesystem::path& path) {
   if (!detail::jpeg_huffman_tables_ok(bytes.data(), bytes.size()))
     detail::fail("cannot read image '", path.string(),
                  "': corrupt JPEG (a Huffman table declares more than 256 codes)");
+  // A corrupt or hostile header can claim any size; refuse before allocating for it.
+  constexpr int64_t max_pixels = int64_t{1} << 27;  // 134 megapixels, 1.6 GB as float RGB
   int w = 0, h = 0, channels_in_file = 0;
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h,
+                            &channels_in_file) &&
+      int64_t{w} * h > max_pixels)
+    detail::fail("cannot read image '", path.string(), "': ", w, "x", h,
+                 " pixels is more than the supported ", max_pixels, " pixels");
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels_in_file,
                             3),
@@ -394,9 +401,9 @@ inline void save_png(const Image& image, const std::filesystem::path& path) {
   std::vector<unsigned char> encoded;
   const int w = static_cast<int>(image.width), h = static_cast<int>(image.height);
   const int comp = static_cast<int>(image.channels);
-  if (stbi_write_png_to_func(detail::append_bytes, &encoded, w, h, comp, pixels.data(), w * comp) ==
-      0)
-    detail::fail("cannot write image '", path.string(), "': PNG encoding failed");
+  const int ok =
+      stbi_write_png_to_func(detail::append_bytes, &encoded, w, h, comp, pixels.data(), w * comp);
+  if (ok == 0) detail::fail("cannot write image '", path.string(), "': PNG encoding failed");
   detail::write_file_bytes(path, encoded.data(), encoded.size(), "image");
 }
 
@@ -506,7 +513,7 @@ struct Normalization {
 };
 
 namespace detail {
-// Applies x * scale[c] + shift[c] per channel; 1-channel images use entry 0, other channel
+// (x - mean) / std per channel, or its inverse. 1-channel images use entry 0; other channel
 // counts only pass through an identity normalisation.
 inline Image affine_channels(const Image& image, const Normalization& norm, bool inverse,
                              std::string_view what) {
