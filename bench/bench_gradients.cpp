@@ -170,15 +170,17 @@ int main(int argc, char** argv) {
       return 2;
     }
     torch::set_num_threads(threads);
-    if (std::getenv("SALIENT_BENCH_KEEP_HEAP")) {
-      // Keep freed blocks in the heap instead of returning them to the kernel, so large
-      // activations are not page-faulted in again on every call.
+    const bool keep_heap = !std::getenv("SALIENT_BENCH_GLIBC_DEFAULT");
+    if (keep_heap) {
+      // As salient-explain does: keep freed blocks in the heap instead of returning them to
+      // the kernel, so large activations are not page-faulted in again on every call.
       mallopt(M_MMAP_THRESHOLD, 1 << 30);
       mallopt(M_TRIM_THRESHOLD, 1 << 30);
     }
     const std::string self = std::filesystem::canonical("/proc/self/exe").string();
-    std::printf("## Gradient methods (bench/bench_gradients.cpp)\n\nThreads: %d (torch::set_num_threads), LibTorch %s.\n",
-                threads, TORCH_VERSION);
+    std::printf("## Gradient methods (bench/bench_gradients.cpp)\n\nThreads: %d (torch::set_num_threads), LibTorch %s, "
+                "allocator: %s.\n", threads, TORCH_VERSION,
+                keep_heap ? "freed memory kept in the heap (mallopt, as salient-explain)" : "glibc defaults");
     for (int i = 1; i < argc; ++i) bench_model(self, argv[i], threads);
     return 0;
   } catch (const std::exception& e) {

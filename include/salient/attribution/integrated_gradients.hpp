@@ -164,8 +164,8 @@ TensorOf<M> integrated_gradients(M& model, const TensorOf<M>& inputs, const Targ
   detail::for_each_chunk(options.steps, steps_per_call, [&](int64_t first, int64_t last) {
     const std::vector<double> alphas(steps.alphas.begin() + first, steps.alphas.begin() + last);
     auto gradient = model.gradient(B::lerp_batch(baseline, difference, alphas), resolved.tiled(last - first)).gradient;
-    for (int64_t k = first; k < last; ++k)
-      B::fma(integrated, B::slice_rows(gradient, (k - first) * n, (k - first + 1) * n), steps.weights[k]);
+    B::add_weighted_blocks(integrated, gradient,
+                           std::vector<double>(steps.weights.begin() + first, steps.weights.begin() + last));
     if (options.progress) options.progress(last * n, options.steps * n);
   });
   if (!options.multiply_by_inputs) return integrated;

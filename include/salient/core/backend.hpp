@@ -37,7 +37,8 @@ concept TensorBackend = requires(const typename B::Tensor& t, typename B::Tensor
   { B::lerp_batch(t, t, alphas) } -> std::same_as<typename B::Tensor>;
   { B::zeros_like(t) } -> std::same_as<typename B::Tensor>;
   { B::abs(t) } -> std::same_as<typename B::Tensor>;
-  { B::fma(acc, t, s) };                                          // acc += s * t
+  // acc += sum_k weights[k] * t[k-th block of rows(acc) rows] (t is step-major).
+  { B::add_weighted_blocks(acc, t, alphas) };
   { B::add_rows_grouped(acc, t, n, n) };  // acc[(first + r) / group] += t[r]
   // Adds N(0, stdev^2) noise in place, row r drawn from a generator seeded with seeds[r].
   { B::add_normal_noise(acc, s, seeds) };

@@ -56,18 +56,26 @@ struct TorchBackend {
   }
   static Tensor zeros_like(const Tensor& t) { return torch::zeros_like(t); }
   static Tensor abs(const Tensor& t) { return t.abs(); }
-  static void fma(Tensor& acc, const Tensor& t, double scale) { acc.add_(t, scale); }
+  // One matrix-vector product: reads t once (Captum multiplies and sums over a copy).
+  static void add_weighted_blocks(Tensor& acc, const Tensor& t, const std::vector<double>& weights) {
+    auto w = torch::tensor(weights, torch::kDouble).to(t.options());
+    acc.add_(torch::matmul(w, t.reshape({static_cast<int64_t>(weights.size()), -1})).view_as(acc));
+  }
   static void add_rows_grouped(Tensor& acc, const Tensor& t, int64_t first, int64_t group) {
     auto rows_to_items = torch::div(torch::arange(first, first + rows(t), torch::kLong), group, "floor");
     acc.index_add_(0, rows_to_items.to(acc.device()), t);
   }
   // Drawn on the CPU from seeded generators, then moved: the same on every device.
   static void add_normal_noise(Tensor& t, double stdev, const std::vector<uint64_t>& seeds) {
+    if (static_cast<int64_t>(seeds.size()) != rows(t)) detail::fail("add_normal_noise: one seed per row needed");
     auto noise = torch::empty(t.sizes(), torch::TensorOptions().dtype(t.dtype()));
-    for (int64_t r = 0; r < rows(t); ++r) {
-      auto generator = at::make_generator<at::CPUGeneratorImpl>(seeds.at(r));
-      noise[r].normal_(0.0, stdev, generator);
-    }
+    // Rows have their own generators, so they are filled in parallel.
+    at::parallel_for(0, rows(t), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        auto generator = at::make_generator<at::CPUGeneratorImpl>(seeds[r]);
+        noise[r].normal_(0.0, stdev, generator);
+      }
+    });
     t.add_(noise.to(t.device()));
   }
   static Tensor broadcast_to(const Tensor& baseline, const Tensor& inputs) {

@@ -62,7 +62,11 @@ struct XtensorBackend {
   }
   static Tensor zeros_like(const Tensor& t) { return xt::zeros<double>(t.shape()); }
   static Tensor abs(const Tensor& t) { return xt::abs(t); }
-  static void fma(Tensor& acc, const Tensor& t, double scale) { acc += scale * t; }
+  static void add_weighted_blocks(Tensor& acc, const Tensor& t, const std::vector<double>& weights) {
+    const size_t block = acc.size();
+    for (size_t k = 0; k < weights.size(); ++k)
+      for (size_t i = 0; i < block; ++i) acc.data()[i] += weights[k] * t.data()[k * block + i];
+  }
   static void add_rows_grouped(Tensor& acc, const Tensor& t, int64_t first, int64_t group) {
     const int64_t per_row = row_size(t);
     for (int64_t r = 0; r < rows(t); ++r) {
