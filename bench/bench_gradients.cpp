@@ -5,6 +5,8 @@
 // For each model at 224x224 with all cores:
 //  * reference: one forward+backward of a batch of 64 inputs (what IG with 64 steps and
 //    SmoothGrad with 64 samples must compute anyway), and the same as 4 batches of 16;
+//    TorchScript runs on the simple executor and freed memory stays in the heap, as in
+//    salient-explain (SALIENT_BENCH_GLIBC_DEFAULT=1 keeps glibc's allocator defaults);
 //  * integrated gradients (64 steps, Gauss-Legendre) and SmoothGrad (64 samples) at the
 //    default batch size (16) and at 64, with their ratio to the reference;
 //  * peak memory (VmHWM growth over the loaded model) of IG at batch sizes 8, 16 and 64, each
@@ -25,6 +27,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include "salient/salient.hpp"
 
@@ -69,6 +73,7 @@ torch::Tensor example_input() {
 // Child mode: peak resident memory of one IG call at `batch_size` above the loaded model.
 int peak_mode(const std::string& path, int64_t batch_size, int threads) {
   torch::set_num_threads(threads);
+  torch::jit::getExecutorMode() = false;
   auto model = salient::TorchModel::load(path, {.optimize_for_inference = false});
   auto x = example_input();
   salient::integrated_gradients(model, x, kClass, {.steps = 2, .batch_size = 1});  // load lazily-built state
@@ -116,9 +121,10 @@ void bench_model(const std::string& self, const std::string& path, int threads) 
     };
     salient::noise_tunnel(model, x, kClass, gradient, {.samples = kSteps, .stdev = 0.3, .batch_size = batch});
   };
+  ig(16), smoothgrad(16);  // warm-up of every code path
   // Interleaved repeats, best of each: slow drifts of the machine hit every variant alike.
   double reference64 = 1e30, reference16 = 1e30, ig16 = 1e30, ig64 = 1e30, sg16 = 1e30, sg64 = 1e30;
-  for (int repeat = 0; repeat < 3; ++repeat) {
+  for (int repeat = 0; repeat < 7; ++repeat) {
     reference16 = std::min(reference16, best_seconds(1, [&] {
       for (int64_t b = 0; b < kSteps; b += 16) forward_backward(module, scaled.slice(0, b, b + 16));
     }));
@@ -170,6 +176,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     torch::set_num_threads(threads);
+    // As salient-explain: the simple TorchScript executor (no re-profiling per input shape).
+    torch::jit::getExecutorMode() = false;
     const bool keep_heap = !std::getenv("SALIENT_BENCH_GLIBC_DEFAULT");
     if (keep_heap) {
       // As salient-explain does: keep freed blocks in the heap instead of returning them to

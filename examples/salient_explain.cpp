@@ -22,6 +22,8 @@
 #include "common/fashion_mnist.hpp"
 #include "common/methods.hpp"
 #include "common/report.hpp"
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
 #include "salient/salient.hpp"
 
 namespace fs = std::filesystem;
@@ -231,6 +233,10 @@ int run(int argc, char** argv) {
   // the kernel and the next batch page-faults it in again (2-5x slower backward passes).
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // TorchScript's profiling executor re-profiles the graph for every new input shape and
+  // requires-grad pattern (batch 1 for the top-5, 16 for IG, 2 for the delta ...), which
+  // cost seconds per configuration here; the simple executor runs the graph as it is.
+  torch::jit::getExecutorMode() = false;
   const bool demo = options.model.empty();
   std::vector<Item> items;
   std::vector<std::string> labels;

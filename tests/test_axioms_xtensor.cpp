@@ -76,9 +76,17 @@ TEST_CASE("integrated gradients of a linear model is exactly (x - b) * w", "[xte
     CAPTURE(salient::to_string(method));
     auto ig = salient::integrated_gradients(model, x, 2, {.steps = 16, .method = method, .baseline = b});
     Tensor expected = (x - b) * xt::view(model.weight, xt::newaxis(), 2, xt::all());
-    // Weights are rounded to float32 as in Captum, so they sum to 1 within ~1e-7.
-    REQUIRE(xt::allclose(ig, expected, 1e-6, 1e-9));
+    // Exact up to double rounding: the gradient is constant and the weights sum to 1.
+    REQUIRE(xt::allclose(ig, expected, 1e-13, 1e-14));
   }
+}
+
+TEST_CASE("Captum's trapezoid weights scale a linear model's IG by (n-1)/n", "[xtensor][ig]") {
+  auto model = linear_model();
+  Tensor x = random_tensor({1, 6}, 14);
+  auto ig = salient::integrated_gradients(model, x, 0, {.steps = 10, .method = salient::IntegrationMethod::riemann_trapezoid});
+  Tensor expected = 0.9 * x * xt::view(model.weight, xt::newaxis(), 0, xt::all());
+  REQUIRE(xt::allclose(ig, expected, 1e-13, 1e-14));
 }
 
 TEST_CASE("integrated gradients is complete on nonlinear models (Gauss-Legendre, 64 steps)", "[xtensor][ig]") {
@@ -111,7 +119,7 @@ TEST_CASE("the Riemann trapezoid keeps Captum's weights", "[ig]") {
   // leggauss(3): nodes -sqrt(3/5), 0, sqrt(3/5); weights 5/9, 8/9, 5/9.
   REQUIRE(gl.alphas[0] == Approx(0.5 * (1 - std::sqrt(0.6))).epsilon(1e-15));
   REQUIRE(gl.alphas[1] == Approx(0.5).margin(1e-15));
-  REQUIRE(gl.weights[1] == static_cast<float>(4.0 / 9));
+  REQUIRE(gl.weights[1] == Approx(4.0 / 9).epsilon(1e-14));
   REQUIRE_THROWS_WITH(salient::integration_steps(salient::IntegrationMethod::riemann_left, 1),
                       Catch::Contains("steps >= 2"));
 }

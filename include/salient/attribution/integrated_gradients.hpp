@@ -12,8 +12,9 @@
 //   gausslegendre      a_k = (1+t_k)/2           w_k = v_k/2, (t, v) the n-point
 //                      Gauss-Legendre rule on [-1, 1] (the default, as in Captum)
 //
-// Riemann points are float32 values of torch.linspace, weights are rounded to float32, as
-// in Captum. Scaled inputs are laid out step-major and evaluated in chunks of
+// Riemann points are the float32 values of torch.linspace, as in Captum. Points and weights
+// are kept in double here; a float32 backend rounds them to float32 as Captum does, the
+// double-precision xtensor backend keeps them exact. Scaled inputs are laid out step-major and evaluated in chunks of
 // max(1, batch_size / N) steps (Captum's `internal_batch_size`). The baseline x' is a scalar,
 // one item or one per input (default 0, Captum's). Completeness: sum IG = F(x) - F(x')
 // up to the discretisation error, see `convergence_delta`.
@@ -106,12 +107,12 @@ inline IntegrationSteps integration_steps(IntegrationMethod method, int64_t step
     detail::fail("integrated gradients needs steps >= ", riemann ? 2 : 1, " for ", to_string(method), ", got ", steps);
   IntegrationSteps result;
   const float n = static_cast<float>(steps);
-  const double uniform = static_cast<float>(1.0 / static_cast<double>(steps));
+  const double uniform = 1.0 / static_cast<double>(steps);
   switch (method) {
     case IntegrationMethod::gauss_legendre: {
       result = detail::gauss_legendre_rule(steps);
       for (auto& a : result.alphas) a = 0.5 * (1 + a);
-      for (auto& w : result.weights) w = static_cast<float>(0.5 * w);
+      for (auto& w : result.weights) w *= 0.5;
       return result;
     }
     case IntegrationMethod::riemann_left: result.alphas = detail::float_linspace(0, 1 - 1 / n, steps); break;
@@ -123,7 +124,7 @@ inline IntegrationSteps integration_steps(IntegrationMethod method, int64_t step
   }
   result.weights.assign(steps, uniform);
   if (method == IntegrationMethod::riemann_trapezoid)
-    result.weights.front() = result.weights.back() = static_cast<float>(1.0 / (2.0 * static_cast<double>(steps)));
+    result.weights.front() = result.weights.back() = 1.0 / (2.0 * static_cast<double>(steps));
   return result;
 }
 
