@@ -124,7 +124,7 @@ void bench_model(const std::string& self, const std::string& path, int threads) 
   ig(16), smoothgrad(16);  // warm-up of every code path
   // Interleaved repeats, best of each: slow drifts of the machine hit every variant alike.
   double reference64 = 1e30, reference16 = 1e30, ig16 = 1e30, ig64 = 1e30, sg16 = 1e30, sg64 = 1e30;
-  for (int repeat = 0; repeat < 7; ++repeat) {
+  for (int repeat = 0; repeat < 9; ++repeat) {
     reference16 = std::min(reference16, best_seconds(1, [&] {
       for (int64_t b = 0; b < kSteps; b += 16) forward_backward(module, scaled.slice(0, b, b + 16));
     }));

@@ -56,10 +56,13 @@ struct TorchBackend {
   }
   static Tensor zeros_like(const Tensor& t) { return torch::zeros_like(t); }
   static Tensor abs(const Tensor& t) { return t.abs(); }
-  // One matrix-vector product: reads t once (Captum multiplies and sums over a copy).
+  // In-place adds on views: no copy of t, and no BLAS call (OpenBLAS's own threads would
+  // compete with LibTorch's for the cores during the next forward pass).
   static void add_weighted_blocks(Tensor& acc, const Tensor& t, const std::vector<double>& weights) {
-    auto w = torch::tensor(weights, torch::kDouble).to(t.options());
-    acc.add_(torch::matmul(w, t.reshape({static_cast<int64_t>(weights.size()), -1})).view_as(acc));
+    const int64_t block = rows(acc);
+    for (size_t k = 0; k < weights.size(); ++k)
+      acc.add_(t.slice(0, static_cast<int64_t>(k) * block, static_cast<int64_t>(k + 1) * block),
+               static_cast<float>(weights[k]));
   }
   static void add_rows_grouped(Tensor& acc, const Tensor& t, int64_t first, int64_t group) {
     auto rows_to_items = torch::div(torch::arange(first, first + rows(t), torch::kLong), group, "floor");
