@@ -10,6 +10,8 @@
 // ([x0+e00, x0+e01, ..., x1+e10, ...]) and handed to the method in calls of at most
 // `batch_size` inputs. The noise of copy j of item i is drawn from its own generator seeded
 // from (seed, i, j), so the same seed gives the same result whatever the batch size.
+// A wrapped method sees chunks of noisy copies, not the original batch: baselines passed to
+// it (integrated gradients) must be a scalar or a single item, not one per input.
 #include <cstdint>
 #include <string_view>
 #include <vector>
