@@ -321,10 +321,9 @@ int run(int argc, char** argv) {
         auto baseline = salient::cli::baseline_for(item.input, settings);
         auto delta = salient::convergence_delta(*model, attribution, item.input, salient::Target(target_class),
                                                 std::optional<torch::Tensor>(baseline));
-        auto ends = salient::target_scores(*model, torch::cat({item.input, baseline}),
-                                           salient::ResolvedTarget<torch::Tensor>{{target_class, target_class}, {}});
         entry["convergence_delta"] = delta[0];
-        entry["output_difference"] = ends[0] - ends[1];
+        // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
+        entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta[0];
       }
       auto files = salient::cli::write_attribution(output.dir(), item.stem, method.name, attribution, item.photo,
                                                    method.is_signed);
