@@ -39,7 +39,11 @@ const char* usage = R"(usage: salient-explain [options]
   --normalize imagenet|none          input normalisation (default imagenet)
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    saliency, saliency_abs, input_x_gradient (ixg), integrated_gradients (ig),
-                        smoothgrad, smoothgrad_sq, vargrad (default: ig)
+                        smoothgrad, smoothgrad_sq, vargrad, gradcam, gradcampp, xgradcam, layercam,
+                        scorecam, eigencam, guided_backprop (gbp), deconvolution, guided_gradcam
+                        (default: ig)
+  --layer NAME          layer for CAM methods (default: the last layer with a spatial 4-D output)
+  --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
   --steps N             integrated gradients steps (default 50)
   --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
   --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
@@ -64,6 +68,7 @@ struct Options {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string labels;
   std::string out = "salient-report";
+  bool list_layers = false;
 };
 
 int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum) {
@@ -107,6 +112,10 @@ Options parse(int argc, char** argv) {
       std::cout << usage;
       std::exit(0);
     }
+    if (flag == "--list-layers") {
+      o.list_layers = true;
+      continue;
+    }
     if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
     std::string value = argv[++i];
     if (flag == "--model") o.model = value;
@@ -126,6 +135,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--seed") o.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0));
     else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 1));
     else if (flag == "--labels") o.labels = value;
+    else if (flag == "--layer") o.settings.layer = value;
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   }
@@ -238,6 +248,27 @@ int run(int argc, char** argv) {
   // cost seconds per configuration here; the simple executor runs the graph as it is.
   torch::jit::getExecutorMode() = false;
   const bool demo = options.model.empty();
+  if (options.list_layers) {
+    if (demo) fail("--list-layers needs --model");
+    auto model = salient::TorchModel::load(options.model);
+    const int64_t size = options.size;
+    auto layers = salient::list_layers(model, torch::zeros({1, 3, size, size}));
+    std::cout << "layers of " << options.model << " for a [1,3," << size << "," << size << "] input "
+              << "(default CAM layer: " << salient::default_cam_layer(model, torch::zeros({1, 3, size, size})) << ")\n";
+    for (const auto& layer : layers) {
+      std::string shape = "[";
+      for (size_t d = 0; d < layer.shape.size(); ++d) shape += (d ? "," : "") + std::to_string(layer.shape[d]);
+      shape += "]";
+      std::cout << layer.name << "  " << shape;
+      if (layer.calls > 1) std::cout << "  (called " << layer.calls << " times)";
+      if (!layer.aliases.empty()) {
+        std::cout << "  same tensor as:";
+        for (const auto& alias : layer.aliases) std::cout << " " << alias;
+      }
+      std::cout << "\n";
+    }
+    return 0;
+  }
   std::vector<Item> items;
   std::vector<std::string> labels;
   std::optional<salient::TorchModel> model;
@@ -271,6 +302,7 @@ int run(int argc, char** argv) {
     salient::Preprocessing preprocessing{options.size, options.settings.normalization};
     for (const auto& file : options.images) items.push_back(load_item(file, preprocessing));
     model.emplace(salient::TorchModel::load(options.model));
+    if (!options.settings.layer.empty()) salient::program_of(*model).layer(options.settings.layer);  // fail early
     summary["model"] = options.model;
     fs::path label_file = options.labels.empty() ? fs::path(options.model).parent_path() / "imagenet_classes.txt"
                                                  : fs::path(options.labels);
@@ -311,12 +343,18 @@ int run(int argc, char** argv) {
     for (const auto& name : options.methods) {
       const auto& method = salient::cli::find_method(name);
       auto settings = options.settings;
+      std::string layer_used;
+      settings.layer_used = &layer_used;
       settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(items.size()) + "] " +
                                             item.stem + " " + method.name);
       auto start = std::chrono::steady_clock::now();
       auto attribution = method.run(*model, item.input, salient::Target(target_class), settings);
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       json entry{{"method", method.name}, {"parameters", method.parameters(item.input, settings)}, {"seconds", seconds}};
+      if (!layer_used.empty()) {
+        entry["parameters"]["layer"] = layer_used;
+        std::cerr << "  " << method.name << ": layer " << layer_used << (options.settings.layer.empty() ? " (automatic)" : "") << "\n";
+      }
       if (method.name == "integrated_gradients") {
         auto baseline = salient::cli::baseline_for(item.input, settings);
         auto delta = salient::convergence_delta(*model, attribution, item.input, salient::Target(target_class),

@@ -23,6 +23,8 @@ struct Settings {
   double stdev = -1;  // < 0: 15% of the input's value range (SmoothGrad paper's noise level)
   int64_t batch_size = 16;
   uint64_t seed = 0;
+  std::string layer;                 // CAM layer; "" = the last spatial layer
+  std::string* layer_used = nullptr;  // set to the layer a CAM method used
   Progress progress = {};
 };
 
@@ -58,6 +60,20 @@ inline MethodSpec noise_method(std::string name, NoiseTunnelType type, bool is_s
           }};
 }
 
+using CamFunction = torch::Tensor (*)(TorchModel&, const torch::Tensor&, const Target&, const CamOptions&);
+
+inline MethodSpec cam_method(std::string name, std::vector<std::string> aliases, CamFunction cam) {
+  return {name, std::move(aliases), false,
+          [cam](TorchModel& model, const torch::Tensor& x, const Target& target, const Settings& s) {
+            return cam(model, x, target,
+                       {.layer = s.layer, .batch_size = s.batch_size, .progress = s.progress,
+                        .on_layer = [&s](const std::string& l) { if (s.layer_used) *s.layer_used = l; }});
+          },
+          [](const torch::Tensor&, const Settings& s) {
+            return nlohmann::json{{"relu", true}, {"upsample", "bilinear"}, {"batch_size", s.batch_size}};
+          }};
+}
+
 inline const std::vector<MethodSpec>& methods() {
   static const std::vector<MethodSpec> all = {
       {"saliency", {}, true,
@@ -88,6 +104,29 @@ inline const std::vector<MethodSpec>& methods() {
       noise_method("smoothgrad", NoiseTunnelType::smoothgrad, true),
       noise_method("smoothgrad_sq", NoiseTunnelType::smoothgrad_sq, false),
       noise_method("vargrad", NoiseTunnelType::vargrad, false),
+      cam_method("gradcam", {"grad_cam"}, grad_cam),
+      cam_method("gradcampp", {"gradcam++", "grad_cam_plus_plus"}, grad_cam_plus_plus),
+      cam_method("xgradcam", {"xgrad_cam"}, xgrad_cam),
+      cam_method("layercam", {"layer_cam"}, layer_cam),
+      cam_method("scorecam", {"score_cam"}, score_cam),
+      cam_method("eigencam", {"eigen_cam"}, eigen_cam),
+      {"guided_backprop", {"gbp"}, true,
+       [](TorchModel& m, const torch::Tensor& x, const Target& t, const Settings& s) {
+         return guided_backprop(m, x, t, {.batch_size = s.batch_size, .progress = s.progress});
+       },
+       [](const torch::Tensor&, const Settings&) { return nlohmann::json{{"rules", "guided_relu"}}; }},
+      {"deconvolution", {"deconvnet"}, true,
+       [](TorchModel& m, const torch::Tensor& x, const Target& t, const Settings& s) {
+         return deconvolution(m, x, t, {.batch_size = s.batch_size, .progress = s.progress});
+       },
+       [](const torch::Tensor&, const Settings&) { return nlohmann::json{{"rules", "deconv_relu"}}; }},
+      {"guided_gradcam", {"guided_grad_cam"}, true,
+       [](TorchModel& m, const torch::Tensor& x, const Target& t, const Settings& s) {
+         return guided_grad_cam(m, x, t,
+                                {.layer = s.layer, .batch_size = s.batch_size, .progress = s.progress,
+                                 .on_layer = [&s](const std::string& l) { if (s.layer_used) *s.layer_used = l; }});
+       },
+       [](const torch::Tensor&, const Settings&) { return nlohmann::json{{"interpolation", "nearest"}}; }},
   };
   return all;
 }

@@ -6,8 +6,17 @@
 #include "salient/core/target.hpp"
 #include "salient/core/torch_backend.hpp"
 
+#include "salient/graph/executor.hpp"
+#include "salient/graph/layers.hpp"
+#include "salient/graph/program.hpp"
+#include "salient/graph/rules.hpp"
+#include "salient/graph/sequential.hpp"
+#include "salient/graph/torchscript.hpp"
+
 #include "salient/attribution/baselines.hpp"
+#include "salient/attribution/cam.hpp"
 #include "salient/attribution/gradient.hpp"
+#include "salient/attribution/guided_backprop.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
 

@@ -24,6 +24,9 @@
 #include "salient/core/model.hpp"
 
 namespace salient {
+namespace graph {
+struct Program;
+}
 
 inline std::string shape_string(const torch::Tensor& t) {
   std::ostringstream out;
@@ -135,6 +138,9 @@ using Target = BasicTarget<torch::Tensor>;
 struct ModelOptions {
   // Forward-only evaluation of TorchScript modules on a frozen, inference-optimised copy.
   bool optimize_for_inference = false;
+  // For models returning a tuple or list (scripted GoogLeNet: (logits, aux2, aux1)): the
+  // element that is the output to explain. -1: the model must return a single tensor.
+  int output_element = -1;
 };
 
 class TorchModel {
@@ -153,7 +159,7 @@ class TorchModel {
   // shared with the caller and put in eval mode.
   template <class Holder>
     requires requires(Holder h, torch::Tensor x) { h->eval(); { h->forward(x) } -> std::convertible_to<torch::Tensor>; }
-  explicit TorchModel(Holder module) {
+  explicit TorchModel(Holder module) : nn_module_(module_pointer(module)) {
     module->eval();
     forward_ = [module](const torch::Tensor& x) mutable { return module->forward(x); };
   }
@@ -179,7 +185,9 @@ class TorchModel {
     torch::NoGradGuard no_grad;
     if (module_ && options_.optimize_for_inference) {
       if (!optimized_) optimized_ = make_optimized(*module_);
-      return call([this](const torch::Tensor& in) { return output_tensor(optimized_->forward({in})); }, x);
+      return call([this](const torch::Tensor& in) {
+        return output_tensor(optimized_->forward({in}), options_.output_element);
+      }, x);
     }
     return call(forward_, x);
   }
@@ -194,6 +202,26 @@ class TorchModel {
 
   // The TorchScript module (eval mode) when this model wraps one.
   const std::optional<torch::jit::Module>& module() const { return module_; }
+  // The torch::nn module when this model wraps one.
+  const std::shared_ptr<torch::nn::Module>& nn_module() const { return nn_module_; }
+  const ModelOptions& options() const { return options_; }
+  // The model's graph for the executor, made on first use by salient/graph/layers.hpp.
+  std::shared_ptr<const graph::Program>& program_cache() { return program_; }
+
+  // The output to explain from what the model returned (a tensor, or an element of a tuple).
+  static torch::Tensor output_tensor(const c10::IValue& value, int element) {
+    if (value.isTensor() && element < 0) return value.toTensor();
+    if ((value.isTuple() || value.isList()) && element >= 0) {
+      auto elements = value.isTuple() ? value.toTupleRef().elements().vec() : value.toListRef().vec();
+      if (element >= static_cast<int>(elements.size()))
+        detail::fail("output_element ", element, " out of range: the model returned ", elements.size(), " values");
+      if (elements[element].isTensor()) return elements[element].toTensor();
+    }
+    if (element < 0)
+      detail::fail("model returned a ", value.tagKind(),
+                   ", expected a single tensor (choose an element with ModelOptions::output_element)");
+    detail::fail("model returned a ", value.tagKind(), " whose element ", element, " is not a tensor");
+  }
 
  private:
   struct Owned {
@@ -201,13 +229,19 @@ class TorchModel {
   };
   TorchModel(Owned owned, ModelOptions options) : options_(options), module_(std::move(owned.module)) {
     module_->eval();
-    forward_ = [module = *module_](const torch::Tensor& x) mutable { return output_tensor(module.forward({x})); };
+    forward_ = [module = *module_, element = options.output_element](const torch::Tensor& x) mutable {
+      return output_tensor(module.forward({x}), element);
+    };
   }
 
-  static torch::Tensor output_tensor(const c10::IValue& value) {
-    if (!value.isTensor())
-      detail::fail("model returned a ", value.tagKind(), ", expected a single tensor");
-    return value.toTensor();
+  template <class Holder>
+  static std::shared_ptr<torch::nn::Module> module_pointer(const Holder& holder) {
+    if constexpr (requires { holder.ptr(); })
+      return holder.ptr();
+    else if constexpr (std::is_convertible_v<Holder, std::shared_ptr<torch::nn::Module>>)
+      return holder;
+    else
+      return nullptr;
   }
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
@@ -234,6 +268,8 @@ class TorchModel {
   Function forward_;
   std::optional<torch::jit::Module> module_;
   std::optional<torch::jit::Module> optimized_;
+  std::shared_ptr<torch::nn::Module> nn_module_;
+  std::shared_ptr<const graph::Program> program_;
 };
 static_assert(Model<TorchModel>);
 

@@ -1,0 +1,183 @@
+// The graph executor: same numbers as module.forward on every supported CNN, layers with
+// module paths, rule sets, clear errors, torch::nn Sequential-style models.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "salient/salient.hpp"
+#include "shared_data.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+
+torch::Tensor first_tensor(const c10::IValue& v) {
+  return v.isTensor() ? v.toTensor() : v.toTupleRef().elements()[0].toTensor();
+}
+
+double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+// A module scripted from source: x -> relu(x @ W1^T) @ W2^T, with a named submodule.
+torch::jit::Module tiny_mlp(const torch::Tensor& w1, const torch::Tensor& w2) {
+  torch::jit::Module hidden("Hidden");
+  hidden.register_parameter("weight", w1, false);
+  hidden.define("def forward(self, x):\n  return torch.relu(torch.matmul(x, self.weight.t()))\n");
+  torch::jit::Module head("Head");
+  head.register_parameter("weight", w2, false);
+  head.define("def forward(self, x):\n  return torch.matmul(x, self.weight.t())\n");
+  torch::jit::Module model("TinyMlp");
+  model.register_module("hidden", hidden);
+  model.register_module("head", head);
+  model.define("def forward(self, x):\n  return self.head.forward(self.hidden.forward(x))\n");
+  return model;
+}
+}  // namespace
+
+TEST_CASE("the plain executor reproduces module.forward on every supported CNN", "[graph]") {
+  std::vector<std::pair<fs::path, int64_t>> models;
+  for (const char* name : {"resnet18", "resnet50", "vgg11_bn", "vgg16", "mobilenet_v2", "mobilenet_v3_small",
+                           "squeezenet1_1", "densenet121", "efficientnet_b0", "alexnet", "googlenet"})
+    for (const char* suffix : {".pt", ".script.pt"})
+      models.emplace_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + suffix), 128);
+  if (auto shared = salient::test::shared_dir()) {
+    models.emplace_back(*shared / "models/mobilenet_v2_imagenet.pt", 224);
+    models.emplace_back(*shared / "models/mobilenet_v1_025_128_imagenet.pt", 128);
+    models.emplace_back(*shared / "models/deeplabv3_mnv2_pascal.pt", 129);
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& [path, size] : models) {
+    INFO(path.string());
+    REQUIRE(fs::exists(path));
+    auto module = torch::jit::load(path.string());
+    module.eval();
+    auto program = salient::graph::from_torchscript(module, path.filename().string());
+    CHECK(!program.layers.empty());
+    for (int64_t batch : {1, 4}) {
+      torch::manual_seed(batch);
+      auto x = torch::randn({batch, 3, size, size});
+      auto expected = first_tensor(module.forward({x}));
+      auto actual = first_tensor(salient::graph::run(program, salient::graph::plain_rules(), {x}).front());
+      REQUIRE(actual.sizes() == expected.sizes());
+      CHECK(relative_difference(actual, expected) <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("layers are named by module path, with shapes and aliases", "[graph]") {
+  auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
+  auto layers = salient::list_layers(model, torch::zeros({1, 3, 224, 224}));
+  auto find = [&](const std::string& name) {
+    auto it = std::find_if(layers.begin(), layers.end(), [&](const auto& l) { return l.name == name; });
+    REQUIRE(it != layers.end());
+    return *it;
+  };
+  CHECK(find("layer4").shape == std::vector<int64_t>{1, 512, 7, 7});
+  CHECK(find("layer3.1.conv2").shape == std::vector<int64_t>{1, 256, 14, 14});
+  CHECK(find("fc").shape == std::vector<int64_t>{1, 1000});
+  auto relu = find("layer1.0.relu");  // the BasicBlock's ReLU runs twice: its last call
+  CHECK(relu.calls == 2);
+  CHECK(find("layer1.0.relu@0").shape == std::vector<int64_t>{1, 64, 56, 56});
+  auto aliases = find("layer4").aliases;
+  CHECK(std::find(aliases.begin(), aliases.end(), "layer4.1") != aliases.end());
+  CHECK(salient::default_cam_layer(model, torch::zeros({2, 3, 224, 224})) == "layer4");
+
+  // Activations equal the module's own submodule outputs.
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 3, 224, 224});
+  auto run = salient::run_layers(model, x, {{"layer1"}, {"layer2", true}});
+  auto m = *model.module();
+  auto stem = m.attr("maxpool").toModule().forward({m.attr("relu").toModule().forward(
+      {m.attr("bn1").toModule().forward({m.attr("conv1").toModule().forward({x})})})}).toTensor();
+  auto layer1 = m.attr("layer1").toModule().forward({stem}).toTensor();
+  CHECK(torch::allclose(run.activations[0], layer1, 1e-5, 1e-6));
+  CHECK(torch::allclose(run.activations[1], layer1, 1e-5, 1e-6));  // layer2's input is layer1's output
+  CHECK(torch::allclose(run.output, model.forward(x), 1e-5, 1e-6));
+}
+
+TEST_CASE("unknown layer names list the closest valid names", "[graph]") {
+  auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
+  auto x = torch::zeros({1, 3, 64, 64});
+  CHECK_THROWS_WITH(salient::run_layers(model, x, {{"layer4.1.conv9"}}),
+                    Catch::Contains("unknown layer 'layer4.1.conv9'") && Catch::Contains("layer4.1.conv1") &&
+                        Catch::Contains("layer4.1.conv2"));
+  CHECK_THROWS_WITH(salient::grad_cam(model, x, 1, {.layer = "layr3"}),
+                    Catch::Contains("closest valid names: layer3"));
+  salient::TorchModel function_model([](const torch::Tensor& t) { return t.flatten(1); });
+  CHECK_THROWS_WITH(salient::list_layers(function_model, x), Catch::Contains("made from a C++ function"));
+}
+
+TEST_CASE("an op without a rule is an error naming the op, the rule set and the module path", "[graph]") {
+  torch::jit::Module block("Block");
+  block.define("def forward(self, x):\n  return torch.cumsum(x, 1)\n");
+  torch::jit::Module net("Net");
+  net.register_module("block", block);
+  net.define("def forward(self, x):\n  return self.block.forward(torch.relu(x))\n");
+  salient::TorchModel model(net);
+  auto x = torch::randn({2, 5});
+  CHECK_THROWS_WITH(salient::run_layers(model, x, {}),
+                    Catch::Contains("rule set 'plain' has no rule for op 'aten::cumsum' at 'block'"));
+  CHECK_THROWS_WITH(salient::guided_backprop(model, x, 0),
+                    Catch::Contains("rule set 'guided_relu' has no rule for op 'aten::cumsum' at 'block'"));
+}
+
+TEST_CASE("guided backprop and deconvnet change the gradient exactly where ReLU gates it", "[graph]") {
+  // Known weights: hidden pre-activations h = W1 x, score = W2[0] relu(h).
+  auto w1 = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {1.0f, 1.0f}, {-1.0f, 0.0f}});
+  auto w2 = torch::tensor({{2.0f, -3.0f, -1.0f, 4.0f}});
+  salient::TorchModel model(tiny_mlp(w1, w2));
+  auto x = torch::tensor({{1.0f, 2.0f}});  // h = [1, 2, 3, -1]: units 0-2 active, unit 3 not
+  auto plain = salient::saliency(model, x, 0, {.abs = false});
+  auto guided = salient::guided_backprop(model, x, 0);
+  auto deconv = salient::deconvolution(model, x, 0);
+  // plain:   dh = [2, -3, -1, 0]      -> dx = W1^T dh = [2 - 1, -3 - 1] = [1, -4]
+  // guided:  dh = [2, 0, 0, 0]        -> dx = [2, 0]
+  // deconv:  dh = relu(w2) = [2,0,0,4] -> dx = [2 - 4, 0] = [-2, 0]
+  CHECK(torch::equal(plain, torch::tensor({{1.0f, -4.0f}})));
+  CHECK(torch::equal(guided, torch::tensor({{2.0f, 0.0f}})));
+  CHECK(torch::equal(deconv, torch::tensor({{-2.0f, 0.0f}})));
+  // The forward pass is unchanged by the rules.
+  auto plain_out = salient::run_layers(model, x, {}).output;
+  auto guided_out = salient::run_layers(model, x, {}, salient::graph::guided_relu_rules()).output;
+  CHECK(torch::equal(plain_out, guided_out));
+}
+
+TEST_CASE("torch::nn Sequential models have the same layer API", "[graph]") {
+  torch::manual_seed(5);
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 6, 3).padding(1)), torch::nn::ReLU(),
+                            torch::nn::Conv2d(6, 4, 3), torch::nn::ReLU6(), torch::nn::AdaptiveAvgPool2d(1), torch::nn::Flatten(), torch::nn::Linear(4, 3));
+  salient::TorchModel model(net);
+  auto x = torch::randn({3, 3, 16, 16});
+  auto layers = salient::list_layers(model, x);
+  std::vector<std::string> names;
+  for (const auto& l : layers) names.push_back(l.name);
+  CHECK(names == std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6"});
+  CHECK(salient::default_cam_layer(model, x) == "3");
+  torch::NoGradGuard no_grad;
+  auto run = salient::run_layers(model, x, {{"2"}});
+  CHECK(torch::allclose(run.output, net->forward(x)));
+  CHECK(run.activations[0].sizes() == torch::IntArrayRef{3, 4, 14, 14});
+}
+
+TEST_CASE("a module whose children run in order works; one whose forward differs is refused", "[graph]") {
+  struct InOrder : torch::nn::Module {
+    torch::nn::Conv2d conv{nullptr};
+    torch::nn::ReLU relu;
+    torch::nn::Flatten flat;
+    InOrder() {
+      conv = register_module("conv", torch::nn::Conv2d(2, 3, 3));
+      register_module("relu", relu);
+      register_module("flat", flat);
+    }
+    torch::Tensor forward(const torch::Tensor& x) { return flat(relu(conv(x))); }
+  };
+  struct Shuffled : InOrder {
+    torch::Tensor forward(const torch::Tensor& x) { return flat(conv(relu(x))); }  // not registration order
+  };
+  auto x = torch::randn({2, 2, 5, 5});
+  salient::TorchModel good(std::make_shared<InOrder>());
+  CHECK(salient::run_layers(good, x, {{"relu"}}).activations[0].min().item<float>() >= 0);
+  salient::TorchModel bad(std::make_shared<Shuffled>());
+  CHECK_THROWS_WITH(salient::run_layers(bad, x, {{"relu"}}), Catch::Contains("does not reproduce its forward"));
+}
