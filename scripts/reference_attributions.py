@@ -36,6 +36,7 @@ G = dScore/dA. Every file is float32 unless noted; N = 2.
   gradcampp_layer4.npy       [N,1,7,7] pytorch-grad-cam GradCAMPlusPlus weighted sum
   xgradcam_layer4.npy        [N,1,7,7] pytorch-grad-cam XGradCAM weighted sum
   layercam_layer4.npy        [N,1,7,7] pytorch-grad-cam LayerCAM map
+  {gradcampp,xgradcam,layercam}_layer3.npy [N,1,14,14] the same three at layer3
                              (the last three are taken before pytorch-grad-cam's ReLU,
                              min-max scaling and resizing; computed in float64 from the
                              float32 A and G, saved as float32)
@@ -188,6 +189,11 @@ def main(argv):
         "gradcampp_layer4": grad_cam_pp(a4, g4),
         "xgradcam_layer4": xgrad_cam(a4, g4),
         "layercam_layer4": layer_cam(a4, g4),
+        # layer3's gradient varies over positions (layer4's does not: global average
+        # pooling follows it), so these tell XGrad-CAM and Grad-CAM apart.
+        "gradcampp_layer3": grad_cam_pp(a3, g3),
+        "xgradcam_layer3": xgrad_cam(a3, g3),
+        "layercam_layer3": layer_cam(a3, g3),
     }
     for name, t in arrays.items():
         arr = t.numpy()

@@ -60,6 +60,14 @@ TEST_CASE("CAMs and guided methods agree with Captum's definitions on resnet18",
     check_close(salient::grad_cam_plus_plus(model, ref.input, ref.target, raw), reference("gradcampp_layer4"));
     check_close(salient::xgrad_cam(model, ref.input, ref.target, raw), reference("xgradcam_layer4"));
     check_close(salient::layer_cam(model, ref.input, ref.target, raw), reference("layercam_layer4"));
+    raw.layer = "layer3";
+    check_close(salient::grad_cam_plus_plus(model, ref.input, ref.target, raw), reference("gradcampp_layer3"));
+    check_close(salient::xgrad_cam(model, ref.input, ref.target, raw), reference("xgradcam_layer3"));
+    check_close(salient::layer_cam(model, ref.input, ref.target, raw), reference("layercam_layer3"));
+    // At layer3 XGrad-CAM and Grad-CAM differ (so the comparison above can tell them apart).
+    auto grad_cam3 = salient::grad_cam(model, ref.input, ref.target, raw);
+    auto difference = (reference("xgradcam_layer3") - grad_cam3).abs().max().item<double>();
+    CHECK(difference > 1e-3 * reference("xgradcam_layer3").abs().max().item<double>());
   }
 }
 

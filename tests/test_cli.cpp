@@ -29,22 +29,21 @@ struct Run {
 
 const fs::path work = fs::temp_directory_path() / ("salient_cli_" + std::to_string(getpid()));
 
-Run explain(const std::string& args) {
-  fs::create_directories(work);
-  const auto err = work / "stderr.txt";
-  std::string command = std::string(SALIENT_BIN_DIR) + "/salient-explain " + args + " > /dev/null 2> " + err.string();
-  int status = std::system(command.c_str());
-  std::ifstream in(err);
-  std::stringstream text;
-  text << in.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
-}
-
 std::string read(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+Run explain(const std::string& args, std::string* out = nullptr) {
+  fs::create_directories(work);
+  const auto err = work / "stderr.txt", std_out = work / "stdout.txt";
+  std::string command = std::string(SALIENT_BIN_DIR) + "/salient-explain " + args + " > " + std_out.string() + " 2> " +
+                        err.string();
+  int status = std::system(command.c_str());
+  if (out) *out = read(std_out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(err)};
 }
 }  // namespace
 
@@ -120,6 +119,8 @@ TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][e
       {"--model " + model + " --image " + (work / "nan.npy").string(), "contains NaN"},
       {"--model " + model + " --image " + image + " --method magic", "unknown method 'magic'"},
       {"--model " + model + " --image " + image + " --steps zero", "--steps expects an integer"},
+      {"--model " + model + " --image " + image + " --method gradcam --layer features.99",
+       "unknown layer 'features.99'"},
   };
   for (const auto& c : cases) {
     const bool has_method = c.args.find("--method") != std::string::npos;
@@ -131,6 +132,37 @@ TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][e
     REQUIRE_FALSE(fs::exists(out));
     for (const auto& entry : fs::directory_iterator(work))
       REQUIRE(entry.path().filename().string().find(".partial-") == std::string::npos);
+  }
+  fs::remove_all(work);
+}
+
+TEST_CASE("salient-explain runs the CAM family and lists layers", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto out = work / "cams";
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  std::string listing;
+  auto list = explain("--model " + model + " --size 128 --list-layers", &listing);
+  INFO(list.err);
+  REQUIRE(list.code == 0);
+  CHECK(listing.find("features.13  [1,256,4,4]") != std::string::npos);
+  CHECK(listing.find("classifier.1  [1,1000]") != std::string::npos);
+  CHECK(listing.find("default CAM layer: features") != std::string::npos);
+
+  auto run = explain("--model " + model + " --size 128 --image " + (*shared / "images" / "parrot.jpg").string() +
+                     " --method gradcam,gradcampp,scorecam,guided_backprop,guided_gradcam --layer features.11 --out " +
+                     out.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  const auto& methods = summary["images"][0]["methods"];
+  REQUIRE(methods.size() == 5);
+  for (const auto& method : methods) {
+    auto values = salient::load_npy(out / method["attribution"].get<std::string>());
+    const bool cam = method["method"] == "gradcam" || method["method"] == "gradcampp" || method["method"] == "scorecam";
+    CHECK(values.shape == std::vector<int64_t>{1, cam ? 1 : 3, 128, 128});
+    if (method["method"] != "guided_backprop") CHECK(method["parameters"]["layer"] == "features.11");
+    CHECK(salient::load_image(out / method["heatmap"].get<std::string>()).width == 128);
   }
   fs::remove_all(work);
 }

@@ -181,3 +181,20 @@ TEST_CASE("a module whose children run in order works; one whose forward differs
   salient::TorchModel bad(std::make_shared<Shuffled>());
   CHECK_THROWS_WITH(salient::run_layers(bad, x, {{"relu"}}), Catch::Contains("does not reproduce its forward"));
 }
+
+TEST_CASE("scripted models with control flow and tuple outputs work through the layer API", "[graph]") {
+  const auto dir = fs::path(SALIENT_MODELS_DIR);
+  // Scripted GoogLeNet returns (logits, aux2, aux1) and keeps argument checks (prim::If).
+  CHECK_THROWS_WITH(salient::TorchModel::load(dir / "googlenet.script.pt").forward(torch::zeros({1, 3, 64, 64})),
+                    Catch::Contains("choose an element with ModelOptions::output_element"));
+  auto scripted = salient::TorchModel::load(dir / "googlenet.script.pt", {.output_element = 0});
+  auto traced = salient::TorchModel::load(dir / "googlenet.pt");  // the same weights (same seed)
+  torch::manual_seed(6);
+  auto x = torch::randn({2, 3, 96, 96});
+  CHECK(torch::allclose(scripted.forward(x), traced.forward(x), 1e-4, 1e-5));
+  auto a = salient::grad_cam(scripted, x, 7, {.layer = "inception5b"});
+  auto b = salient::grad_cam(traced, x, 7, {.layer = "inception5b"});
+  CHECK(torch::allclose(a, b, 1e-4, 1e-6));
+  CHECK(salient::default_cam_layer(scripted, x) == salient::default_cam_layer(traced, x));
+  CHECK(torch::allclose(salient::guided_backprop(scripted, x, 7), salient::guided_backprop(traced, x, 7), 1e-4, 1e-7));
+}

@@ -9,7 +9,9 @@
 // change to a parameter is seen by the next run. In-place tensor ops are rewritten to their
 // functional forms where that is safe, so a captured activation is never overwritten.
 // Each remaining node runs through its own LibTorch implementation (node->getOperation()).
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -125,10 +127,10 @@ inline std::optional<Implementation> container_implementation(const torch::jit::
       stack.push_back(elements.at(index < 0 ? index + static_cast<int64_t>(elements.size()) : index));
     };
   if (kind == c10::prim::Uninitialized) return [](Stack& stack) { stack.emplace_back(); };
-  if (kind == c10::aten::warn)
-    return [take_inputs](Stack& stack) {
+  if (kind == c10::aten::warn)  // once per op, as the interpreter does
+    return [take_inputs, warned = std::make_shared<std::atomic<bool>>(false)](Stack& stack) {
       auto args = take_inputs(stack);
-      TORCH_WARN(args.at(0).toStringRef());
+      if (!warned->exchange(true)) TORCH_WARN(args.at(0).toStringRef());
     };
   if (kind == c10::prim::unchecked_cast) return [](Stack&) {};
   return std::nullopt;
