@@ -9,8 +9,6 @@
 //    with autograd (what Grad-CAM adds to a forward pass);
 //  * one image: Grad-CAM, Grad-CAM++, guided backprop, guided Grad-CAM, Eigen-CAM and
 //    Score-CAM (C masked forward passes, C = the CAM layer's channels, batches of 16 and 64).
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -18,8 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include <torch/csrc/jit/runtime/graph_executor.h>
-
+#include "bench_common.hpp"
 #include "salient/salient.hpp"
 
 namespace {
@@ -29,17 +26,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Best of `repeats` for each variant, run interleaved so that drifts of the machine hit all alike.
-std::vector<double> interleaved_best(int repeats, const std::vector<std::function<void()>>& variants) {
-  std::vector<double> best(variants.size(), 1e30);
-  for (auto& v : variants) v();  // warm-up
-  for (int r = 0; r < repeats; ++r)
-    for (size_t i = 0; i < variants.size(); ++i) {
-      auto start = std::chrono::steady_clock::now();
-      variants[i]();
-      best[i] = std::min(best[i], seconds_since(start));
-    }
-  return best;
-}
 
 void bench_model(const std::string& path) {
   auto model = salient::TorchModel::load(path);
@@ -57,15 +43,15 @@ void bench_model(const std::string& path) {
   // The no-grad pair runs interleaved; with autograd, alternating TorchScript's autodiff
   // executor and eager autograd made every eager run as slow as a cold first run here
   // (2.3 s instead of 0.15 s on torchvision's mobilenet_v2), so those run one after the other.
-  auto forward_times = interleaved_best(9, {
+  auto forward_times = salient::bench::interleaved_best(9, {
       [&] { torch::NoGradGuard g; module.forward({batch}); },
       [&] { torch::NoGradGuard g; salient::graph::run(program, plain, {batch}); },
   });
-  auto autograd_times = interleaved_best(5, {[&] {
+  auto autograd_times = salient::bench::interleaved_best(5, {[&] {
                                              auto x = batch.detach().requires_grad_(true);
                                              module.forward({x});
                                            }});
-  auto executor_autograd = interleaved_best(5, {[&] {
+  auto executor_autograd = salient::bench::interleaved_best(5, {[&] {
                                                 auto x = batch.detach().requires_grad_(true);
                                                 salient::run_layers(model, x, {{layer}});
                                               }});
@@ -79,7 +65,7 @@ void bench_model(const std::string& path) {
             << "| executor, autograd recording, layer `" << layer << "` captured | " << forward_times[3] << " | "
             << forward_times[3] / forward_times[2] << " |\n\n";
 
-  auto cam_times = interleaved_best(3, {
+  auto cam_times = salient::bench::interleaved_best(3, {
       [&] { salient::grad_cam(model, image, 1, {.layer = layer}); },
       [&] { salient::grad_cam_plus_plus(model, image, 1, {.layer = layer}); },
       [&] { salient::eigen_cam(model, image, 1, {.layer = layer}); },
@@ -109,11 +95,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: bench_graph MODEL.pt [MODEL.pt ...]\n";
     return 2;
   }
-  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
-  torch::jit::getExecutorMode() = false;
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const int threads = salient::bench::configure();
   std::cout << "### Graph executor and CAMs (bench/bench_graph.cpp)\n\nThreads: " << threads
             << " (torch::set_num_threads), simple TorchScript executor, freed memory kept in the heap.\n"
             << "Best of 9 (no grad) or 5 (autograd) interleaved runs, best of 3 (CAMs); Score-CAM: one run.\n";

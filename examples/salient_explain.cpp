@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/cli.hpp"
 #include "common/fashion_mnist.hpp"
 #include "common/methods.hpp"
 #include "common/report.hpp"
@@ -29,6 +30,10 @@
 namespace fs = std::filesystem;
 using nlohmann::json;
 using salient::detail::fail;
+using salient::cli::parse_double;
+using salient::cli::parse_int;
+using salient::cli::read_labels;
+using salient::cli::split_commas;
 
 namespace {
 
@@ -71,39 +76,6 @@ struct Options {
   bool list_layers = false;
 };
 
-int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum) {
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != value.size() || value.empty()) fail(flag, " expects an integer, got '", value, "'");
-  if (v < minimum) fail(flag, " must be at least ", minimum, ", got ", v);
-  return v;
-}
-
-double parse_double(const std::string& flag, const std::string& value) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != value.size() || value.empty() || !std::isfinite(v)) fail(flag, " expects a number, got '", value, "'");
-  return v;
-}
-
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, ',');)
-    if (!part.empty()) parts.push_back(part);
-  return parts;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -142,14 +114,6 @@ Options parse(int argc, char** argv) {
   if (o.methods.empty()) fail("--method needs at least one method name");
   for (auto& m : o.methods) m = salient::cli::find_method(m).name;  // validates, canonical names
   return o;
-}
-
-std::vector<std::string> read_labels(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot read labels file '", path.string(), "'");
-  std::vector<std::string> labels;
-  for (std::string line; std::getline(in, line);) labels.push_back(line);
-  return labels;
 }
 
 // One thing to explain: a model input and the photo its heatmaps are drawn on.
@@ -238,15 +202,7 @@ std::string unique_stem(std::string stem, std::set<std::string>& used) {
 
 int run(int argc, char** argv) {
   Options options = parse(argc, argv);
-  torch::set_num_threads(options.threads);
-  // Keep freed memory in the heap: otherwise glibc returns every large activation buffer to
-  // the kernel and the next batch page-faults it in again (2-5x slower backward passes).
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  // TorchScript's profiling executor re-profiles the graph for every new input shape and
-  // requires-grad pattern (batch 1 for the top-5, 16 for IG, 2 for the delta ...), which
-  // cost seconds per configuration here; the simple executor runs the graph as it is.
-  torch::jit::getExecutorMode() = false;
+  salient::cli::configure_process(options.threads);
   const bool demo = options.model.empty();
   if (options.list_layers) {
     if (demo) fail("--list-layers needs --model");
@@ -387,21 +343,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// LibTorch's own warnings (deprecations inside model graphs) would break the promise of
-// one clear line on stderr; the report is unaffected by them.
-struct QuietWarnings : c10::WarningHandler {
-  void process(const c10::SourceLocation&, const std::string&, const bool) override {}
-};
-
-int main(int argc, char** argv) {
-  QuietWarnings quiet;
-  c10::Warning::set_warning_handler(&quiet);
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::string message = e.what();
-    message = message.substr(0, message.find('\n'));
-    std::cerr << "salient-explain: error: " << message << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return salient::cli::main_guard("salient-explain", [&] { return run(argc, argv); }); }

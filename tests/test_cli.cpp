@@ -36,15 +36,17 @@ std::string read(const fs::path& path) {
   return text.str();
 }
 
-Run explain(const std::string& args, std::string* out = nullptr) {
+Run tool(const std::string& name, const std::string& args, std::string* out = nullptr) {
   fs::create_directories(work);
   const auto err = work / "stderr.txt", std_out = work / "stdout.txt";
-  std::string command = std::string(SALIENT_BIN_DIR) + "/salient-explain " + args + " > " + std_out.string() + " 2> " +
+  std::string command = std::string(SALIENT_BIN_DIR) + "/" + name + " " + args + " > " + std_out.string() + " 2> " +
                         err.string();
   int status = std::system(command.c_str());
   if (out) *out = read(std_out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(err)};
 }
+
+Run explain(const std::string& args, std::string* out = nullptr) { return tool("salient-explain", args, out); }
 }  // namespace
 
 TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
@@ -163,6 +165,55 @@ TEST_CASE("salient-explain runs the CAM family and lists layers", "[cli][shared]
     CHECK(values.shape == std::vector<int64_t>{1, cam ? 1 : 3, 128, 128});
     if (method["method"] != "guided_backprop") CHECK(method["parameters"]["layer"] == "features.11");
     CHECK(salient::load_image(out / method["heatmap"].get<std::string>()).width == 128);
+  }
+  fs::remove_all(work);
+}
+
+TEST_CASE("salient-mask reports the prediction without the removed pixels", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  fs::create_directories(work);
+  const auto model = (*shared / "models" / "mobilenet_v2_imagenet.pt").string();
+  const auto image = (*shared / "images" / "dog_segmentation.png").string();
+  const auto keep_dog = (*shared / "images" / "dog_segmentation_mask.png").string();
+  {  // keep everything: every masker reproduces the unmasked prediction
+    salient::Image white(3, 128, 128, 1.0f);
+    salient::save_png(white, work / "all.png");
+  }
+  std::string printed;
+  auto run = tool("salient-mask", "--model " + model + " --image " + image + " --mask " + (work / "all.png").string() +
+                                      " --masker layer,grey,blur --json " + (work / "all.json").string(),
+                  &printed);
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto all = nlohmann::json::parse(read(work / "all.json"));
+  CHECK(all["kept_fraction"].get<double>() == 1.0);
+  CHECK(all["unmasked"][0]["index"] == 258);  // Samoyed
+  REQUIRE(all["maskers"].size() == 3);
+  for (const auto& entry : all["maskers"]) {
+    CHECK(entry["top"][0]["index"] == 258);
+    CHECK(entry["top"][0]["probability"].get<double>() ==
+          Approx(all["unmasked"][0]["probability"].get<double>()).margin(1e-5));
+  }
+  CHECK(printed.find("masker layer:") != std::string::npos);
+  // Keeping only the dog: layer masking still sees a dog.
+  run = tool("salient-mask", "--model " + model + " --image " + image + " --mask " + keep_dog + " --json " +
+                                 (work / "dog.json").string());
+  REQUIRE(run.code == 0);
+  auto dog = nlohmann::json::parse(read(work / "dog.json"));
+  CHECK(dog["maskers"][0]["masker"] == "layer");
+  CHECK(dog["maskers"][0]["top"][0]["index"] == 258);
+  // Bad input: one line, exit code 2.
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--model " + model + " --image " + image + " --mask " + (*shared / "images" / "cat.png").string(),
+            "must have the same size"},
+           {"--model " + model + " --image " + image + " --mask " + keep_dog + " --masker purple", "unknown masker"},
+           {"--model " + model + " --image " + image, "--mask are required"}}) {
+    auto bad = tool("salient-mask", args);
+    CAPTURE(args, bad.err);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
   }
   fs::remove_all(work);
 }

@@ -8,6 +8,7 @@
 
 #include "salient/graph/executor.hpp"
 #include "salient/graph/layers.hpp"
+#include "salient/graph/masked_rules.hpp"
 #include "salient/graph/program.hpp"
 #include "salient/graph/rules.hpp"
 #include "salient/graph/sequential.hpp"
@@ -19,6 +20,8 @@
 #include "salient/attribution/guided_backprop.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
+
+#include "salient/masking/maskers.hpp"
 
 #include "salient/io/heatmap.hpp"
 #include "salient/io/idx.hpp"

@@ -1,0 +1,177 @@
+// Layer masking and maskers: an all-ones mask is the plain forward; under layer masking the
+// output does not depend on what the removed pixels contain; masks follow the activations
+// through strided convolutions, pools, residual additions and concatenations; bad masks fail.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "salient/masking/maskers.hpp"
+#include "salient/salient.hpp"
+#include "shared_data.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+
+// Random rectangles kept (1) on a removed background, one mask per item: [n,1,h,w].
+torch::Tensor rectangle_masks(int64_t n, int64_t h, int64_t w, uint64_t seed) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto masks = torch::zeros({n, 1, h, w});
+  for (int64_t i = 0; i < n; ++i) {
+    auto r = at::randint(0, 1 << 20, {4}, generator);
+    int64_t top = r[0].item<int64_t>() % (h / 2), left = r[1].item<int64_t>() % (w / 2);
+    int64_t height = h / 4 + r[2].item<int64_t>() % (h / 2), width = w / 4 + r[3].item<int64_t>() % (w / 2);
+    masks[i].slice(1, top, std::min(h, top + height)).slice(2, left, std::min(w, left + width)).fill_(1);
+  }
+  return masks;
+}
+
+double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+std::vector<fs::path> covered_models() {
+  std::vector<fs::path> models;
+  for (const char* name : {"resnet18", "resnet50", "vgg11_bn", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1",
+                           "densenet121", "efficientnet_b0", "alexnet", "googlenet"})
+    for (const char* suffix : {".pt", ".script.pt"})
+      models.push_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + suffix));
+  if (auto shared = salient::test::shared_dir()) {
+    models.push_back(*shared / "models/mobilenet_v2_imagenet.pt");
+    models.push_back(*shared / "models/mobilenet_v1_025_128_imagenet.pt");
+  }
+  return models;
+}
+}  // namespace
+
+TEST_CASE("an all-ones mask gives the plain forward on every covered model", "[masking]") {
+  torch::NoGradGuard no_grad;
+  for (const auto& path : covered_models()) {
+    INFO(path.string());
+    const bool tuple = path.filename() == "googlenet.script.pt";
+    auto model = salient::TorchModel::load(path, {.output_element = tuple ? 0 : -1});
+    torch::manual_seed(1);
+    auto x = torch::randn({2, 3, 96, 96});
+    auto plain = model.forward(x);
+    CHECK(relative_difference(salient::layer_masked_forward(model, x, torch::ones({96, 96})), plain) <= 1e-5);
+    // In a batch where another item is masked, the kept item still gets its plain output.
+    auto masks = torch::ones({2, 1, 96, 96});
+    masks[1].slice(1, 0, 48).zero_();
+    auto mixed = salient::layer_masked_forward(model, x, masks);
+    CHECK(relative_difference(mixed[0], plain[0]) <= 1e-5);
+    // (GoogLeNet's random init gives outputs that do not depend on the input at all.)
+    if (relative_difference(plain[0], plain[1]) > 1e-3) CHECK(relative_difference(mixed[1], plain[1]) > 1e-3);
+    CHECK(torch::isfinite(mixed).all().item<bool>());
+  }
+}
+
+TEST_CASE("under layer masking the output does not depend on the removed pixels' colour", "[masking]") {
+  std::vector<std::pair<fs::path, int64_t>> models{{fs::path(SALIENT_MODELS_DIR) / "resnet18.pt", 128}};
+  if (auto shared = salient::test::shared_dir()) models.emplace_back(*shared / "models/mobilenet_v2_imagenet.pt", 224);
+  for (const auto& [path, size] : models) {
+    INFO(path.string());
+    auto model = salient::TorchModel::load(path);
+    torch::manual_seed(2);
+    auto image = torch::randn({1, 3, size, size});
+    auto masks = rectangle_masks(6, size, size, 3);
+    salient::LayerMasker layer;
+    torch::Tensor reference;
+    double fill_spread = 0;
+    for (auto kind : {salient::BaselineKind::zero, salient::BaselineKind::black, salient::BaselineKind::grey,
+                      salient::BaselineKind::noise}) {
+      // The removed pixels hold the fill colour: layer masking must not see it.
+      auto filled = salient::FillMasker::baseline(kind).masked_inputs(image, masks);
+      auto layer_out = salient::layer_masked_forward(model, filled, masks);
+      auto fill_out = model.forward(filled);
+      if (!reference.defined()) {
+        reference = layer_out;
+        CHECK(relative_difference(layer.outputs(model, image, masks, {.batch_size = 4}), reference) <= 1e-5);
+      }
+      CHECK((layer_out - reference).abs().max().item<double>() <= 1e-4);
+      fill_spread = std::max(fill_spread, (fill_out - reference).abs().max().item<double>());
+    }
+    CHECK(fill_spread > 1e-2);  // input fills do change the output
+  }
+}
+
+TEST_CASE("masks follow activations through strides, pools, residual additions and concatenations", "[masking]") {
+  for (const char* name : {"resnet18.pt", "densenet121.pt", "googlenet.pt", "squeezenet1_1.pt", "mobilenet_v3_small.pt"}) {
+    INFO(name);
+    auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / name);
+    const auto& program = salient::program_of(model);
+    auto x = torch::randn({2, 3, 64, 64});
+    auto masks = rectangle_masks(2, 64, 64, 5);
+    auto state = std::make_shared<salient::graph::MaskState>(program.value_count());
+    state->masks[program.body.inputs[0]] = masks;
+    salient::graph::Watch watch;
+    for (const auto& layer : program.layers) watch.values.push_back(layer.output);
+    int checked = 0;
+    watch.on_value = [&](salient::graph::ValueId v, salient::graph::Value& value) {
+      const auto& mask = state->masks[v];
+      if (!value.isTensor() || !mask.defined()) return;
+      auto t = value.toTensor();
+      REQUIRE(mask.dim() == 4);
+      CHECK(mask.size(0) == 2);
+      CHECK(mask.size(1) == 1);
+      CHECK(mask.size(2) == t.size(2));
+      CHECK(mask.size(3) == t.size(3));
+      CHECK((t * (1 - mask)).abs().max().item<float>() == 0.0f);  // removed positions hold 0
+      ++checked;
+    };
+    torch::NoGradGuard no_grad;
+    salient::graph::run(program, salient::graph::masked_rules(state), {x}, &watch);
+    CHECK(checked > 10);
+  }
+  // Geometry: keeping the left half of a 64x64 input, resnet18's first conv (7x7, stride 2,
+  // padding 3) keeps output column j when its window [2j-3, 2j+3] reaches a kept column.
+  auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
+  const auto& program = salient::program_of(model);
+  auto state = std::make_shared<salient::graph::MaskState>(program.value_count());
+  auto left = torch::zeros({1, 1, 64, 64});
+  left.slice(3, 0, 32).fill_(1);
+  state->masks[program.body.inputs[0]] = left;
+  salient::graph::Watch watch;
+  watch.values = {program.layer("conv1").output, program.layer("maxpool").output};
+  std::vector<torch::Tensor> seen;
+  watch.on_value = [&](salient::graph::ValueId v, salient::graph::Value&) { seen.push_back(state->masks[v]); };
+  torch::NoGradGuard no_grad;
+  salient::graph::run(program, salient::graph::masked_rules(state), {torch::randn({1, 3, 64, 64})}, &watch);
+  REQUIRE(seen.size() == 2);
+  auto conv_columns = seen[0][0][0][0];  // [32]
+  for (int64_t j = 0; j < 32; ++j) CHECK(conv_columns[j].item<float>() == (2 * j - 3 <= 31 ? 1.0f : 0.0f));
+  auto pool_columns = seen[1][0][0][0];  // 3x3 stride 2 padding 1 over conv1's 32 columns
+  for (int64_t j = 0; j < 16; ++j) CHECK(pool_columns[j].item<float>() == (2 * j - 1 <= 17 ? 1.0f : 0.0f));
+}
+
+TEST_CASE("bad masks give clear errors; an empty mask has a defined output", "[masking]") {
+  auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
+  auto x = torch::randn({1, 3, 64, 64});
+  CHECK_THROWS_WITH(salient::layer_masked_forward(model, x, torch::ones({32, 32})),
+                    Catch::Contains("does not fit an image of 64x64"));
+  CHECK_THROWS_WITH(salient::layer_masked_forward(model, x, torch::full({64, 64}, 2.0)),
+                    Catch::Contains("mask values must be in [0, 1]"));
+  auto nan_mask = torch::ones({64, 64});
+  nan_mask[3][3] = std::nanf("");
+  CHECK_THROWS_WITH(salient::layer_masked_forward(model, x, nan_mask), Catch::Contains("mask contains NaN"));
+  CHECK_THROWS_WITH(salient::LayerMasker{}.outputs(model, torch::randn({2, 3, 64, 64}), torch::ones({3, 1, 64, 64})),
+                    Catch::Contains("masking 2 images with 3 masks"));
+  CHECK_THROWS_WITH(salient::make_masker("purple"), Catch::Contains("unknown masker 'purple'"));
+  // Nothing kept: the output for all-zero pooled features (resnet18: the classifier bias).
+  auto empty = salient::layer_masked_forward(model, x, torch::zeros({64, 64}));
+  auto fc_bias = model.module()->attr("fc").toModule().attr("bias").toTensor();
+  CHECK(torch::allclose(empty[0], fc_bias, 1e-5, 1e-6));
+}
+
+TEST_CASE("fill maskers blend the fill into removed pixels", "[masking]") {
+  auto image = torch::randn({1, 3, 8, 8});
+  auto masks = torch::ones({2, 1, 8, 8});
+  masks[0][0][2][3] = 0;
+  masks[1][0][5][5] = 0.25;
+  auto grey = salient::FillMasker::baseline(salient::BaselineKind::grey);
+  auto out = grey.masked_inputs(image, masks);
+  auto fill = salient::make_baseline(salient::BaselineKind::grey, image);
+  CHECK(torch::allclose(out[0].select(1, 2).select(1, 3), fill[0].select(1, 2).select(1, 3)));
+  CHECK(torch::allclose(out[1].select(1, 5).select(1, 5),
+                        0.25 * image[0].select(1, 5).select(1, 5) + 0.75 * fill[0].select(1, 5).select(1, 5)));
+  CHECK(torch::equal(out[0][0][0], image[0][0][0]));
+}
