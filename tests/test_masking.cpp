@@ -175,3 +175,21 @@ TEST_CASE("fill maskers blend the fill into removed pixels", "[masking]") {
                         0.25 * image[0].select(1, 5).select(1, 5) + 0.75 * fill[0].select(1, 5).select(1, 5)));
   CHECK(torch::equal(out[0][0][0], image[0][0][0]));
 }
+
+TEST_CASE("layer masking works on torch::nn Sequential models", "[masking]") {
+  torch::manual_seed(7);
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)), torch::nn::BatchNorm2d(8),
+                            torch::nn::ReLU(), torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)),
+                            torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 8, 3).stride(2).padding(1)), torch::nn::ReLU6(),
+                            torch::nn::AdaptiveAvgPool2d(1), torch::nn::Flatten(), torch::nn::Linear(8, 4));
+  salient::TorchModel model(net);
+  auto image = torch::randn({1, 3, 32, 32});
+  CHECK(torch::allclose(salient::layer_masked_forward(model, image, torch::ones({32, 32})), model.forward(image)));
+  auto masks = rectangle_masks(3, 32, 32, 9);
+  torch::Tensor reference;
+  for (auto kind : {salient::BaselineKind::black, salient::BaselineKind::noise}) {
+    auto out = salient::layer_masked_forward(model, salient::FillMasker::baseline(kind).masked_inputs(image, masks), masks);
+    if (reference.defined()) CHECK((out - reference).abs().max().item<double>() <= 1e-5);
+    reference = out;
+  }
+}
