@@ -193,3 +193,14 @@ TEST_CASE("layer masking works on torch::nn Sequential models", "[masking]") {
     reference = out;
   }
 }
+
+TEST_CASE("a fill masker can take the removed pixels from another image", "[masking]") {
+  auto image = torch::randn({1, 3, 6, 6}), other = torch::randn({1, 3, 6, 6});
+  auto keep_left = torch::zeros({6, 6});
+  keep_left.slice(1, 0, 3).fill_(1);
+  auto out = salient::FillMasker::image(other).masked_inputs(image, keep_left);
+  CHECK(torch::equal(out.slice(3, 0, 3), image.slice(3, 0, 3)));
+  CHECK(torch::equal(out.slice(3, 3, 6), other.slice(3, 3, 6)));
+  CHECK_THROWS_WITH(salient::FillMasker::image(torch::randn({1, 3, 5, 5})).masked_inputs(image, keep_left),
+                    Catch::Contains("does not match inputs"));
+}

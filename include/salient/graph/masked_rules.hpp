@@ -85,11 +85,14 @@ inline torch::Tensor neighbour_fill(const torch::Tensor& input, torch::Tensor kn
   torch::Tensor x;
   for (int64_t round = 0; round < rounds; ++round) {
     if (known.min().item<float>() >= 1.0f) break;  // everything filled
-    if (!x.defined()) x = input.clone();
+
     auto weight = box(known);                        // the fraction of known neighbours
     auto reached = (weight > 0).to(known.dtype());
     auto scale = (reached - known) / weight.clamp_min(1e-12);  // 1/weight where newly reached, else 0
-    x.addcmul_(box(x), scale);
+    if (x.defined())
+      x.addcmul_(box(x), scale);
+    else
+      x = torch::addcmul(input, box(input), scale);  // the first round makes the copy
     known = reached;
   }
   return x.defined() ? x : input;
@@ -183,12 +186,16 @@ class MaskedRules {
       if (!m.defined()) return op.implementation(stack);
       auto x = stack[0].toTensor();
       auto mask_stack = stack;
-      stack[0] = x.masked_fill(m <= 0, -std::numeric_limits<float>::infinity());
+      // Removed positions hold 0, which can only win a window over negative kept values:
+      // those are excluded with -inf (after a ReLU there are none, and the copy is skipped).
+      const bool negative = x.min().item<float>() < 0;
+      if (negative) stack[0] = x.masked_fill(m <= 0, -std::numeric_limits<float>::infinity());
       op.implementation(stack);
       mask_stack[0] = m;
       op.implementation(mask_stack);
       auto pooled_mask = mask_stack[0].toTensor();
-      stack[0] = torch::where(pooled_mask > 0, stack[0].toTensor(), torch::zeros_like(stack[0].toTensor()));
+      auto y = stack[0].toTensor();
+      stack[0] = negative ? torch::where(pooled_mask > 0, y, torch::zeros_like(y)) : y.mul_(pooled_mask);
       mask(op.outputs[0]) = simplify(pooled_mask);
     };
   }
