@@ -309,7 +309,9 @@ int run(int argc, char** argv) {
       json entry{{"method", method.name}, {"parameters", method.parameters(item.input, settings)}, {"seconds", seconds}};
       if (!layer_used.empty()) {
         entry["parameters"]["layer"] = layer_used;
-        std::cerr << "  " << method.name << ": layer " << layer_used << (options.settings.layer.empty() ? " (automatic)" : "") << "\n";
+        if (index == 0)  // the same layer for every image of one model
+          std::cerr << "  " << method.name << ": layer " << layer_used
+                    << (options.settings.layer.empty() ? " (automatic)" : "") << "\n";
       }
       if (method.name == "integrated_gradients") {
         auto baseline = salient::cli::baseline_for(item.input, settings);
