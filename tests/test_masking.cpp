@@ -156,6 +156,8 @@ TEST_CASE("bad masks give clear errors; an empty mask has a defined output", "[m
   CHECK_THROWS_WITH(salient::LayerMasker{}.outputs(model, torch::randn({2, 3, 64, 64}), torch::ones({3, 1, 64, 64})),
                     Catch::Contains("masking 2 images with 3 masks"));
   CHECK_THROWS_WITH(salient::make_masker("purple"), Catch::Contains("unknown masker 'purple'"));
+  CHECK_THROWS_WITH(salient::layer_masked_forward(model, torch::randn({2, 3, 64, 64}), torch::ones({3, 1, 64, 64})),
+                    Catch::Contains("2 inputs but 3 masks"));
   // Nothing kept: the output for all-zero pooled features (resnet18: the classifier bias).
   auto empty = salient::layer_masked_forward(model, x, torch::zeros({64, 64}));
   auto fc_bias = model.module()->attr("fc").toModule().attr("bias").toTensor();

@@ -74,7 +74,10 @@ torch::Tensor masked_chunks(int64_t total, const MaskerOptions& options, Fn&& fn
 inline torch::Tensor layer_masked_forward(TorchModel& model, const torch::Tensor& inputs, const torch::Tensor& masks) {
   detail::check_inputs<TorchBackend>(inputs);
   auto m = detail::check_masks(masks, inputs);
-  if (m.size(0) != inputs.size(0)) m = detail::images_for(m, inputs.size(0));
+  if (m.size(0) == 1 && inputs.size(0) > 1)
+    m = m.expand({inputs.size(0), 1, inputs.size(2), inputs.size(3)});
+  else if (m.size(0) != inputs.size(0))
+    detail::fail(inputs.size(0), " inputs but ", m.size(0), " masks (expected one mask, or one per input)");
   m = (m >= 0.5).to(inputs.dtype());
   const auto& program = program_of(model);
   for (const auto& op : program.body.ops)
