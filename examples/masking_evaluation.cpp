@@ -130,14 +130,7 @@ int run(int argc, char** argv) {
   int64_t masks_per_photo = 8;
   uint64_t seed = 0;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << usage;
-      return 0;
-    }
-    if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
-    std::string value = argv[++i];
+  salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") model_path = value;
     else if (flag == "--images") images = value;
     else if (flag == "--masks") masks_per_photo = salient::cli::parse_int(flag, value, 2);
@@ -145,7 +138,7 @@ int run(int argc, char** argv) {
     else if (flag == "--threads") threads = static_cast<int>(salient::cli::parse_int(flag, value, 1));
     else if (flag == "--json") json_path = value;
     else fail("unknown option '", flag, "' (see --help)");
-  }
+  });
   if (model_path.empty() || images.empty()) fail("--model and --images are required (see --help)");
   salient::cli::configure_process(threads);
   auto model = salient::TorchModel::load(model_path);

@@ -78,19 +78,9 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << usage;
-      std::exit(0);
-    }
-    if (flag == "--list-layers") {
-      o.list_layers = true;
-      continue;
-    }
-    if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
-    std::string value = argv[++i];
-    if (flag == "--model") o.model = value;
+  salient::cli::parse_options(argc, argv, usage, {"--list-layers"}, [&](const std::string& flag, const std::string& value) {
+    if (flag == "--list-layers") o.list_layers = true;
+    else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
     else if (flag == "--size") { o.size = parse_int(flag, value, 1); o.size_given = true; }
     else if (flag == "--normalize") { o.settings.normalization = salient::parse_normalization(value); o.normalize = value; }
@@ -110,7 +100,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--layer") o.settings.layer = value;
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
-  }
+  });
   if (o.methods.empty()) fail("--method needs at least one method name");
   for (auto& m : o.methods) m = salient::cli::find_method(m).name;  // validates, canonical names
   return o;

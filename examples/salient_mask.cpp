@@ -45,14 +45,7 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << usage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
-    std::string value = argv[++i];
+  salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") o.model = value;
     else if (flag == "--image") o.image = value;
     else if (flag == "--mask") o.mask = value;
@@ -65,7 +58,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads") o.threads = static_cast<int>(salient::cli::parse_int(flag, value, 1));
     else if (flag == "--json") o.json = value;
     else fail("unknown option '", flag, "' (see --help)");
-  }
+  });
   if (o.model.empty() || o.image.empty() || o.mask.empty()) fail("--model, --image and --mask are required (see --help)");
   if (o.maskers.empty()) fail("--masker needs at least one masker name");
   return o;

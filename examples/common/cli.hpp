@@ -3,13 +3,16 @@
 // "one line on stderr, exit code 2" error convention.
 #include <malloc.h>
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -60,6 +63,26 @@ inline std::vector<std::string> read_labels(const std::filesystem::path& path) {
   std::vector<std::string> labels;
   for (std::string line; std::getline(in, line);) labels.push_back(line);
   return labels;
+}
+
+// Calls on_option(flag, value) for every "--flag value" pair of the command line; flags in
+// `switches` take no value (value ""). -h/--help prints `usage` and exits.
+template <class Fn>
+void parse_options(int argc, char** argv, const char* usage, std::initializer_list<std::string_view> switches,
+                   Fn&& on_option) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::cout << usage;
+      std::exit(0);
+    }
+    if (std::find(switches.begin(), switches.end(), flag) != switches.end()) {
+      on_option(flag, std::string());
+      continue;
+    }
+    if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
+    on_option(flag, std::string(argv[++i]));
+  }
 }
 
 // Threads, allocator and TorchScript executor settings for a process that explains models.
