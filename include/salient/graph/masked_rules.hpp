@@ -2,50 +2,52 @@
 // Layer masking (Balasubramanian & Feizi 2023, "Towards Improved Input Masking for
 // Convolutional Neural Networks"; ../shared/PAPERS.md paper 1) as a rule set of the executor.
 //
-// A binary mask [N,1,h,w] (1 = keep) travels with every activation; masked positions of an
-// activation are 0. Per op:
+// A binary mask [N,1,h,w] (1 = keep) travels with every activation. What an activation holds
+// at removed positions never reaches a kept position: the rules below read only kept (or
+// filled) values wherever an op mixes positions. So removed positions are not zeroed after
+// every op; a value is marked "dirty" instead (removed positions hold anything), and the
+// few ops that read them clean it first (max/average pooling, upsampling, the end of the
+// mask). Per op:
 // - convolution: masked input positions are first filled from their unmasked neighbours
 //   (neighbour padding: rounds of "each still-empty position takes the mean of its known
-//   3x3 neighbours", as deep as the kernel reaches: (kernel - 1) x dilation), the convolution runs, and its output is multiplied by the
-//   mask max-pooled with the convolution's kernel, stride, padding and dilation (a position
-//   is kept when its window saw any kept input). 1x1 convolutions skip the filling (their
-//   outputs at masked positions are dropped anyway).
+//   3x3 neighbours", as deep as the kernel reaches: (kernel - 1) x dilation); positions the
+//   fill does not reach are 0. The output's mask is the input's max-pooled with the
+//   convolution's kernel, stride, padding and dilation (a position is kept when its window
+//   saw any kept input; every other position of that window is filled). 1x1 convolutions
+//   need no fill and keep the mask.
 // - max pooling: masked positions do not take part (-inf); a window with no kept input gives
 //   0 and is masked; the mask is max-pooled the same way.
 // - average pooling (also adaptive, so global average pooling): the average over kept
 //   positions only; masked where a window has none. Scaled so that an all-ones mask gives
 //   exactly the plain op, count_include_pad included.
-// - batch norm, activations, dropout, element-wise arithmetic: the op, then x mask; a binary
-//   op's mask is the product of its operands' masks (a residual addition keeps a position
-//   only where both branches do, as the paper's reference implementation).
+// - batch norm, activations, dropout, element-wise arithmetic: the op itself; a binary op's
+//   mask is the product of its operands' masks (a residual addition keeps a position only
+//   where both branches do, as the paper's reference implementation).
 // - concatenation along channels: the product of the parts' masks.
 // - bilinear / nearest upsampling: the interpolation of kept values only, normalised by the
 //   interpolated mask; the output mask is where that is positive.
 // - explicit padding (aten::pad): pads the activation as the model does and the mask with 1
 //   (the padding is part of the model's input, not a removed pixel).
-// - flatten: the mask ends (classifier heads that read spatial positions directly, as in
-//   VGG/AlexNet, see zeros at masked positions).
+// - flatten: the mask ends, removed positions become 0 (classifier heads that read spatial
+//   positions directly, as in VGG/AlexNet, see zeros there).
 // Ops that cannot take a masked activation (linear, reshape, softmax, ...) run as themselves
 // when no input carries a mask and are an error naming the op otherwise. A mask that keeps
 // no pixel of an item gives that item's output for all-zero pooled features.
+#include <algorithm>
+#include <array>
 #include <limits>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "salient/graph/rules.hpp"
 
 namespace salient::graph {
-
-// The masks that travel with values during one masked run.
-struct MaskState {
-  std::vector<torch::Tensor> masks;                                    // per value id; undefined: nothing masked
-  std::unordered_map<ValueId, std::vector<torch::Tensor>> list_masks;  // per Tensor[] value: its elements' masks
-  explicit MaskState(std::size_t values) : masks(values) {}
-};
 
 namespace detail {
 
@@ -72,12 +74,12 @@ inline torch::Tensor combine(const torch::Tensor& a, const torch::Tensor& b) {
 
 // Neighbour padding: masked positions of x filled from kept neighbours, `rounds` deep (each
 // round, every empty position next to a known one takes the mean of its known 3x3
-// neighbours). The per-position weights depend on the mask only, so they are computed on
-// one channel and each round costs one 3x3 box filter and one fused multiply-add over x.
-// `input` holds 0 at removed positions (every masked rule keeps that invariant).
-inline torch::Tensor neighbour_fill(const torch::Tensor& input, torch::Tensor known, int64_t rounds) {
-  // The 3x3 mean with zero padding, as a depthwise convolution: LibTorch's CPU avg_pool2d
-  // is ~10x slower than its depthwise convolution here.
+// neighbours). This is the tensor-op form, for devices other than the CPU: each round costs
+// one 3x3 box filter over x and one fused multiply-add, the per-position weights computed
+// on the one-channel mask. `input` holds 0 at removed positions (every masked rule keeps
+// that invariant).
+inline torch::Tensor neighbour_fill_dense(const torch::Tensor& input, torch::Tensor known, int64_t rounds) {
+  // The 3x3 mean with zero padding, as a depthwise convolution (cheaper than avg_pool2d).
   auto box = [](const torch::Tensor& t) {
     auto kernel = torch::full({t.size(1), 1, 3, 3}, 1.0 / 9.0, t.options());
     return F::conv2d(t, kernel, F::Conv2dFuncOptions().padding(1).groups(t.size(1)));
@@ -98,12 +100,177 @@ inline torch::Tensor neighbour_fill(const torch::Tensor& input, torch::Tensor kn
   return x.defined() ? x : input;
 }
 
-// out * mask, in place when `out` is a fresh tensor (not one of the op's inputs).
-inline torch::Tensor apply_mask(const torch::Tensor& out, const torch::Tensor& mask, const torch::jit::Stack& inputs) {
-  for (const auto& input : inputs)
-    if (input.isTensor() && input.toTensor().data_ptr() == out.data_ptr()) return out * mask;
-  return out.mul_(mask);
+// Max pooling of a mask (values in [0, 1]) with a convolution's window: as max_pool2d, as a
+// few element-wise maxima of strided slices (separable: rows, then columns). LibTorch's CPU
+// max_pool2d on one-channel maps is ~10x slower. Zero padding gives max_pool2d's result for
+// non-negative values, as every window holds at least one real position.
+inline torch::Tensor mask_max_pool(const torch::Tensor& mask, const std::vector<int64_t>& kernel,
+                                   const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                                   const std::vector<int64_t>& dilation) {
+  auto out = F::pad(mask, F::PadFuncOptions({padding[1], padding[1], padding[0], padding[0]}));
+  for (int64_t d = 0; d < 2; ++d) {
+    const int64_t dim = 2 + d;
+    const int64_t size = (out.size(dim) - dilation[d] * (kernel[d] - 1) - 1) / stride[d] + 1;
+    torch::Tensor pooled;
+    for (int64_t k = 0; k < kernel[d]; ++k) {
+      auto part = out.slice(dim, k * dilation[d], k * dilation[d] + (size - 1) * stride[d] + 1, stride[d]);
+      pooled = pooled.defined() ? torch::maximum(pooled, part) : part;
+    }
+    out = pooled;
+  }
+  return out.contiguous();
 }
+
+// Which positions neighbour padding fills, round by round, and from which neighbours: a
+// function of the mask alone, so it is planned once on the one-channel mask and replayed
+// on every channel. Only the ring of removed positions next to kept ones is touched, so a
+// convolution whose windows see no removed position costs nothing extra.
+struct FillPlan {
+  struct Entry {
+    int32_t position;  // y * width + x
+    int32_t count;     // known neighbours
+    float weight;      // 1 / count
+    std::array<int32_t, 8> neighbours;
+  };
+  std::vector<std::vector<std::vector<Entry>>> rounds;  // per item, per round
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> removed_runs;  // per item: (start, length) in row order
+  std::vector<int64_t> ring_begin;                      // per item: entries of earlier items; then the total
+
+  // Where the saved values of one channel plane start (planes of one item are consecutive).
+  int64_t saved_offset(int64_t plane, int64_t channels) const {
+    const auto item = static_cast<std::size_t>(plane / channels);
+    return ring_begin[item] * channels + (plane % channels) * (ring_begin[item + 1] - ring_begin[item]);
+  }
+};
+
+inline FillPlan plan_neighbour_fill(const torch::Tensor& mask, int64_t rounds) {
+  auto kept = (mask.select(1, 0) > 0).to(torch::kUInt8).contiguous();
+  // A position next to a kept one (3x3), computed for the whole batch with tensor ops.
+  auto near = mask_max_pool(kept.unsqueeze(1), {3, 3}, {1, 1}, {1, 1}, {1, 1}).squeeze(1).contiguous();
+  const int64_t items = kept.size(0), h = kept.size(1), w = kept.size(2);
+  FillPlan plan;
+  plan.rounds.resize(static_cast<std::size_t>(items));
+  plan.removed_runs.resize(static_cast<std::size_t>(items));
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const uint8_t* first = kept.data_ptr<uint8_t>() + item * h * w;
+      const uint8_t* first_near = near.data_ptr<uint8_t>() + item * h * w;
+      std::vector<uint8_t> known(first, first + h * w), queued(h * w, 0);
+      auto& runs = plan.removed_runs[static_cast<std::size_t>(item)];
+      for (int64_t i = 0; i < h * w; ++i)
+        if (!known[i]) {
+          if (!runs.empty() && runs.back().first + runs.back().second == i)
+            ++runs.back().second;
+          else
+            runs.emplace_back(static_cast<int32_t>(i), 1);
+        }
+      std::vector<int32_t> candidates;  // the next round's positions
+      for (int64_t i = 0; i < h * w; ++i)
+        if (!known[i] && first_near[i]) candidates.push_back(static_cast<int32_t>(i));
+      for (int64_t round = 0; round < rounds && !candidates.empty(); ++round) {
+        std::vector<FillPlan::Entry> entries;
+        entries.reserve(candidates.size());
+        for (int32_t position : candidates) {
+          const int64_t y = position / w, x = position % w;
+          FillPlan::Entry entry{position, 0, 0.0f, {}};
+          for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
+            for (int64_t nx = std::max<int64_t>(x - 1, 0); nx <= std::min(x + 1, w - 1); ++nx)
+              if (known[ny * w + nx]) entry.neighbours[entry.count++] = static_cast<int32_t>(ny * w + nx);
+          entry.weight = 1.0f / static_cast<float>(entry.count);
+          entries.push_back(entry);
+        }
+        for (const auto& entry : entries) known[entry.position] = 1;
+        // Positions first reached next round: unknown neighbours of this round's.
+        candidates.clear();
+        for (const auto& entry : entries) {
+          const int64_t y = entry.position / w, x = entry.position % w;
+          for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
+            for (int64_t nx = std::max<int64_t>(x - 1, 0); nx <= std::min(x + 1, w - 1); ++nx)
+              if (const int64_t i = ny * w + nx; !known[i] && !queued[i]) {
+                queued[i] = 1;
+                candidates.push_back(static_cast<int32_t>(i));
+              }
+        }
+        std::sort(candidates.begin(), candidates.end());  // row order reads the planes in order
+        plan.rounds[item].push_back(std::move(entries));
+      }
+    }
+  });
+  return plan;
+}
+
+// Neighbour padding by the plan: a copy of x with the ring positions filled (same values as
+// neighbour_fill_dense up to rounding) and, when `zero_removed`, the other removed positions
+// 0 whatever x held there. Each channel plane is filled right after it is copied, while it
+// is in cache: filling in place and clearing afterwards measured slower, as the ring's
+// scattered reads then miss.
+inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlan& plan, bool zero_removed) {
+  auto x = input.contiguous();
+  auto filled = torch::empty_like(x, at::MemoryFormat::Contiguous);
+  const int64_t channels = x.size(1), plane_size = x.size(2) * x.size(3);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neighbour_fill", [&] {
+    const scalar_t* source = x.data_ptr<scalar_t>();
+    scalar_t* target = filled.data_ptr<scalar_t>();
+    at::parallel_for(0, x.size(0) * channels, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t plane = begin; plane < end; ++plane) {
+        const auto item = static_cast<std::size_t>(plane / channels);
+        scalar_t* p = target + plane * plane_size;
+        std::copy_n(source + plane * plane_size, plane_size, p);
+        if (zero_removed)
+          for (auto [start, length] : plan.removed_runs[item]) std::fill_n(p + start, length, scalar_t(0));
+        // A round writes only positions that none of its entries reads (they read known
+        // positions and write unknown ones), so it needs no buffer.
+        for (const auto& entries : plan.rounds[item])
+          for (const auto& entry : entries) {
+            scalar_t sum = 0;
+            for (int32_t j = 0; j < entry.count; ++j) sum += p[entry.neighbours[j]];
+            p[entry.position] = sum * static_cast<scalar_t>(entry.weight);
+          }
+      }
+    });
+  });
+  return filled;
+}
+
+}  // namespace detail
+
+// The masks that travel with values during one masked run.
+struct MaskState {
+  std::vector<torch::Tensor> masks;  // per value id; undefined: nothing masked
+  std::vector<char> dirty;           // per value id: removed positions may hold anything (else 0)
+  std::unordered_map<ValueId, std::vector<torch::Tensor>> list_masks;  // per Tensor[] value: its elements' masks
+  // Fill plans by mask and depth: the convolutions at one resolution usually share a mask.
+  struct CachedPlan {
+    torch::Tensor mask;
+    int64_t rounds;
+    std::shared_ptr<const detail::FillPlan> plan;
+  };
+  std::vector<CachedPlan> fill_plans;
+  explicit MaskState(std::size_t values) : masks(values), dirty(values, 0) {}
+
+  // Marks what `v` holds: its mask, and whether removed positions may hold anything.
+  void set(ValueId v, torch::Tensor mask, bool may_be_dirty) {
+    const auto i = static_cast<std::size_t>(v);
+    dirty.at(i) = mask.defined() && may_be_dirty;
+    masks[i] = std::move(mask);
+  }
+
+  // `value` (the value of `v`) with 0 at its removed positions (NaN or inf there included).
+  torch::Tensor clean(ValueId v, const torch::Tensor& value) const {
+    const auto i = static_cast<std::size_t>(v);
+    if (!masks.at(i).defined() || !dirty[i]) return value;
+    return torch::where(masks[i] > 0, value, torch::zeros({}, value.options()));
+  }
+
+  const detail::FillPlan& fill_plan(const torch::Tensor& mask, int64_t rounds) {
+    for (const auto& cached : fill_plans)
+      if (cached.mask.is_same(mask) && cached.rounds == rounds) return *cached.plan;
+    fill_plans.push_back({mask, rounds, std::make_shared<const detail::FillPlan>(detail::plan_neighbour_fill(mask, rounds))});
+    return *fill_plans.back().plan;
+  }
+};
+
+namespace detail {
 
 // The rounds of neighbour padding a convolution needs: a kept output's window reaches at most
 // (kernel - 1) * dilation positions away from the kept input that keeps it, so deeper fills
@@ -113,42 +280,21 @@ inline int64_t fill_rounds(const std::vector<int64_t>& kernel, const std::vector
   return std::max((kernel[0] - 1) * dilation[0], (kernel[1] - 1) * dilation[1]);
 }
 
-// Activations that map 0 to 0 keep removed positions at 0 without a multiply by the mask.
-inline bool zero_preserving(std::string_view kind) {
-  for (auto k : {"aten::relu", "aten::relu_", "aten::relu6", "aten::leaky_relu", "aten::elu", "aten::gelu",
-                 "aten::silu", "aten::hardswish", "aten::tanh", "aten::mish", "aten::neg", "aten::dropout",
-                 "aten::dropout_", "aten::feature_dropout", "aten::mul"})
-    if (kind == k) return true;
-  return false;
-}
-
 class MaskedRules {
  public:
   explicit MaskedRules(std::shared_ptr<MaskState> state) : state_(std::move(state)) {}
 
-  torch::Tensor& mask(ValueId v) { return state_->masks.at(static_cast<std::size_t>(v)); }
+  const torch::Tensor& mask(ValueId v) const { return state_->masks.at(static_cast<std::size_t>(v)); }
 
-  // op(x) * mask, mask passed on (activations, batch norm, dropout).
+  // Element-wise ops (activations, batch norm, dropout, arithmetic) run as themselves: a kept
+  // position of the output reads only that position of the inputs.
   Rule elementwise() {
     return [this](const Op& op, torch::jit::Stack& stack) {
       torch::Tensor m;
-      bool same_masks = true;  // every masked operand has this very mask
-      for (std::size_t i = 0; i < op.inputs.size(); ++i) {
-        if (!stack[i].isTensor()) continue;
-        const auto& operand = mask(op.inputs[i]);
-        if (m.defined() && operand.defined() && !operand.is_same(m)) same_masks = false;
-        m = combine(m, operand);
-      }
-      // hardtanh keeps 0 when its range contains 0 (ReLU6); batch norm, sigmoid, ... do not.
-      const bool keeps_zero = zero_preserving(op.kind) ||
-                              ((op.kind == "aten::hardtanh" || op.kind == "aten::hardtanh_") &&
-                               stack[1].toScalar().toDouble() <= 0 && stack[2].toScalar().toDouble() >= 0);
-      const bool multiply = m.defined() && !(keeps_zero && same_masks);
-      torch::jit::Stack inputs;
-      if (multiply) inputs = stack;
+      for (std::size_t i = 0; i < op.inputs.size(); ++i)
+        if (stack[i].isTensor()) m = combine(m, mask(op.inputs[i]));
       op.implementation(stack);
-      if (multiply) stack[0] = apply_mask(stack[0].toTensor(), m, inputs);
-      mask(op.outputs[0]) = m;
+      state_->set(op.outputs[0], m, true);
     };
   }
 
@@ -169,13 +315,21 @@ class MaskedRules {
       } else {
         padding = int_pair(stack[4], "padding", op);
       }
-      if (kernel[0] * kernel[1] > 1) stack[0] = neighbour_fill(stack[0].toTensor(), m, fill_rounds(kernel, dilation));
+      if (kernel[0] * kernel[1] > 1) {
+        const auto& x = stack[0].toTensor();
+        const int64_t rounds = fill_rounds(kernel, dilation);
+        // The planned fill runs on the CPU outside autograd; the tensor-op form elsewhere.
+        const bool planned = x.device().is_cpu() &&
+                             (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
+                             !(x.requires_grad() && torch::GradMode::is_enabled());
+        stack[0] = planned ? neighbour_fill(x, state_->fill_plan(m, rounds), state_->dirty[static_cast<std::size_t>(op.inputs[0])])
+                           : neighbour_fill_dense(state_->clean(op.inputs[0], x), m, rounds);
+      }  // a pointwise convolution needs no fill: its outputs at removed positions are removed
       op.implementation(stack);
-      auto y = stack[0].toTensor();
-      auto padded = F::pad(m, F::PadFuncOptions({padding[1], padding[1], padding[0], padding[0]}));
-      auto out_mask = F::max_pool2d(padded, F::MaxPool2dFuncOptions(kernel).stride(stride).dilation(dilation));
-      stack[0] = y.mul_(out_mask);  // the convolution's own fresh output
-      mask(op.outputs[0]) = simplify(out_mask);
+      const bool pointwise = kernel[0] * kernel[1] == 1 && stride == std::vector<int64_t>{1, 1} &&
+                             padding == std::vector<int64_t>{0, 0};
+      // A pointwise convolution keeps the mask object itself, so later fills find its plan.
+      state_->set(op.outputs[0], pointwise ? m : simplify(mask_max_pool(m, kernel, stride, padding, dilation)), true);
     };
   }
 
@@ -186,17 +340,17 @@ class MaskedRules {
       if (!m.defined()) return op.implementation(stack);
       auto x = stack[0].toTensor();
       auto mask_stack = stack;
-      // Removed positions hold 0, which can only win a window over negative kept values:
-      // those are excluded with -inf (after a ReLU there are none, and the copy is skipped).
-      const bool negative = x.min().item<float>() < 0;
-      if (negative) stack[0] = x.masked_fill(m <= 0, -std::numeric_limits<float>::infinity());
+      // A removed position can win a window over kept values unless it holds 0 and the kept
+      // values are not negative (after a ReLU): otherwise it is excluded with -inf.
+      const bool exclude = state_->dirty[static_cast<std::size_t>(op.inputs[0])] || x.min().item<float>() < 0;
+      if (exclude) stack[0] = x.masked_fill(m <= 0, -std::numeric_limits<float>::infinity());
       op.implementation(stack);
       mask_stack[0] = m;
       op.implementation(mask_stack);
       auto pooled_mask = mask_stack[0].toTensor();
       auto y = stack[0].toTensor();
-      stack[0] = negative ? torch::where(pooled_mask > 0, y, torch::zeros_like(y)) : y.mul_(pooled_mask);
-      mask(op.outputs[0]) = simplify(pooled_mask);
+      if (exclude) stack[0] = torch::where(pooled_mask > 0, y, torch::zeros({}, y.options()));
+      state_->set(op.outputs[0], simplify(pooled_mask), false);  // a window of removed zeros gives 0
     };
   }
 
@@ -212,13 +366,13 @@ class MaskedRules {
         op.implementation(s);
         return s[0].toTensor();
       };
-      auto x = stack[0].toTensor();
+      auto x = state_->clean(op.inputs[0], stack[0].toTensor());
       auto kept = run(m), full = run(torch::ones_like(m));
-      auto y = run(x * m) * (full / kept.clamp_min(1e-12));  // exactly run(x) where nothing is masked
-      auto out_mask = (kept > 0).to(x.dtype());
+      // Exactly run(x) where nothing is masked; 0 where nothing is kept.
+      auto y = run(x) * (full / kept.clamp_min(1e-12));
       stack.clear();
-      stack.emplace_back(y * out_mask);
-      mask(op.outputs[0]) = simplify(out_mask);
+      stack.emplace_back(y);
+      state_->set(op.outputs[0], simplify((kept > 0).to(x.dtype())), false);
     };
   }
 
@@ -233,7 +387,9 @@ class MaskedRules {
       if (m.defined() && widths.size() > 4)
         salient::detail::fail("layer masking: padding of more than the two spatial dimensions at '", op.path, "'");
       op.implementation(stack);
-      if (m.defined()) mask(op.outputs[0]) = F::pad(m, F::PadFuncOptions(widths).value(1.0));
+      if (m.defined())
+        state_->set(op.outputs[0], F::pad(m, F::PadFuncOptions(widths).value(1.0)),
+                    state_->dirty[static_cast<std::size_t>(op.inputs[0])]);
     };
   }
 
@@ -275,14 +431,18 @@ class MaskedRules {
       if (rank != 4 || (dim != 1 && dim != -3))
         salient::detail::fail("layer masking: concatenation along dimension ", dim, " at '", op.path,
                               "' (only channels of [N,C,H,W] activations can be concatenated with masks)");
-      stack[0] = stack[0].toTensor() * m;
-      mask(op.outputs[0]) = m;
+      state_->set(op.outputs[0], m, true);  // a part's kept values where another part's are removed
     };
   }
 
-  // The mask ends here (flatten into a classifier head).
+  // The mask ends here (flatten into a classifier head; a tuple of outputs): removed
+  // positions become 0.
   Rule end_mask() {
-    return [](const Op& op, torch::jit::Stack& stack) { op.implementation(stack); };
+    return [this](const Op& op, torch::jit::Stack& stack) {
+      for (std::size_t i = 0; i < op.inputs.size(); ++i)
+        if (stack[i].isTensor()) stack[i] = state_->clean(op.inputs[i], stack[i].toTensor());
+      op.implementation(stack);
+    };
   }
 
   // Ops that cannot take a masked activation.
@@ -322,7 +482,7 @@ inline RuleSet masked_rules(const std::shared_ptr<MaskState>& state) {
   set.add({"prim::ListConstruct"}, keep(rules->list_construct()));
   set.add({"aten::append"}, keep(rules->append()));
   set.add({"aten::cat"}, keep(rules->cat()));
-  set.add({"aten::flatten"}, keep(rules->end_mask()));
+  set.add({"aten::flatten", "prim::TupleConstruct"}, keep(rules->end_mask()));
   set.add({"aten::linear", "aten::matmul", "aten::addmm", "aten::softmax", "aten::log_softmax", "aten::reshape",
            "aten::view", "aten::permute", "aten::transpose", "aten::t", "aten::contiguous", "aten::squeeze",
            "aten::unsqueeze", "aten::select", "aten::slice", "aten::mean", "aten::sum"},

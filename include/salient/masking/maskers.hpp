@@ -86,12 +86,13 @@ inline torch::Tensor layer_masked_forward(TorchModel& model, const torch::Tensor
         if (program.is_tensor[v])
           detail::fail("layer masking cannot follow a tensor through control flow ('", op.kind, "' at '", op.path, "')");
   auto state = std::make_shared<graph::MaskState>(program.value_count());
-  state->masks[program.body.inputs.at(0)] = graph::detail::simplify(m);
+  // The removed pixels still hold the image: no rule lets them reach a kept position.
+  state->set(program.body.inputs.at(0), graph::detail::simplify(m), true);
   torch::NoGradGuard no_grad;
-  // Removed pixels hold 0 from the start: every rule keeps that invariant from there on.
-  auto zeroed = state->masks[program.body.inputs.at(0)].defined() ? inputs * m : inputs;
-  auto outputs = graph::run(program, graph::masked_rules(state), {zeroed});
-  return TorchModel::output_tensor(outputs.at(0), model.options().output_element);
+  auto outputs = graph::run(program, graph::masked_rules(state), {inputs});
+  auto output = outputs.at(0);
+  if (output.isTensor()) output = state->clean(program.body.outputs.at(0), output.toTensor());
+  return TorchModel::output_tensor(output, model.options().output_element);
 }
 
 class FillMasker {
