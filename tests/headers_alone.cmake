@@ -4,7 +4,7 @@
 # failing pair is compiled again one by one to name the header.
 file(GLOB_RECURSE headers RELATIVE ${SOURCE_DIR}/include ${SOURCE_DIR}/include/salient/*.hpp)
 file(MAKE_DIRECTORY ${WORK_DIR})
-set(flags -std=c++20 -fsyntax-only -D_GLIBCXX_USE_CXX11_ABI=1 -I${SOURCE_DIR}/include -isystem /usr/include/stb
+set(flags -std=c++20 -fsyntax-only -D_GLIBCXX_USE_CXX11_ABI=1 -I${SOURCE_DIR}/include -isystem /usr/include/stb -isystem /usr/include/eigen3
           -isystem /usr/include/torch/csrc/api/include)
 set(sources)
 foreach(header ${headers})

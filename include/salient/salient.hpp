@@ -20,6 +20,7 @@
 #include "salient/attribution/guided_backprop.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
+#include "salient/attribution/perturbation.hpp"
 
 #include "salient/masking/maskers.hpp"
 
