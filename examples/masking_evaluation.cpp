@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.hpp"
+#include "common/evaluation.hpp"
 #include "salient/salient.hpp"
 
 namespace fs = std::filesystem;
@@ -32,6 +33,10 @@ using nlohmann::json;
 using salient::detail::fail;
 
 namespace {
+using salient::cli::load_photos;
+using salient::cli::Photo;
+using salient::cli::number;
+using salient::cli::print_row;
 
 const char* usage = R"(usage: salient-masking-eval --model m.pt --images DIR [options]
   --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input)
@@ -79,25 +84,6 @@ torch::Tensor random_masks(int64_t n, uint64_t seed) {
   return masks;
 }
 
-struct Photo {
-  std::string name;
-  torch::Tensor input;  // [1,3,224,224]
-};
-
-std::vector<Photo> load_photos(const fs::path& dir) {
-  std::vector<Photo> photos;
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const auto ext = entry.path().extension().string();
-    const auto stem = entry.path().stem().string();
-    if ((ext == ".png" || ext == ".jpg") && stem.find("_mask") == std::string::npos) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty()) fail("no photos in '", dir.string(), "'");
-  for (const auto& file : files) photos.push_back({file.filename().string(), salient::load_input(file)});
-  return photos;
-}
-
 torch::Tensor silhouette(const fs::path& file) {
   auto image = salient::to_tensor(salient::prepare_image(salient::load_image(file), {}));
   return (image.mean(1, true) >= 0.5).to(torch::kFloat);  // [1,1,224,224], 1 = the animal
@@ -112,17 +98,6 @@ torch::Tensor rectangle_like(const torch::Tensor& mask) {
   const int64_t top = (kSize - other) / 2, left = (kSize - side) / 2;
   rect[0][0].slice(0, top, top + other).slice(1, left, left + side).fill_(1);
   return rect;
-}
-
-void print_row(const std::vector<std::string>& cells) {
-  std::cout << "|";
-  for (const auto& c : cells) std::cout << " " << c << " |";
-  std::cout << "\n";
-}
-std::string number(double v, int digits = 3) {
-  std::ostringstream out;
-  out << std::setprecision(digits) << v;
-  return out.str();
 }
 
 int run(int argc, char** argv) {

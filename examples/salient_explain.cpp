@@ -45,14 +45,21 @@ const char* usage = R"(usage: salient-explain [options]
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    saliency, saliency_abs, input_x_gradient (ixg), integrated_gradients (ig),
                         smoothgrad, smoothgrad_sq, vargrad, gradcam, gradcampp, xgradcam, layercam,
-                        scorecam, eigencam, guided_backprop (gbp), deconvolution, guided_gradcam
-                        (default: ig)
+                        scorecam, eigencam, guided_backprop (gbp), deconvolution, guided_gradcam,
+                        occlusion, ablation, rise, lime, kernelshap, pami (default: ig)
   --layer NAME          layer for CAM methods (default: the last layer with a spatial 4-D output)
   --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
   --steps N             integrated gradients steps (default 50)
   --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
   --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
-  --samples N           noise tunnel samples (default 16)
+  --samples N           noise tunnel samples (default 16), LIME/KernelSHAP samples (1000), RISE masks (2000)
+  --masker M            how perturbation methods remove pixels: mean (default: a zero model input, as
+                        Captum), black, grey, blur, noise, or layer (layer masking)
+  --segments S          regions for ablation/lime/kernelshap: slic:N[:compactness],
+                        felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL, or model:SEG.pt (a segmentation
+                        model's argmax classes split into connected regions) (default slic:50)
+  --window H[,W]        occlusion window (default 15)
+  --strides H[,W]       occlusion strides (default 8)
   --stdev S             noise tunnel stdev in model-input units (default 15% of the input range)
   --batch-size N        model inputs per call (default 16)
   --seed N              seed for noise (default 0)
@@ -98,6 +105,18 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 1));
     else if (flag == "--labels") o.labels = value;
     else if (flag == "--layer") o.settings.layer = value;
+    else if (flag == "--masker") { salient::make_masker(value); o.settings.masker = value; }  // validated here
+    else if (flag == "--segments") {
+      if (value.rfind("model:", 0) != 0) salient::segment(value, salient::Image(3, 16, 16, 0.5f));  // validates the spec
+      else if (!fs::exists(value.substr(6))) fail("segmentation model '", value.substr(6), "' not found");
+      o.settings.segments = value;
+    }
+    else if (flag == "--window" || flag == "--strides") {
+      auto parts = split_commas(value);
+      if (parts.empty() || parts.size() > 2) fail(flag, " takes H or H,W, got '", value, "'");
+      std::array<int64_t, 2> hw{parse_int(flag, parts[0], 1), parse_int(flag, parts.back(), 1)};
+      (flag == "--window" ? o.settings.window : o.settings.strides) = hw;
+    }
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });

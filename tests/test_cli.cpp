@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -165,6 +166,54 @@ TEST_CASE("salient-explain runs the CAM family and lists layers", "[cli][shared]
     CHECK(values.shape == std::vector<int64_t>{1, cam ? 1 : 3, 128, 128});
     if (method["method"] != "guided_backprop") CHECK(method["parameters"]["layer"] == "features.11");
     CHECK(salient::load_image(out / method["heatmap"].get<std::string>()).width == 128);
+  }
+  fs::remove_all(work);
+}
+
+TEST_CASE("salient-explain runs the perturbation methods over any masker and segmentation", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const auto image = (*shared / "images" / "parrot.jpg").string();
+  struct Case {
+    std::string masker, segments;
+  };
+  for (const auto& c : std::vector<Case>{{"grey", "slic:30"}, {"layer", "felzenszwalb:100"}, {"blur", "grid:32"}}) {
+    const auto out = work / ("perturbation_" + c.masker);
+    auto run = explain("--model " + model + " --size 128 --image " + image +
+                       " --method occlusion,ablation,rise,lime,kernelshap,pami --samples 40 --window 32 --strides 32"
+                       " --batch-size 32 --masker " + c.masker + " --segments " + c.segments + " --out " + out.string());
+    CAPTURE(c.masker, c.segments, run.err);
+    REQUIRE(run.code == 0);
+    auto summary = nlohmann::json::parse(read(out / "summary.json"));
+    const auto& methods = summary["images"][0]["methods"];
+    REQUIRE(methods.size() == 6);
+    for (const auto& method : methods) {
+      CAPTURE(method.dump());
+      auto values = salient::load_npy(out / method["attribution"].get<std::string>());
+      CHECK(values.shape == std::vector<int64_t>{1, 1, 128, 128});
+      CHECK(std::all_of(values.data.begin(), values.data.end(), [](float v) { return std::isfinite(v); }));
+      CHECK(*std::max_element(values.data.begin(), values.data.end()) >
+            *std::min_element(values.data.begin(), values.data.end()));
+      if (method.contains("parameters") && method["parameters"].contains("segments")) {
+        CHECK(method["parameters"]["segments"] == c.segments);
+        CHECK(method["parameters"]["segment_count"].get<int64_t>() > 1);
+        CHECK(method["parameters"]["masker"] == c.masker);
+      }
+    }
+  }
+  // Bad perturbation options: exit 2, one line.
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--method lime --segments slic:zero", "slic:zero"},
+           {"--method lime --masker purple", "unknown masker 'purple'"},
+           {"--method occlusion --window 500", "does not fit the image"},
+           {"--method lime --segments model:" + (work / "absent.pt").string(), "absent.pt"}}) {
+    auto run = explain("--model " + model + " --size 128 --image " + image + " " + args + " --out " +
+                       (work / "bad_perturbation").string());
+    CAPTURE(args, run.err);
+    CHECK(run.code == 2);
+    CHECK(run.err.find(message) != std::string::npos);
+    CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
   }
   fs::remove_all(work);
 }

@@ -7,6 +7,7 @@
 
 #include "salient/attribution/perturbation.hpp"
 #include "salient/salient.hpp"
+#include "shared_data.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -199,4 +200,47 @@ TEST_CASE("perturbation methods reject bad windows, segments and options", "[per
   auto nan = x.clone();
   nan[0][0][0][0] = std::nanf("");
   CHECK_THROWS(salient::occlusion(model, nan, 0));
+}
+
+TEST_CASE("PAMI scores the regions a model looks at highest; its two-stage variant refines", "[perturbation]") {
+  auto w = torch::zeros({3, 3, 16, 16});
+  w[0].slice(1, 4, 8).slice(2, 8, 12).fill_(0.2);  // only class 0 looks, and only at the region
+  LinearModel region(w);
+  salient::TorchModel model(region.net);
+  auto x = torch::rand({1, 3, 16, 16}) * 0.5 + 0.5;
+  salient::PamiOptions options{.segmentations = {"grid:4", "grid:8"},
+                               .shifts = {{0, 0}, {2, 2}},
+                               .normalization = salient::Normalization::none()};
+  auto map = salient::pami(model, x, 0, options);
+  REQUIRE(map.sizes() == torch::IntArrayRef({1, 1, 16, 16}));
+  auto inside = (w[0][0] != 0);
+  CHECK(inside.reshape({-1})[map.reshape({-1}).argmax()].item<bool>());
+  CHECK(map[0][0].masked_select(inside).mean().item<double>() > map[0][0].masked_select(~inside).mean().item<double>());
+  // Probabilities of 3 classes: every value in [0, 1].
+  CHECK(map.min().item<double>() >= 0);
+  CHECK(map.max().item<double>() <= 1);
+  options.two_stage = true;
+  auto refined = salient::pami(model, x, 0, options);
+  CHECK(inside.reshape({-1})[refined.reshape({-1}).argmax()].item<bool>());
+  CHECK(!torch::equal(refined, map));
+  CHECK_THROWS_WITH(salient::pami(model, x, 0, {.segmentations = {"slic:x"}, .normalization = salient::Normalization::none()}),
+                    Catch::Contains("slic:x"));
+}
+
+TEST_CASE("a segmentation model's classes become connected segments", "[perturbation][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  auto deeplab = salient::TorchModel::load(*shared / "models/deeplabv3_mnv2_pascal.pt");
+  auto input = salient::load_input(*shared / "images/dog_segmentation.png", {.size = 257});
+  auto labels = salient::model_segments(deeplab, input);
+  REQUIRE(labels.sizes() == torch::IntArrayRef({257, 257}));
+  const int64_t count = labels.max().item<int64_t>() + 1;
+  CHECK(count >= 2);
+  CHECK(std::get<0>(torch::_unique(labels)).numel() == count);  // every label used
+  // The segments drive a region method.
+  auto classifier = salient::TorchModel::load(*shared / "models/mobilenet_v1_025_128_imagenet.pt");
+  auto small = salient::load_input(*shared / "images/dog_segmentation.png", {.size = 128});
+  auto small_labels = salient::model_segments(deeplab, small);
+  auto ablation = salient::feature_ablation(classifier, small, salient::top1, small_labels);
+  CHECK(torch::isfinite(ablation).all().item<bool>());
 }

@@ -2,7 +2,9 @@
 // The attribution methods the command-line tools offer, by name, with one signature:
 // run(model, input [1,C,H,W], target, settings) -> attribution of the input's shape.
 #include <algorithm>
+#include <array>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,10 +21,13 @@ struct Settings {
   IntegrationMethod ig_method = IntegrationMethod::gauss_legendre;
   BaselineKind baseline = BaselineKind::zero;
   Normalization normalization = Normalization::imagenet();
-  int64_t samples = 16;
+  int64_t samples = -1;  // < 0: the method's default (noise tunnel 16, LIME/KernelSHAP 1000, RISE 2000)
   double stdev = -1;  // < 0: 15% of the input's value range (SmoothGrad paper's noise level)
   int64_t batch_size = 16;
   uint64_t seed = 0;
+  std::string masker = "mean";       // how perturbation methods remove pixels (make_masker)
+  std::string segments = "slic:50";  // region methods: segment() spec, or "model:FILE.pt"
+  std::array<int64_t, 2> window{15, 15}, strides{8, 8};  // occlusion
   std::string layer;                 // CAM layer; "" = the last spatial layer
   std::string* layer_used = nullptr;  // set to the layer a CAM method used
   Progress progress = {};
@@ -35,6 +40,8 @@ struct MethodSpec {
   std::function<torch::Tensor(TorchModel&, const torch::Tensor&, const Target&, const Settings&)> run;
   std::function<nlohmann::json(const torch::Tensor& input, const Settings&)> parameters;
 };
+
+inline int64_t samples_or(const Settings& s, int64_t fallback) { return s.samples > 0 ? s.samples : fallback; }
 
 inline double noise_stdev(const torch::Tensor& input, const Settings& s) {
   return s.stdev >= 0 ? s.stdev : 0.15 * (input.max() - input.min()).item<double>();
@@ -51,11 +58,11 @@ inline MethodSpec noise_method(std::string name, NoiseTunnelType type, bool is_s
               return saliency(m, in, t, {.abs = false, .batch_size = s.batch_size});
             };
             return noise_tunnel(model, x, target, gradient,
-                                {.type = type, .samples = s.samples, .stdev = noise_stdev(x, s), .seed = s.seed,
+                                {.type = type, .samples = samples_or(s, 16), .stdev = noise_stdev(x, s), .seed = s.seed,
                                  .batch_size = s.batch_size, .progress = s.progress});
           },
           [](const torch::Tensor& x, const Settings& s) {
-            return nlohmann::json{{"samples", s.samples}, {"stdev", noise_stdev(x, s)}, {"seed", s.seed},
+            return nlohmann::json{{"samples", samples_or(s, 16)}, {"stdev", noise_stdev(x, s)}, {"seed", s.seed},
                                   {"batch_size", s.batch_size}, {"over", "gradient"}};
           }};
 }
@@ -71,6 +78,43 @@ inline MethodSpec cam_method(std::string name, std::vector<std::string> aliases,
           },
           [](const torch::Tensor&, const Settings& s) {
             return nlohmann::json{{"relu", true}, {"upsample", "bilinear"}, {"batch_size", s.batch_size}};
+          }};
+}
+
+inline PerturbationOptions evaluation_of(const Settings& s, bool probabilities = false) {
+  return {.masker = make_masker(s.masker, {.normalization = s.normalization, .seed = s.seed}),
+          .batch_size = s.batch_size,
+          .probabilities = probabilities,
+          .progress = s.progress};
+}
+
+// The segmentation of one input: superpixels by spec, or a segmentation model's regions.
+inline torch::Tensor segments_of(const torch::Tensor& x, const Settings& s) {
+  if (s.segments.rfind("model:", 0) == 0) {
+    static std::map<std::string, TorchModel> segmenters;  // loaded once per file
+    const auto file = s.segments.substr(6);
+    auto it = segmenters.find(file);
+    if (it == segmenters.end()) it = segmenters.emplace(file, TorchModel::load(file)).first;
+    return model_segments(it->second, x);
+  }
+  return segment_input(s.segments, x, s.normalization);
+}
+
+// A region method: run(model, x, target, segments, settings).
+template <class Run>
+MethodSpec region_method(std::string name, std::vector<std::string> aliases, Run run,
+                         std::function<nlohmann::json(const Settings&)> parameters) {
+  return {name, std::move(aliases), true,
+          [run](TorchModel& model, const torch::Tensor& x, const Target& target, const Settings& s) {
+            return run(model, x, target, segments_of(x, s), s);
+          },
+          [parameters](const torch::Tensor& x, const Settings& s) {
+            auto json = parameters(s);
+            json["masker"] = s.masker;
+            json["segments"] = s.segments;
+            json["segment_count"] = segments_of(x, s).max().item<int64_t>() + 1;
+            json["batch_size"] = s.batch_size;
+            return json;
           }};
 }
 
@@ -127,6 +171,53 @@ inline const std::vector<MethodSpec>& methods() {
                                  .on_layer = [&s](const std::string& l) { if (s.layer_used) *s.layer_used = l; }});
        },
        [](const torch::Tensor&, const Settings&) { return nlohmann::json{{"interpolation", "nearest"}}; }},
+      {"occlusion", {}, true,
+       [](TorchModel& m, const torch::Tensor& x, const Target& t, const Settings& s) {
+         return occlusion(m, x, t, {.window = s.window, .strides = s.strides, .evaluation = evaluation_of(s)});
+       },
+       [](const torch::Tensor&, const Settings& s) {
+         return nlohmann::json{{"window", s.window}, {"strides", s.strides}, {"masker", s.masker},
+                               {"batch_size", s.batch_size}, {"score", "output"}};
+       }},
+      region_method(
+          "ablation", {"feature_ablation"},
+          [](TorchModel& m, const torch::Tensor& x, const Target& t, const torch::Tensor& segments, const Settings& s) {
+            return feature_ablation(m, x, t, segments, {.evaluation = evaluation_of(s)});
+          },
+          [](const Settings&) { return nlohmann::json{{"score", "output"}}; }),
+      {"rise", {}, false,
+       [](TorchModel& m, const torch::Tensor& x, const Target& t, const Settings& s) {
+         return rise(m, x, t, {.masks = samples_or(s, 2000), .seed = s.seed, .evaluation = evaluation_of(s, true)});
+       },
+       [](const torch::Tensor&, const Settings& s) {
+         return nlohmann::json{{"masks", samples_or(s, 2000)}, {"cells", 7}, {"keep_probability", 0.5},
+                               {"seed", s.seed}, {"masker", s.masker}, {"batch_size", s.batch_size},
+                               {"score", "probability"}};
+       }},
+      region_method(
+          "lime", {},
+          [](TorchModel& m, const torch::Tensor& x, const Target& t, const torch::Tensor& segments, const Settings& s) {
+            return lime(m, x, t, segments, {.samples = samples_or(s, 1000), .seed = s.seed, .evaluation = evaluation_of(s)});
+          },
+          [](const Settings& s) {
+            return nlohmann::json{{"samples", samples_or(s, 1000)}, {"kernel_width", 0.25}, {"ridge", 1.0},
+                                  {"seed", s.seed}, {"score", "output"}};
+          }),
+      region_method(
+          "kernelshap", {"kernel_shap"},
+          [](TorchModel& m, const torch::Tensor& x, const Target& t, const torch::Tensor& segments, const Settings& s) {
+            return kernel_shap(m, x, t, segments, {.samples = samples_or(s, 1000), .seed = s.seed, .evaluation = evaluation_of(s)});
+          },
+          [](const Settings& s) { return nlohmann::json{{"samples", samples_or(s, 1000)}, {"seed", s.seed}, {"score", "output"}}; }),
+      {"pami", {}, false,
+       [](TorchModel& m, const torch::Tensor& x, const Target& t, const Settings& s) {
+         return pami(m, x, t, {.normalization = s.normalization, .evaluation = evaluation_of(s, true)});
+       },
+       [](const torch::Tensor&, const Settings& s) {
+         PamiOptions defaults;
+         return nlohmann::json{{"segmentations", defaults.segmentations}, {"shifts", defaults.shifts},
+                               {"masker", s.masker}, {"batch_size", s.batch_size}, {"score", "probability"}};
+       }},
   };
   return all;
 }

@@ -20,9 +20,13 @@
 #include "salient/attribution/guided_backprop.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
+#include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
 
 #include "salient/masking/maskers.hpp"
+
+#include "salient/segmentation/segments.hpp"
+#include "salient/segmentation/superpixels.hpp"
 
 #include "salient/io/heatmap.hpp"
 #include "salient/io/idx.hpp"

@@ -301,7 +301,7 @@ inline torch::Tensor rise(TorchModel& model, const torch::Tensor& inputs, const 
       const int64_t dy = shift_y[k].item<int64_t>(), dx = shift_x[k].item<int64_t>();
       masks[k - begin] = up[k - begin].slice(1, dy, dy + h).slice(2, dx, dx + w);
     }
-    return masks.to(inputs.options());
+    return masks.clamp_(0, 1).to(inputs.options());  // interpolation rounding can step past [0, 1]
   };
   const auto resolved = resolve_target(model, inputs, target);
   detail::EvaluationCounter counter(evaluation.progress, n * options.masks);
