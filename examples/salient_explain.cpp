@@ -310,12 +310,15 @@ int run(int argc, char** argv) {
       auto settings = options.settings;
       std::string layer_used;
       settings.layer_used = &layer_used;
+      int64_t segment_count = 0;
+      settings.segment_count = &segment_count;
       settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(items.size()) + "] " +
                                             item.stem + " " + method.name);
       auto start = std::chrono::steady_clock::now();
       auto attribution = method.run(*model, item.input, salient::Target(target_class), settings);
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       json entry{{"method", method.name}, {"parameters", method.parameters(item.input, settings)}, {"seconds", seconds}};
+      if (segment_count > 0) entry["parameters"]["segment_count"] = segment_count;
       if (!layer_used.empty()) {
         entry["parameters"]["layer"] = layer_used;
         if (index == 0)  // the same layer for every image of one model

@@ -30,6 +30,7 @@ struct Settings {
   std::array<int64_t, 2> window{15, 15}, strides{8, 8};  // occlusion
   std::string layer;                 // CAM layer; "" = the last spatial layer
   std::string* layer_used = nullptr;  // set to the layer a CAM method used
+  int64_t* segment_count = nullptr;   // set to the number of segments a region method used
   Progress progress = {};
 };
 
@@ -106,13 +107,14 @@ MethodSpec region_method(std::string name, std::vector<std::string> aliases, Run
                          std::function<nlohmann::json(const Settings&)> parameters) {
   return {name, std::move(aliases), true,
           [run](TorchModel& model, const torch::Tensor& x, const Target& target, const Settings& s) {
-            return run(model, x, target, segments_of(x, s), s);
+            auto segments = segments_of(x, s);
+            if (s.segment_count) *s.segment_count = segments.max().item<int64_t>() + 1;
+            return run(model, x, target, segments, s);
           },
-          [parameters](const torch::Tensor& x, const Settings& s) {
+          [parameters](const torch::Tensor&, const Settings& s) {
             auto json = parameters(s);
             json["masker"] = s.masker;
             json["segments"] = s.segments;
-            json["segment_count"] = segments_of(x, s).max().item<int64_t>() + 1;
             json["batch_size"] = s.batch_size;
             return json;
           }};
