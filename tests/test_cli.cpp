@@ -266,3 +266,43 @@ TEST_CASE("salient-mask reports the prediction without the removed pixels", "[cl
   }
   fs::remove_all(work);
 }
+
+TEST_CASE("salient-sanity writes the cascading randomisation figure, maps and numbers", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto out = work / "sanity";
+  const auto model = (*shared / "models" / "mobilenet_v2_imagenet.pt").string();
+  std::string printed;
+  auto run = tool("salient-sanity", "--model " + model + " --images " + (*shared / "images" / "cat.png").string() +
+                                        " --methods gradient,gradcam --threads 2 --out " + out.string(),
+                  &printed);
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto result = nlohmann::json::parse(read(out / "results.json"));
+  REQUIRE(result["steps"].size() == 21);  // the original model + 20 layer groups of MobileNetV2
+  CHECK(result["steps"][1]["group"] == "classifier.1");
+  CHECK(result["steps"][20]["group"] == "features.0");
+  CHECK(result["methods"] == nlohmann::json({"gradient", "gradcam", "edges"}));
+  CHECK(result["images"][0]["target"] == 285);  // Egyptian cat
+  for (const auto& method : {"gradient", "gradcam", "edges"})
+    CHECK(result["steps"][0]["mean"][method]["spearman_abs"].get<double>() == Approx(1.0));
+  CHECK(result["steps"][20]["mean"]["gradient"]["spearman_abs"].get<double>() < 0.5);
+  CHECK(result["steps"][20]["mean"]["edges"]["ssim"].get<double>() == Approx(1.0));
+  for (const auto* file : {"randomisation.png", "ssim.png", "hog.png", "spearman_signed.png", "maps.png"})
+    CHECK(salient::load_image(out / file).width > 100);
+  auto csv = read(out / "results.csv");
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 21 * 3);
+  CHECK(printed.find("| gradient |") != std::string::npos);
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--model " + model + " --images " + (*shared / "images" / "cat.png").string() + " --mode sideways",
+            "--mode expects cascading or independent"},
+           {"--model " + model + " --images " + (*shared / "images" / "cat.png").string() + " --methods magic",
+            "unknown method 'magic'"},
+           {"--images " + (*shared / "images" / "cat.png").string(), "--model and --images are required"}}) {
+    auto bad = tool("salient-sanity", args + " --out " + (work / "bad").string());
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
+  }
+  fs::remove_all(work);
+}

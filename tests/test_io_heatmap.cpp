@@ -1,5 +1,7 @@
 // Attribution-map display: channel reduction, percentile scaling, colormaps, overlays, grids.
 #include <catch2/catch.hpp>
+
+#include "error_matchers.hpp"
 #include <cmath>
 #include <limits>
 #include <string>
@@ -13,17 +15,8 @@ using salient::Image;
 using salient::Map2D;
 
 namespace {
+using salient::test::require_error_mentioning;
 
-template <class F>
-void require_error_mentioning(F&& f, const std::string& part) {
-  try {
-    f();
-    FAIL("expected salient::error mentioning '" << part << "'");
-  } catch (const salient::error& e) {
-    INFO("message: " << e.what());
-    CHECK_THAT(e.what(), Contains(part));
-  }
-}
 
 void check_rgb(const Image& im, int64_t y, int64_t x, float r, float g, float b,
                double margin = 1e-4) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+
+#include "error_matchers.hpp"
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +21,7 @@ using Catch::Matchers::Contains;
 using salient::Image;
 
 namespace {
+using salient::test::require_error_mentioning;
 
 // A fresh directory per test case, removed afterwards.
 struct TempDir {
@@ -52,16 +55,6 @@ Image random_u8_image(int64_t c, int64_t h, int64_t w, unsigned seed) {
 }
 
 // The error message must mention `part`; the exception type must be salient::error.
-template <class F>
-void require_error_mentioning(F&& f, const std::string& part) {
-  try {
-    f();
-    FAIL("expected salient::error mentioning '" << part << "'");
-  } catch (const salient::error& e) {
-    INFO("message: " << e.what());
-    CHECK_THAT(e.what(), Contains(part));
-  }
-}
 
 fs::path find_shared_image(const std::string& name) {
   std::vector<fs::path> roots;

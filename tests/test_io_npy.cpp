@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "error_matchers.hpp"
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@ namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
+using salient::test::require_error_mentioning;
 
 struct TempDir {
   fs::path path;
@@ -40,16 +43,6 @@ void write_all(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-template <class F>
-void require_error_mentioning(F&& f, const std::string& part) {
-  try {
-    f();
-    FAIL("expected salient::error mentioning '" << part << "'");
-  } catch (const salient::error& e) {
-    INFO("message: " << e.what());
-    CHECK_THAT(e.what(), Contains(part));
-  }
-}
 
 // A v1.0 file with the given header dict and raw data bytes, padded like NumPy's.
 std::string make_npy(std::string dict, const std::string& data) {

@@ -1,6 +1,8 @@
 // Line charts: layout, colours where the data says, readable text, clipping and bad input.
 #include <algorithm>
 #include <catch2/catch.hpp>
+
+#include "error_matchers.hpp"
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -15,6 +17,7 @@ using salient::LineChartOptions;
 using salient::Series;
 
 namespace {
+using salient::test::require_error_mentioning;
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
@@ -22,16 +25,6 @@ const double kInf = std::numeric_limits<double>::infinity();
 using Color = salient::detail::plot::Color;
 const Color& palette(size_t i) { return salient::detail::plot::kPalette[i]; }
 
-template <class F>
-void require_error_mentioning(F&& f, const std::string& part) {
-  try {
-    f();
-    FAIL("expected salient::error mentioning '" << part << "'");
-  } catch (const salient::error& e) {
-    INFO("message: " << e.what());
-    CHECK_THAT(e.what(), Contains(part));
-  }
-}
 
 float channel(const Image& im, int64_t c, int64_t y, int64_t x) {
   return im.data[static_cast<size_t>((c * im.height + y) * im.width + x)];

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "salient/core/error.hpp"
+#include "salient/evaluation/training.hpp"
 #include "salient/io/idx.hpp"
 
 namespace salient::demo {
@@ -93,21 +94,11 @@ inline TrainedModel fashion_cnn(const std::filesystem::path& cache_dir,
   torch::manual_seed(0);
   result.model = SmallCnn();
   auto train = load_fashion_mnist("train"), test = load_fashion_mnist("t10k");
-  torch::optim::Adam optimizer(result.model->parameters(), torch::optim::AdamOptions(1e-3));
-  const int64_t epochs = 2, batch = 128, n = train.images.size(0);
-  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-    result.model->train();
-    auto order = torch::randperm(n, torch::kLong);
-    for (int64_t begin = 0; begin < n; begin += batch) {
-      auto index = order.slice(0, begin, std::min(n, begin + batch));
-      auto loss = torch::nn::functional::cross_entropy(result.model->forward(train.images.index_select(0, index)),
-                                                       train.labels.index_select(0, index));
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-    }
-    if (log) log("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " done");
-  }
+  const int64_t epochs = 2;
+  salient::train_classifier(result.model, train.images, train.labels,
+                            {.epochs = epochs, .batch_size = 128, .on_epoch = [&](const EpochReport& r) {
+                               if (log) log("epoch " + std::to_string(r.epoch) + "/" + std::to_string(epochs) + " done");
+                             }});
   result.test_accuracy = accuracy(result.model, test);
   result.model->eval();
   std::filesystem::create_directories(cache_dir);

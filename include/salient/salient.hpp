@@ -25,6 +25,13 @@
 
 #include "salient/masking/maskers.hpp"
 
+#include "salient/evaluation/faithfulness.hpp"
+#include "salient/evaluation/localisation.hpp"
+#include "salient/evaluation/randomisation.hpp"
+#include "salient/evaluation/sanity.hpp"
+#include "salient/evaluation/similarity.hpp"
+#include "salient/evaluation/training.hpp"
+
 #include "salient/segmentation/segments.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
@@ -32,4 +39,5 @@
 #include "salient/io/idx.hpp"
 #include "salient/io/image.hpp"
 #include "salient/io/npy.hpp"
+#include "salient/io/plot.hpp"
 #include "salient/io/tensor_image.hpp"

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <torch/script.h>
@@ -205,6 +206,19 @@ class TorchModel {
   // The torch::nn module when this model wraps one.
   const std::shared_ptr<torch::nn::Module>& nn_module() const { return nn_module_; }
   const ModelOptions& options() const { return options_; }
+  // The model's parameters (shared tensors, module registration order), for parameter
+  // randomisation and training. Empty for a plain callable.
+  std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const {
+    std::vector<std::pair<std::string, torch::Tensor>> result;
+    if (module_)
+      for (const auto& p : module_->named_parameters(/*recurse=*/true)) result.emplace_back(p.name, p.value);
+    else if (nn_module_)
+      for (const auto& p : nn_module_->named_parameters(/*recurse=*/true)) result.emplace_back(p.key(), p.value());
+    return result;
+  }
+  // Call after changing parameters in place: the inference-optimised copy folded the old
+  // values into constants, so it is dropped and made again on the next forward.
+  void parameters_changed() { optimized_.reset(); }
   // The model's graph for the executor, made on first use by salient/graph/layers.hpp.
   std::shared_ptr<const graph::Program>& program_cache() { return program_; }
 

@@ -594,4 +594,19 @@ inline Image line_chart(const std::vector<Series>& series, const LineChartOption
   return image;
 }
 
+// A white RGB tile with `text` centred (shortened with ".." if it does not fit): row and
+// column headers for figure grids (io/heatmap.hpp's grid()).
+inline Image text_tile(std::string_view text, int64_t height, int64_t width, int text_scale = 1) {
+  namespace p = detail::plot;
+  if (height < 1 || width < 1 || height > 16384 || width > 16384)
+    detail::fail("text_tile: size ", height, "x", width, " is outside 1..16384 per side");
+  if (text_scale < 1 || text_scale > 8) detail::fail("text_tile: text_scale ", text_scale, " is outside 1..8");
+  Image image(3, height, width, 1.f);
+  p::Canvas canvas(image);
+  const auto fitted = p::fit_text(text, width - 2, text_scale);
+  p::draw_text(canvas, fitted, (width - p::text_width(fitted, text_scale)) / 2,
+               (height - p::cap_height(text_scale)) / 2, text_scale, p::kInk);
+  return image;
+}
+
 }  // namespace salient
