@@ -32,6 +32,9 @@
 #include "salient/evaluation/similarity.hpp"
 #include "salient/evaluation/training.hpp"
 
+#include "salient/guidance/attributions.hpp"
+#include "salient/guidance/losses.hpp"
+
 #include "salient/segmentation/segments.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
