@@ -306,3 +306,41 @@ TEST_CASE("salient-sanity writes the cascading randomisation figure, maps and nu
   }
   fs::remove_all(work);
 }
+
+TEST_CASE("salient-guidance trains with and without a guidance loss and writes results.json", "[cli][dataset]") {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    std::cout << "SKIPPED: Fashion-MNIST not installed\n";
+    return;
+  }
+  const auto out = work / "guidance";
+  std::string printed;
+  auto run = tool("salient-guidance", "--loss none,energy --annotated 0.5 --train 256 --test 64 --epochs 1 --threads 2 --out " +
+                                          out.string(),
+                  &printed);
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto result = nlohmann::json::parse(read(out / "results.json"));
+  REQUIRE(result["runs"].size() == 2);
+  CHECK(result["runs"][0]["loss"] == "none");
+  CHECK(result["runs"][1]["loss"] == "energy");
+  CHECK(result["runs"][1]["annotated_images"] == 128);
+  for (const auto& r : result["runs"]) {
+    CHECK(r["test_accuracy"].get<double>() >= 0.0);
+    CHECK(r["test_accuracy"].get<double>() <= 1.0);
+    const double epg = r["energy_pointing_game"].get<double>();
+    CHECK((epg >= 0.0 && epg <= 1.0));
+  }
+  CHECK(salient::load_image(out / "training_examples.png").width > 100);
+  CHECK(printed.find("| energy | 0.5 |") != std::string::npos);
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--loss l2", "unknown guidance loss 'l2'"},
+           {"--annotated 1.5", "--annotated fractions must be in (0, 1]"},
+           {"--method lrp", "unknown guided attribution 'lrp'"},
+           {"--train 100000", "Fashion-MNIST has"}}) {
+    auto bad = tool("salient-guidance", args + " --out " + (work / "bad").string());
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
+  }
+  fs::remove_all(work);
+}
