@@ -39,6 +39,7 @@ const char* usage = R"(usage: salient-guidance [options]
   --loss L1,L2,...      none, energy, l1, rrr, ppce (default: all five)
   --annotated F1,...    fractions of training images with boxes (default 1.0)
   --method M            attribution guided: ixg, gradient, ig, gradcam (default ixg)
+  --score S             what is attributed: logit (default) or logprob (log-softmax of the class)
   --layer NAME          guidance depth: "" the input (default), or a layer ("4": after the 2nd conv, "7": the 3rd)
   --lambda X            weight of the localisation loss (default: energy 1, l1 1, rrr 0.1, ppce 0.1)
   --epochs N            training epochs (default 6)
@@ -128,12 +129,13 @@ std::vector<int64_t> to_vector(const torch::Tensor& labels) {
 }
 
 // Mean energy pointing game of the input x gradient maps of the true classes.
-double energy_pointing_game(salient::TorchModel& model, const ShortcutData& data) {
+double energy_pointing_game(salient::TorchModel& model, const ShortcutData& data,
+                            salient::GuidedScore score = salient::GuidedScore::logit) {
   double total = 0;
   for (int64_t begin = 0; begin < data.images.size(0); begin += 256) {
     const int64_t end = std::min<int64_t>(data.images.size(0), begin + 256);
     auto maps = salient::guided_forward(model, data.images.slice(0, begin, end), to_vector(data.labels.slice(0, begin, end)),
-                                        {.create_graph = false})
+                                        {.score = score, .create_graph = false})
                     .attributions.detach();
     for (int64_t i = begin; i < end; ++i)
       total += salient::energy_pointing_game(maps[i - begin], salient::box_mask(data.boxes[i], kCanvas, kCanvas));
@@ -197,7 +199,9 @@ json train_and_evaluate(const Config& config, const RunSettings& run, const Shor
               {"train_accuracy", salient::classification_accuracy(model, train.images, train.labels)},
               {"test_accuracy", salient::classification_accuracy(model, test_free.images, test_free.labels)},
               {"test_accuracy_with_shortcut", salient::classification_accuracy(model, test_shortcut.images, test_shortcut.labels)},
-              {"energy_pointing_game", energy_pointing_game(model, test_free)}};
+              {"energy_pointing_game", energy_pointing_game(model, test_free)},
+              {"energy_pointing_game_log_probability",
+               energy_pointing_game(model, test_free, salient::GuidedScore::log_probability)}};
   result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "salient-guidance: " << result.dump() << "\n";
   return result;
@@ -217,6 +221,11 @@ int run(int argc, char** argv) {
       }
     } else if (flag == "--method") method = value;
     else if (flag == "--layer") config.attribution.layer = value;
+    else if (flag == "--score") {
+      if (value == "logit") config.attribution.score = salient::GuidedScore::logit;
+      else if (value == "logprob") config.attribution.score = salient::GuidedScore::log_probability;
+      else fail("--score expects logit or logprob, got '", value, "'");
+    }
     else if (flag == "--lambda") config.lambda = parse_double(flag, value);
     else if (flag == "--epochs") config.epochs = parse_int(flag, value, 1);
     else if (flag == "--lr") {
@@ -284,6 +293,7 @@ int run(int argc, char** argv) {
     json summary{{"dataset", "Fashion-MNIST items on a 64x64 canvas, a 4x4 square at a class position in the top band"},
                  {"train_images", config.train}, {"test_images", config.test}, {"correlation", config.correlation},
                  {"epochs", config.epochs}, {"learning_rate", config.learning_rate}, {"method", method}, {"layer", config.attribution.layer},
+                 {"score", config.attribution.score == salient::GuidedScore::logit ? "logit" : "logprob"},
                  {"seed", config.seed}, {"threads", config.threads}, {"runs", results}};
     std::ofstream(config.out / "results.json") << summary.dump(1) << "\n";  // after every run
   }

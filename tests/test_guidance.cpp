@@ -204,3 +204,21 @@ TEST_CASE("a few Energy-loss steps move attribution into the boxes", "[guidance]
   INFO("energy inside the boxes: " << before << " -> " << after);
   CHECK(after > before + 0.1);
 }
+
+TEST_CASE("log-probability guidance sees evidence against the other classes", "[guidance]") {
+  // f = [x0 - x1, 2 x1]: for class 0, x1 only lowers class 1. The logit's gradient ignores it;
+  // the log-probability's counts it as evidence for class 0.
+  salient::TorchModel model([](const torch::Tensor& x) {
+    auto flat = x.reshape({x.size(0), -1});
+    return torch::stack({flat.select(1, 0) - 0 * flat.select(1, 1), -2 * flat.select(1, 1)}, 1);
+  });
+  auto x = torch::tensor({1.f, 1.f}).view({1, 1, 1, 2});
+  auto logit = salient::guided_forward(model, x, {0}, {.method = salient::GuidedMethod::gradient});
+  auto logprob = salient::guided_forward(model, x, {0}, {.method = salient::GuidedMethod::gradient,
+                                                         .score = salient::GuidedScore::log_probability});
+  CHECK(logit.attributions[0][0][1].item<float>() == 0.0f);
+  // d log p0 / d x1 = 2 p1 (class 1's logit falls with x1).
+  const double p1 = torch::softmax(torch::tensor({1.f, -2.f}), 0)[1].item<double>();
+  CHECK(logprob.attributions[0][0][1].item<double>() == Approx(2 * p1));
+  CHECK(logprob.attributions[0][0][0].item<double>() == Approx(1 - torch::softmax(torch::tensor({1.f, -2.f}), 0)[0].item<double>()));
+}

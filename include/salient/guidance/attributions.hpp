@@ -12,7 +12,10 @@
 //                         (midpoint rule, zero baseline; input only)
 //   grad_cam:             relu(sum_k mean_hw(d score / d A_k) * A_k) at the layer (default: the
 //                         last spatial layer)
-// Scores are the raw logits of the target classes (as Captum). The model runs as it does for
+// Scores are the raw logits of the target classes (as Captum), or their log-softmax
+// probabilities (`score = GuidedScore::log_probability`): a logit's attribution does not see
+// evidence the model uses *against the other classes* (a shortcut can hide there, with all of
+// the target logit's positive attribution inside the box); the log-probability's does. The model runs as it does for
 // attribution: TorchScript graphs were frozen in eval mode when loaded, so batch norm uses its
 // running statistics and dropout is off during guided training.
 #include <cstdint>
@@ -38,8 +41,11 @@ inline GuidedMethod parse_guided_method(std::string_view name) {
   detail::fail("unknown guided attribution '", name, "' (expected ixg, gradient, ig or gradcam)");
 }
 
+enum class GuidedScore { logit, log_probability };
+
 struct GuidedAttributionOptions {
   GuidedMethod method = GuidedMethod::input_x_gradient;
+  GuidedScore score = GuidedScore::logit;
   std::string layer;          // "": the input (grad_cam: the last spatial layer)
   int64_t steps = 4;          // integrated gradients
   bool create_graph = true;   // false: attributions for evaluation only (no second backward)
@@ -51,13 +57,15 @@ struct GuidedForward {
 };
 
 namespace detail {
-inline torch::Tensor target_logits(const torch::Tensor& logits, const std::vector<int64_t>& targets) {
+inline torch::Tensor target_logits(const torch::Tensor& logits, const std::vector<int64_t>& targets,
+                                   GuidedScore score = GuidedScore::logit) {
   if (logits.dim() != 2) fail("guided attributions need logits [N, classes], got ", shape_string(logits));
   if (static_cast<int64_t>(targets.size()) != logits.size(0))
     fail(targets.size(), " targets for a batch of ", logits.size(0), " (expected one class per input)");
   check_class_range(targets, logits.size(1));
   auto index = torch::tensor(targets, torch::kLong).to(logits.device()).view({-1, 1});
-  return logits.gather(1, index).view({-1});
+  const auto& scored = score == GuidedScore::logit ? logits : torch::log_softmax(logits, 1);
+  return scored.gather(1, index).view({-1});
 }
 }  // namespace detail
 
@@ -82,7 +90,7 @@ inline GuidedForward guided_forward(TorchModel& model, const torch::Tensor& inpu
     auto path = torch::cat(scaled).requires_grad_(true);
     std::vector<int64_t> tiled;
     for (int64_t k = 0; k < options.steps; ++k) tiled.insert(tiled.end(), targets.begin(), targets.end());
-    auto g = grad_of(detail::target_logits(model(path), tiled), path);
+    auto g = grad_of(detail::target_logits(model(path), tiled, options.score), path);
     if (!g.defined()) g = torch::zeros_like(path);
     auto mean_gradient = g.view({options.steps, x.size(0), x.size(1), x.size(2), x.size(3)}).mean(0);
     auto logits = model(x);
@@ -101,7 +109,7 @@ inline GuidedForward guided_forward(TorchModel& model, const torch::Tensor& inpu
     if (activation.dim() != 4)
       detail::fail("layer '", layer, "' has output shape ", shape_string(activation), "; guided attributions need a 4-D layer");
   }
-  auto g = grad_of(detail::target_logits(logits, targets), activation);
+  auto g = grad_of(detail::target_logits(logits, targets, options.score), activation);
   if (!g.defined()) g = torch::zeros_like(activation);
   switch (options.method) {
     case GuidedMethod::input_x_gradient: return {logits, (activation * g).sum(1)};
