@@ -269,11 +269,7 @@ int run_data_randomisation(const Options& options) {
   salient::cli::print_row({"method", "Spearman (abs)", "Spearman (signed)", "SSIM", "HOG"});
   salient::cli::print_row({"---", "---", "---", "---", "---"});
   for (size_t m = 0; m < methods.size(); ++m) {
-    salient::MapSimilarity mean;
-    for (const auto& s : result.similarity[m]) {
-      const double k = static_cast<double>(result.similarity[m].size());
-      mean.spearman_abs += s.spearman_abs / k, mean.spearman += s.spearman / k, mean.ssim += s.ssim / k, mean.hog += s.hog / k;
-    }
+    const auto mean = salient::mean_similarity(result.similarity[m]);
     per_method[result.methods[m]] = similarity_json(mean);
     salient::cli::print_row({result.methods[m], salient::cli::number(mean.spearman_abs), salient::cli::number(mean.spearman),
                              salient::cli::number(mean.ssim), salient::cli::number(mean.hog)});

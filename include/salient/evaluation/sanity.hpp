@@ -46,12 +46,18 @@ struct MapSimilarity {
   double hog = 0;           // Pearson correlation of their HOG features
 };
 
+namespace detail {
+// |map| summed over channels [H,W], scaled to [0, 1] by its 99th percentile (clipped).
+inline torch::Tensor scaled_to_percentile(const torch::Tensor& absolute) {
+  auto top = torch::quantile(absolute.reshape({-1}), 0.99).item<float>();
+  if (!(top > 0)) top = absolute.max().item<float>();
+  return top > 0 ? (absolute / top).clamp_max(1.0f) : absolute;
+}
+}  // namespace detail
+
 // The absolute map [H,W] of one attribution [C,H,W] scaled to [0, 1] by its 99th percentile.
 inline torch::Tensor normalised_absolute_map(const torch::Tensor& attribution) {
-  auto map = attribution.detach().to(torch::kFloat).abs().sum(0);
-  auto top = torch::quantile(map.reshape({-1}), 0.99).item<float>();
-  if (!(top > 0)) top = map.max().item<float>();
-  return top > 0 ? (map / top).clamp_max_(1.0f) : map;
+  return detail::scaled_to_percentile(attribution.detach().to(torch::kFloat).abs().sum(0));
 }
 
 // Similarity of two attributions of one input ([C,H,W] each, same shape).
@@ -59,9 +65,23 @@ inline MapSimilarity compare_maps(const torch::Tensor& a, const torch::Tensor& b
   if (a.sizes() != b.sizes() || a.dim() != 3)
     detail::fail("compare_maps needs two attributions [C,H,W] of the same shape, got ", shape_string(a), " and ",
                  shape_string(b));
-  auto na = normalised_absolute_map(a), nb = normalised_absolute_map(b);
-  return {spearman(a.abs().sum(0), b.abs().sum(0)), spearman(a.sum(0), b.sum(0)),
-          ssim(na, nb, {.data_range = 1.0}), hog_similarity(na, nb)};
+  auto abs_a = a.detach().to(torch::kFloat).abs().sum(0), abs_b = b.detach().to(torch::kFloat).abs().sum(0);
+  auto na = detail::scaled_to_percentile(abs_a), nb = detail::scaled_to_percentile(abs_b);
+  return {spearman(abs_a, abs_b), spearman(a.sum(0), b.sum(0)), ssim(na, nb, {.data_range = 1.0}),
+          hog_similarity(na, nb)};
+}
+
+// The mean of several similarities (e.g. over the inputs of one step and method).
+inline MapSimilarity mean_similarity(const std::vector<MapSimilarity>& items) {
+  MapSimilarity m;
+  const auto k = static_cast<double>(items.size());
+  for (const auto& s : items) {
+    m.spearman_abs += s.spearman_abs / k;
+    m.spearman += s.spearman / k;
+    m.ssim += s.ssim / k;
+    m.hog += s.hog / k;
+  }
+  return m;
 }
 
 struct RandomisationTestOptions {
@@ -79,17 +99,7 @@ struct RandomisationTestResult {
   std::vector<int64_t> targets;                                // the class explained per input
 
   // Mean over the inputs of one step and method.
-  MapSimilarity mean(size_t step, size_t method) const {
-    MapSimilarity m;
-    const auto& items = similarity.at(step).at(method);
-    for (const auto& s : items) {
-      m.spearman_abs += s.spearman_abs / items.size();
-      m.spearman += s.spearman / items.size();
-      m.ssim += s.ssim / items.size();
-      m.hog += s.hog / items.size();
-    }
-    return m;
-  }
+  MapSimilarity mean(size_t step, size_t method) const { return mean_similarity(similarity.at(step).at(method)); }
 };
 
 namespace detail {
