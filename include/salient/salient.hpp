@@ -25,6 +25,9 @@
 
 #include "salient/masking/maskers.hpp"
 
+#include "salient/analysis/certificate.hpp"
+#include "salient/analysis/topk.hpp"
+
 #include "salient/evaluation/faithfulness.hpp"
 #include "salient/evaluation/localisation.hpp"
 #include "salient/evaluation/randomisation.hpp"
@@ -38,6 +41,7 @@
 #include "salient/segmentation/segments.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
+#include "salient/io/certificate.hpp"
 #include "salient/io/heatmap.hpp"
 #include "salient/io/idx.hpp"
 #include "salient/io/image.hpp"

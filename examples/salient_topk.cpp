@@ -1,0 +1,278 @@
+// salient-topk: are two top-k predictions one entity or two? With certificates anyone can check.
+//
+//   salient-topk --model m.pt --image f --k 5 --out dir
+//     decides every pair of the top-k classes (analysis/topk.hpp) and writes verdicts.md (the
+//     table), summary.json, entities.png, one overlay PNG per decided pair and its certificate
+//     (certificates/pair_A_B.json with one PNG per mask).
+//   salient-topk verify --model m.pt --image f --certificate c.json
+//     checks every claim of a certificate by running only the model on the masked inputs;
+//     exit code 0 when all hold, 1 when one does not.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/cli.hpp"
+#include "common/evaluation.hpp"
+#include "common/methods.hpp"
+#include "salient/analysis/topk.hpp"
+#include "salient/io/certificate.hpp"
+#include "salient/io/plot.hpp"
+#include "salient/salient.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using salient::detail::fail;
+using salient::cli::parse_double;
+using salient::cli::parse_int;
+
+namespace {
+
+const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
+       salient-topk verify --model m.pt --image FILE --certificate c.json
+  --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised input)
+  --image FILE          the photo (PNG/JPEG)
+  --k K                 top-k classes to disambiguate (default 5)
+  --method M            attribution method for entity relevance (default gradcam; any salient-explain method)
+  --entities E          attribution (superpixels merged by attribution, default) or model:FILE.pt
+                        (a segmentation model such as deeplabv3_mnv2_pascal.pt, background = class 0)
+  --segments SPEC       superpixels for --entities attribution (default slic:100)
+  --coverage X          share of each class's positive attribution its superpixels hold (default 0.5)
+  --min-area X          entities smaller than this share of the image join the background (default 0.01)
+  --segmenter-size S    input size for the segmentation model (default 513)
+  --masker NAME         layer (default), mean, black, grey, blur: how removed pixels are removed
+  --size S              model input size: shorter side resized, centre crop (default 224)
+  --labels FILE         class names (default: imagenet_classes.txt beside the model)
+  --threads N           LibTorch threads (default: all cores)
+  --out dir             output folder (default salient-topk)
+ verify:
+  --certificate c.json  a certificate written by salient-topk (its mask PNGs beside it)
+  --size S              default: the certificate's input size
+)";
+
+struct Options {
+  std::string model, image, certificate, labels;
+  salient::TopkOptions topk;
+  salient::EntityOptions entities{.segmenter_size = 513};
+  std::string entity_source = "attribution", method = "gradcam";
+  salient::cli::Settings settings;
+  int64_t size = 0;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  fs::path out = "salient-topk";
+};
+
+std::vector<std::string> class_names(const Options& o) {
+  const fs::path file = o.labels.empty() ? fs::path(o.model).parent_path() / "imagenet_classes.txt" : fs::path(o.labels);
+  if (o.labels.empty() && !fs::exists(file)) return {};
+  return salient::cli::read_labels(file);
+}
+
+std::string short_name(const std::vector<std::string>& labels, int64_t c) {
+  if (c < 0 || c >= static_cast<int64_t>(labels.size())) return std::to_string(c);
+  return labels[c].substr(0, labels[c].find(','));
+}
+
+// The photo with the kept region of `mask` tinted and the rest dimmed.
+salient::Image highlight(const salient::Image& photo, const torch::Tensor& mask, std::array<float, 3> colour) {
+  auto m = mask.contiguous();
+  const float* keep = m.data_ptr<float>();
+  salient::Image out = photo;
+  const int64_t plane = photo.height * photo.width;
+  for (int64_t i = 0; i < plane; ++i)
+    for (int64_t c = 0; c < 3; ++c) {
+      float& v = out.data[static_cast<size_t>(c * plane + i)];
+      v = keep[i] > 0.5f ? 0.65f * v + 0.35f * colour[c] : 0.25f * v;
+    }
+  return out;
+}
+
+salient::Image entity_picture(const salient::Image& photo, const torch::Tensor& entities) {
+  static const std::array<std::array<float, 3>, 8> palette{{{0.9f, 0.1f, 0.1f}, {0.1f, 0.4f, 0.95f}, {0.1f, 0.8f, 0.2f},
+                                                           {0.95f, 0.8f, 0.1f}, {0.8f, 0.2f, 0.9f}, {0.1f, 0.85f, 0.85f},
+                                                           {1.f, 0.5f, 0.1f}, {0.6f, 0.6f, 0.6f}}};
+  auto e = entities.contiguous();
+  const int64_t* label = e.data_ptr<int64_t>();
+  salient::Image out = photo;
+  const int64_t plane = photo.height * photo.width;
+  for (int64_t i = 0; i < plane; ++i)
+    for (int64_t c = 0; c < 3; ++c) {
+      float& v = out.data[static_cast<size_t>(c * plane + i)];
+      v = label[i] == 0 ? 0.3f * v : 0.5f * v + 0.5f * palette[static_cast<size_t>(label[i] - 1) % palette.size()][c];
+    }
+  return out;
+}
+
+std::string list_names(const std::vector<int64_t>& classes, const std::vector<std::string>& labels) {
+  std::string s;
+  for (auto c : classes) s += (s.empty() ? "" : ", ") + short_name(labels, c);
+  return s;
+}
+
+int run_verify(const Options& o) {
+  if (o.model.empty() || o.image.empty() || o.certificate.empty()) fail("verify needs --model, --image and --certificate (see --help)");
+  auto certificate = salient::load_certificate(o.certificate);
+  const int64_t size = o.size > 0 ? o.size : certificate.height;
+  auto model = salient::TorchModel::load(o.model);
+  auto input = salient::load_input(o.image, {size, o.settings.normalization});
+  const auto labels = class_names(o);
+  auto verification = salient::verify(model, input, certificate);
+  std::cout << "certificate " << o.certificate << ": " << salient::to_string(certificate.relation) << " ("
+            << short_name(labels, certificate.class_a) << " / " << short_name(labels, certificate.class_b) << "), masker "
+            << certificate.masker << ", k = " << certificate.k << "\n";
+  for (const auto& check : verification.checks) {
+    std::cout << (check.holds ? "  holds:  " : "  FAILS:  ") << "keeping mask " << check.claim.mask;
+    if (!check.claim.in_top_k.empty()) std::cout << ", in the top-" << certificate.k << ": " << list_names(check.claim.in_top_k, labels);
+    if (!check.claim.not_in_top_k.empty())
+      std::cout << ", not in the top-" << certificate.k << ": " << list_names(check.claim.not_in_top_k, labels);
+    std::cout << "  (model's top-" << certificate.k << ": " << list_names(check.top_k, labels) << ")\n";
+  }
+  std::cout << (verification.holds() ? "all claims hold\n" : "the certificate does not hold\n");
+  return verification.holds() ? 0 : 1;
+}
+
+int run_analysis(const Options& o) {
+  if (o.model.empty() || o.image.empty()) fail("--model and --image are required (see --help)");
+  const auto start = std::chrono::steady_clock::now();
+  auto model = salient::TorchModel::load(o.model);
+  const int64_t size = o.size > 0 ? o.size : 224;
+  salient::Preprocessing preprocessing{size, o.settings.normalization};
+  const auto photo = salient::prepare_image(salient::load_image(o.image), preprocessing);
+  const auto input = salient::to_tensor(salient::normalize(photo, preprocessing.normalization));
+  const auto labels = class_names(o);
+  const auto& method = salient::cli::find_method(o.method);
+  auto [classes, probabilities] = salient::top_k_classes(model, input, o.topk.k);
+  if (!labels.empty() && static_cast<int64_t>(labels.size()) != model.forward(input).size(1))
+    fail("labels file has ", labels.size(), " names but the model has ", model.forward(input).size(1), " classes");
+
+  std::vector<torch::Tensor> maps;
+  for (auto c : classes) maps.push_back(method.run(model, input, salient::Target(c), o.settings)[0].sum(0));
+  auto attributions = torch::stack(maps);
+  torch::Tensor entities;
+  if (o.entity_source == "attribution") {
+    entities = salient::attribution_entities(salient::segment_input(o.settings.segments, input, o.settings.normalization),
+                                             attributions, o.entities);
+  } else if (o.entity_source.rfind("model:", 0) == 0) {
+    auto segmenter = salient::TorchModel::load(o.entity_source.substr(6));
+    entities = salient::segmentation_entities(segmenter, input, o.entities);
+  } else {
+    fail("--entities expects attribution or model:FILE.pt, got '", o.entity_source, "'");
+  }
+  auto result = salient::disambiguate_topk(model, input, entities, attributions, o.topk);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  fs::create_directories(o.out / "certificates");
+  salient::save_png(salient::grid({photo, entity_picture(photo, result.entities)}, 2), o.out / "entities.png");
+  json summary{{"image", o.image}, {"model", o.model}, {"k", o.topk.k}, {"method", method.name},
+               {"entities", o.entity_source}, {"segments", o.settings.segments}, {"masker", o.topk.masker},
+               {"entity_count", result.entity_count}, {"masked_inputs", result.masked_inputs}, {"seconds", seconds}};
+  json top = json::array();
+  for (size_t i = 0; i < classes.size(); ++i)
+    top.push_back({{"class", classes[i]}, {"name", short_name(labels, classes[i])}, {"probability", probabilities[i]}});
+  summary["top_k"] = top;
+  std::vector<std::vector<float>> relevance;
+  for (int64_t i = 0; i < result.relevance.size(0); ++i) {
+    auto row = result.relevance[i].contiguous();
+    relevance.emplace_back(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+  }
+  summary["relevance"] = relevance;
+  json per_entity = json::array();
+  for (int64_t e = 0; e < result.entity_count; ++e)
+    per_entity.push_back({{"entity", e + 1},
+                          {"kept_alone_top_k", list_names(result.top_k_kept_alone[static_cast<size_t>(e)], labels)},
+                          {"removed_top_k", list_names(result.top_k_removed[static_cast<size_t>(e)], labels)}});
+  summary["entity_top_k"] = per_entity;
+
+  std::ostringstream table;
+  table << "| class a | class b | verdict | certificate |\n| --- | --- | --- | --- |\n";
+  json pairs = json::array();
+  for (const auto& pair : result.pairs) {
+    const std::string stem = "pair_" + std::to_string(pair.class_a) + "_" + std::to_string(pair.class_b);
+    json entry{{"class_a", pair.class_a}, {"class_b", pair.class_b}, {"name_a", short_name(labels, pair.class_a)},
+               {"name_b", short_name(labels, pair.class_b)}, {"relation", std::string(salient::to_string(pair.relation))}};
+    std::string certificate_text = pair.reason;
+    if (pair.certificate) {
+      const auto& c = *pair.certificate;
+      const fs::path json_path = o.out / "certificates" / (stem + ".json");
+      salient::save_certificate(c, json_path,
+                                {{"image", o.image}, {"model", o.model}, {"input_size", size},
+                                 {"name_a", short_name(labels, c.class_a)}, {"name_b", short_name(labels, c.class_b)}});
+      entry["certificate"] = "certificates/" + stem + ".json";
+      const bool two = c.relation == salient::EntityRelation::two_entities;
+      const auto& first = c.masks.at(two ? "A" : "E");
+      const auto& second = c.masks.at(two ? "B" : "without_E");
+      const int64_t w = photo.width;
+      auto caption = [&](const std::string& text) { return salient::text_tile(text, 28, w, 1); };
+      const std::string na = short_name(labels, c.class_a), nb = short_name(labels, c.class_b);
+      std::vector<salient::Image> tiles{
+          caption(two ? "keep A: " + na + " in top-" + std::to_string(c.k) + ", " + nb + " not"
+                      : "keep E: " + na + " and " + nb + " in top-" + std::to_string(c.k)),
+          caption(two ? "keep B: " + nb + " in top-" + std::to_string(c.k) + ", " + na + " not"
+                      : "remove E: neither in top-" + std::to_string(c.k)),
+          highlight(photo, first, two ? std::array<float, 3>{1.f, 0.15f, 0.15f} : std::array<float, 3>{0.1f, 0.9f, 0.2f}),
+          highlight(photo, second, two ? std::array<float, 3>{0.15f, 0.35f, 1.f} : std::array<float, 3>{0.9f, 0.9f, 0.9f})};
+      salient::save_png(salient::grid(tiles, 2), o.out / (stem + ".png"));
+      entry["overlay"] = stem + ".png";
+      certificate_text = "[" + stem + ".json](certificates/" + stem + ".json): ";
+      for (const auto& check : pair.verification.checks) {
+        certificate_text += "keep " + check.claim.mask + ": ";
+        if (!check.claim.in_top_k.empty()) certificate_text += list_names(check.claim.in_top_k, labels) + " in";
+        if (!check.claim.in_top_k.empty() && !check.claim.not_in_top_k.empty()) certificate_text += ", ";
+        if (!check.claim.not_in_top_k.empty()) certificate_text += list_names(check.claim.not_in_top_k, labels) + " out";
+        certificate_text += "; ";
+      }
+    } else {
+      entry["reason"] = pair.reason;
+    }
+    pairs.push_back(entry);
+    table << "| " << short_name(labels, pair.class_a) << " | " << short_name(labels, pair.class_b) << " | "
+          << salient::to_string(pair.relation) << " | " << certificate_text << " |\n";
+  }
+  summary["pairs"] = pairs;
+  std::ofstream(o.out / "summary.json") << summary.dump(1) << "\n";
+  std::ofstream(o.out / "verdicts.md") << table.str();
+  std::cout << "top-" << o.topk.k << ":";
+  for (size_t i = 0; i < classes.size(); ++i)
+    std::cout << (i ? "," : "") << " " << short_name(labels, classes[i]) << " (" << salient::cli::number(probabilities[i]) << ")";
+  std::cout << "\n" << result.entity_count << " entities, " << result.masked_inputs << " masked inputs, "
+            << salient::cli::number(seconds, 3) << " s\n\n" << table.str();
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  o.settings.segments = "slic:100";
+  const bool verify = argc > 1 && std::string(argv[1]) == "verify";
+  if (verify) --argc, ++argv;
+  salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
+    if (flag == "--model") o.model = value;
+    else if (flag == "--image") o.image = value;
+    else if (flag == "--certificate") o.certificate = value;
+    else if (flag == "--labels") o.labels = value;
+    else if (flag == "--k") o.topk.k = parse_int(flag, value, 2);
+    else if (flag == "--method") o.method = value;
+    else if (flag == "--entities") o.entity_source = value;
+    else if (flag == "--segments") o.settings.segments = value;
+    else if (flag == "--coverage") o.entities.coverage = parse_double(flag, value);
+    else if (flag == "--min-area") o.entities.min_area = parse_double(flag, value);
+    else if (flag == "--segmenter-size") o.entities.segmenter_size = parse_int(flag, value, 0);
+    else if (flag == "--masker") o.topk.masker = value;
+    else if (flag == "--size") o.size = parse_int(flag, value, 1);
+    else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 1));
+    else if (flag == "--out") o.out = value;
+    else fail("unknown option '", flag, "' (see --help)");
+  });
+  salient::make_masker(o.topk.masker);  // an unknown name fails before any work
+  salient::cli::configure_process(o.threads);
+  return verify ? run_verify(o) : run_analysis(o);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return salient::cli::main_guard("salient-topk", [&] { return run(argc, argv); }); }

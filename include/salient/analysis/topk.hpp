@@ -1,0 +1,358 @@
+#pragma once
+// Top-k disambiguation (paper 2 of PAPERS.md): for each pair (a, b) of a classifier's k highest
+// classes, are the two predictions driven by two distinct entities in the image (a cat *and* a
+// dog) or by one entity (two guesses about the same thing: "tabby" or "tiger cat")? Every
+// verdict comes with a counterfactual certificate (analysis/certificate.hpp) that `verify`
+// checks by running only the model on masked inputs.
+//
+// 1. Entities: a label map [H,W] with 0 = background and 1..m = entities, from a segmentation
+//    model (segmentation_entities: connected regions of the non-background classes) or from
+//    superpixels merged by attribution (attribution_entities: the superpixels holding most of
+//    any top-k class's positive attribution, joined into connected regions).
+// 2. Relevance: the share of each top-k class's positive attribution inside each entity (any
+//    attribution method; one map per class).
+// 3. Counterfactual search with the masker (layer masking by default, so a removed region
+//    injects no fill colour): each entity kept alone and each entity removed, then for a pair
+//      two entities:  keeping only region A, a is in the top-k and b is not; keeping only
+//                     region B (disjoint from A), b is and a is not. A and B are single
+//                     entities or, failing that, the entities ordered by relevance(a) -
+//                     relevance(b) taken from either end;
+//      one entity:    keeping only entity E, both a and b are in the top-k; removing E (the
+//                     rest of the image kept), neither is.
+//    A pair gets the first relation whose certificate verifies; `undecided` when neither does.
+//    Every certificate is checked with verify() before it is returned, so a verdict's claims
+//    hold by construction.
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "salient/analysis/certificate.hpp"
+#include "salient/core/error.hpp"
+#include "salient/core/torch_backend.hpp"
+#include "salient/masking/maskers.hpp"
+#include "salient/segmentation/segments.hpp"
+#include "salient/segmentation/superpixels.hpp"
+
+namespace salient {
+
+struct EntityOptions {
+  double coverage = 0.5;    // attribution_entities: share of each class's positive attribution a class's superpixels hold
+  double min_area = 0.01;   // entities smaller than this share of the image join the background
+  int64_t max_entities = 12;  // the largest ones are kept; smaller ones join the background
+  int64_t segmenter_size = 0;  // segmentation_entities: run the segmenter on the input resized to this square (0: as is)
+};
+
+namespace detail {
+// Label map [H,W] (0 = background, 1..m) from `pieces` [H,W] (connected regions labelled
+// 0..P-1) and `labels` [H,W] (a class per pixel, constant on each piece): the pieces whose
+// label is not `background` and that are not too small, numbered by decreasing area.
+inline torch::Tensor number_entities(const torch::Tensor& pieces, const torch::Tensor& labels, int64_t background,
+                                     const EntityOptions& options) {
+  const auto flat = pieces.view({-1});
+  const int64_t count = flat.max().item<int64_t>() + 1, pixels = flat.numel();
+  auto areas = torch::zeros({count}, torch::kLong).index_add_(0, flat, torch::ones({pixels}, torch::kLong));
+  auto piece_label = torch::zeros({count}, torch::kLong).index_put_({flat}, labels.reshape({-1}).to(torch::kLong));
+  std::vector<int64_t> order;
+  for (int64_t p = 0; p < count; ++p)
+    if (piece_label[p].item<int64_t>() != background &&
+        areas[p].item<double>() >= options.min_area * static_cast<double>(pixels))
+      order.push_back(p);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t x, int64_t y) { return areas[x].item<int64_t>() > areas[y].item<int64_t>(); });
+  if (static_cast<int64_t>(order.size()) > options.max_entities) order.resize(static_cast<size_t>(options.max_entities));
+  auto relabel = torch::zeros({count}, torch::kLong);
+  for (size_t i = 0; i < order.size(); ++i) relabel[order[i]] = static_cast<int64_t>(i) + 1;
+  return relabel.index({pieces});
+}
+
+// The connected regions of a per-pixel class map [H,W], entities where it is not `background`.
+inline torch::Tensor connected_entities(const torch::Tensor& classes, int64_t background, const EntityOptions& options) {
+  auto labels = classes.to(torch::kLong).contiguous();
+  return number_entities(to_tensor(connected_components(to_label_map(labels))), labels, background, options);
+}
+
+inline void check_entity_options(const EntityOptions& o) {
+  if (!(o.coverage > 0 && o.coverage <= 1)) fail("entity coverage must be in (0, 1], got ", o.coverage);
+  if (!(o.min_area >= 0 && o.min_area < 1)) fail("entity min_area must be in [0, 1), got ", o.min_area);
+  if (o.max_entities < 1) fail("max_entities must be at least 1, got ", o.max_entities);
+}
+
+// Attribution maps as [n,H,W] (channels summed).
+inline torch::Tensor class_maps(const torch::Tensor& attributions, int64_t h, int64_t w) {
+  auto a = attributions.detach().to(torch::kCPU, torch::kFloat);
+  if (a.dim() == 4) a = a.sum(1);
+  if (a.dim() != 3 || a.size(1) != h || a.size(2) != w)
+    fail("attributions must be [n,H,W] or [n,C,H,W] for ", h, "x", w, " inputs, got shape ", shape_string(attributions));
+  TorchBackend::check_finite(a, "attributions");
+  return a;
+}
+}  // namespace detail
+
+// Entities from a segmentation model's output for `input` [1,3,H,W]: the connected regions of
+// the per-pixel argmax classes other than `background_class`. The segmenter sees the input
+// resized (bilinear) to `segmenter_size` when set (DeepLab: 513); its classes are resized
+// back to H x W (nearest).
+inline torch::Tensor segmentation_entities(TorchModel& segmenter, const torch::Tensor& input, const EntityOptions& options = {},
+                                           int64_t background_class = 0) {
+  detail::check_entity_options(options);
+  if (input.dim() != 4 || input.size(0) != 1) detail::fail("segmentation_entities takes one input [1,C,H,W], got ", shape_string(input));
+  if (options.segmenter_size < 0) detail::fail("segmenter_size must be >= 0, got ", options.segmenter_size);
+  torch::NoGradGuard no_grad;
+  auto seen = input;
+  if (options.segmenter_size > 0)
+    seen = torch::nn::functional::interpolate(
+        input, torch::nn::functional::InterpolateFuncOptions()
+                   .size(std::vector<int64_t>{options.segmenter_size, options.segmenter_size})
+                   .mode(torch::kBilinear)
+                   .align_corners(false));
+  auto output = segmenter.forward(seen);
+  if (output.dim() != 4 || output.size(0) != 1)
+    detail::fail("a segmentation model's output must be [1,classes,h,w], got ", shape_string(output));
+  if (background_class < 0 || background_class >= output.size(1))
+    detail::fail("background class ", background_class, " out of range [0, ", output.size(1), ")");
+  auto classes = output.argmax(1, /*keepdim=*/true).to(torch::kFloat);
+  classes = torch::nn::functional::interpolate(
+      classes, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{input.size(2), input.size(3)}).mode(torch::kNearest));
+  return detail::connected_entities(classes[0][0], background_class, options);
+}
+
+// Entities from superpixels `regions` [H,W] merged by attribution: for each class map of
+// `attributions` ([n,H,W] or [n,C,H,W], channels summed), the superpixels of highest positive
+// attribution density that together hold `coverage` of its positive attribution; the union
+// over classes split into connected regions.
+inline torch::Tensor attribution_entities(const torch::Tensor& regions, const torch::Tensor& attributions,
+                                          const EntityOptions& options = {}) {
+  detail::check_entity_options(options);
+  if (regions.dim() != 2) detail::fail("superpixels must be a label map [H,W], got shape ", shape_string(regions));
+  const int64_t h = regions.size(0), w = regions.size(1);
+  auto maps = detail::class_maps(attributions, h, w);
+  auto labels = regions.to(torch::kLong).contiguous().view({-1});
+  if (labels.min().item<int64_t>() < 0) detail::fail("superpixel labels must be >= 0");
+  const int64_t count = labels.max().item<int64_t>() + 1;
+  auto areas = torch::zeros({count}, torch::kDouble).index_add_(0, labels, torch::ones({h * w}, torch::kDouble));
+  auto salient_segment = torch::zeros({count}, torch::kBool);
+  for (int64_t c = 0; c < maps.size(0); ++c) {
+    auto mass = torch::zeros({count}, torch::kDouble).index_add_(0, labels, maps[c].view({-1}).clamp_min(0).to(torch::kDouble));
+    const double total = mass.sum().item<double>();
+    if (total <= 0) continue;
+    auto density = mass / areas.clamp_min(1);
+    auto order = std::get<1>(density.sort(0, /*descending=*/true));
+    double held = 0;
+    for (int64_t i = 0; i < count && held < options.coverage * total; ++i) {
+      const int64_t s = order[i].item<int64_t>();
+      if (mass[s].item<double>() <= 0) break;
+      salient_segment[s] = true;
+      held += mass[s].item<double>();
+    }
+  }
+  return detail::connected_entities(salient_segment.index({labels}).view({h, w}), /*background=*/0, options);
+}
+
+struct TopkOptions {
+  int64_t k = 5;
+  std::string masker = "layer";  // make_masker() name, recorded in the certificates
+  double max_entity_area = 0.9;  // a one-entity certificate's E leaves at least 10% of the image
+  MaskerOptions masker_options = {.batch_size = 16};
+};
+
+struct PairVerdict {
+  int64_t class_a = 0, class_b = 0;  // a ranked above b
+  EntityRelation relation = EntityRelation::undecided;
+  std::optional<TopkCertificate> certificate;  // absent when undecided
+  Verification verification;                   // of the certificate (all claims hold)
+  std::string reason;                          // why undecided
+};
+
+struct TopkDisambiguation {
+  std::vector<int64_t> classes;        // the top-k, best first
+  std::vector<double> probabilities;   // softmax of the outputs
+  torch::Tensor entities;              // [H,W], 0 = background, 1..m
+  int64_t entity_count = 0;
+  torch::Tensor relevance;             // [k, m]: share of each class's positive attribution in each entity
+  std::vector<PairVerdict> pairs;      // (0,1), (0,2), ..., (k-2,k-1)
+  // The model's top-k with each entity kept alone / removed (entity e at e - 1).
+  std::vector<std::vector<int64_t>> top_k_kept_alone, top_k_removed;
+  int64_t masked_inputs = 0;           // masked inputs the search ran through the model
+};
+
+// The k highest classes of the model on `input` [1,C,H,W] and their softmax probabilities.
+inline std::pair<std::vector<int64_t>, std::vector<double>> top_k_classes(TorchModel& model, const torch::Tensor& input, int64_t k) {
+  if (input.dim() != 4 || input.size(0) != 1) detail::fail("top-k disambiguation takes one input [1,C,H,W], got shape ", shape_string(input));
+  auto logits = model.forward(input);
+  if (logits.dim() != 2) detail::fail("top-k disambiguation needs a classifier's outputs [1, classes], got shape ", shape_string(logits));
+  TorchBackend::check_finite(logits, "model output");
+  auto classes = top_k_of(logits[0], k);
+  auto p = torch::softmax(logits[0].to(torch::kDouble), 0);
+  std::vector<double> probabilities;
+  for (auto c : classes) probabilities.push_back(p[c].item<double>());
+  return {classes, probabilities};
+}
+
+// Decides every pair of the top-k of `input` [1,C,H,W]. `entities` [H,W] (0 = background),
+// `attributions` one map per top-k class in rank order ([k,H,W] or [k,C,H,W]).
+inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tensor& input, const torch::Tensor& entities,
+                                            const torch::Tensor& attributions, const TopkOptions& options = {}) {
+  TopkDisambiguation result;
+  std::tie(result.classes, result.probabilities) = top_k_classes(model, input, options.k);
+  const int64_t k = options.k, h = input.size(2), w = input.size(3);
+  if (k < 2) detail::fail("top-k disambiguation needs k >= 2 (pairs of classes), got ", k);
+  if (!(options.max_entity_area > 0 && options.max_entity_area <= 1))
+    detail::fail("max_entity_area must be in (0, 1], got ", options.max_entity_area);
+  if (entities.dim() != 2 || entities.size(0) != h || entities.size(1) != w)
+    detail::fail("entities must be a label map [", h, ",", w, "] for this input, got shape ", shape_string(entities));
+  auto maps = detail::class_maps(attributions, h, w);
+  if (maps.size(0) != k) detail::fail("expected one attribution map per top-k class (", k, "), got ", maps.size(0));
+  result.entities = entities.to(torch::kLong).contiguous();
+  if (result.entities.min().item<int64_t>() < 0) detail::fail("entity labels must be >= 0 (0 = background)");
+  const int64_t m = result.entities.max().item<int64_t>();
+  if (m > 63) detail::fail("top-k disambiguation handles at most 63 entities, got ", m, " (merge small ones into the background)");
+  result.entity_count = m;
+  const auto flat = result.entities.view({-1});
+  // Relevance [k, 1+m]: share of each class's positive attribution in the background (0) and
+  // in each entity.
+  auto positive = maps.clamp_min(0).view({k, -1}).to(torch::kDouble);
+  auto relevance = torch::zeros({k, m + 1}, torch::kDouble).index_add_(1, flat, positive);
+  relevance = relevance / positive.sum(1, true).clamp_min(1e-300);
+  result.relevance = relevance.slice(1, 1).to(torch::kFloat);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i + 1; j < k; ++j) result.pairs.push_back({result.classes[i], result.classes[j]});
+  if (m == 0) {
+    for (auto& p : result.pairs) p.reason = "no entities (the segmentation found only background)";
+    return result;
+  }
+
+  // A region is a set of parts (bit 0: the background, bit e: entity e); its mask keeps them.
+  using Region = uint64_t;
+  const Region whole = (Region{1} << (m + 1)) - 1;
+  auto entity = [](int64_t e) { return Region{1} << e; };
+  auto region_mask = [&](Region r) {
+    auto keep = torch::zeros({m + 1}, torch::kFloat);
+    for (int64_t p = 0; p <= m; ++p)
+      if (r >> p & 1) keep[p] = 1;
+    return keep.index({result.entities});
+  };
+  auto masker = make_masker(options.masker);
+  std::map<Region, std::vector<int64_t>> top;  // the model's top-k with only the region kept
+  auto evaluate = [&](const std::vector<Region>& wanted) {
+    std::vector<Region> todo;
+    for (auto r : wanted)
+      if (!top.count(r) && std::find(todo.begin(), todo.end(), r) == todo.end()) todo.push_back(r);
+    if (todo.empty()) return;
+    std::vector<torch::Tensor> masks;
+    for (auto r : todo) masks.push_back(region_mask(r));
+    auto outputs = masker.outputs(model, input, torch::stack(masks).unsqueeze(1).to(input.options()), options.masker_options);
+    result.masked_inputs += static_cast<int64_t>(todo.size());
+    for (size_t i = 0; i < todo.size(); ++i) top[todo[i]] = top_k_of(outputs[static_cast<int64_t>(i)], k);
+  };
+  auto in = [](const std::vector<int64_t>& t, int64_t c) { return detail::contains(t, c); };
+  auto rel = [&](int64_t i, Region r) {
+    double s = 0;
+    for (int64_t p = 0; p <= m; ++p)
+      if (r >> p & 1) s += relevance[i][p].item<double>();
+    return s;
+  };
+
+  // Every entity kept alone and removed (the rest kept).
+  std::vector<Region> singles;
+  for (int64_t e = 1; e <= m; ++e) singles.push_back(entity(e)), singles.push_back(whole ^ entity(e));
+  evaluate(singles);
+  for (int64_t e = 1; e <= m; ++e) {
+    result.top_k_kept_alone.push_back(top.at(entity(e)));
+    result.top_k_removed.push_back(top.at(whole ^ entity(e)));
+  }
+  // Unions of entities from the front of the order by relevance(a) - relevance(b), and their
+  // complements (the rest of the image, background included).
+  auto ordered_unions = [&](int64_t ia, int64_t ib) {
+    std::vector<int64_t> order(static_cast<size_t>(m));
+    std::iota(order.begin(), order.end(), 1);
+    auto diff = [&](int64_t e) { return relevance[ia][e].item<double>() - relevance[ib][e].item<double>(); };
+    std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return diff(x) > diff(y); });
+    std::vector<Region> unions;
+    Region front = 0, back = 0;
+    for (size_t n = 0; n + 1 < order.size(); ++n) {
+      front |= entity(order[n]);
+      back |= entity(order[order.size() - 1 - n]);
+      for (auto r : {front, back}) unions.push_back(r), unions.push_back(whole ^ r);
+    }
+    return unions;
+  };
+  {
+    std::vector<Region> wanted;
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = i + 1; j < k; ++j)
+        for (auto r : ordered_unions(i, j)) wanted.push_back(r);
+    evaluate(wanted);
+  }
+
+  size_t pair_index = 0;
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i + 1; j < k; ++j) {
+      auto& verdict = result.pairs[pair_index++];
+      const int64_t a = result.classes[i], b = result.classes[j];
+      // Two entities: disjoint A and B, A keeps a without b and B keeps b without a.
+      std::vector<Region> candidates = singles, unions = ordered_unions(i, j);
+      candidates.insert(candidates.end(), unions.begin(), unions.end());
+      std::vector<Region> only_a, only_b;
+      for (auto r : candidates) {
+        const auto& t = top.at(r);
+        if (in(t, a) && !in(t, b)) only_a.push_back(r);
+        if (in(t, b) && !in(t, a)) only_b.push_back(r);
+      }
+      std::optional<std::pair<Region, Region>> separating;
+      double best = -1;
+      for (auto ra : only_a)
+        for (auto rb : only_b)
+          if ((ra & rb) == 0 && rel(i, ra) + rel(j, rb) > best) best = rel(i, ra) + rel(j, rb), separating = std::pair{ra, rb};
+      std::vector<TopkCertificate> tries;
+      if (separating) {
+        TopkCertificate c{EntityRelation::two_entities, a, b, k, options.masker, h, w, {}, {}};
+        c.masks["A"] = region_mask(separating->first);
+        c.masks["B"] = region_mask(separating->second);
+        c.claims = {{"A", {a}, {b}}, {"B", {b}, {a}}};
+        tries.push_back(std::move(c));
+      }
+      // One entity: an entity E that suffices for both (kept alone) and that both need (removed).
+      std::optional<Region> shared;
+      best = -1;
+      for (int64_t e = 1; e <= m; ++e) {
+        const auto &kept = top.at(entity(e)), &removed = top.at(whole ^ entity(e));
+        if (in(kept, a) && in(kept, b) && !in(removed, a) && !in(removed, b) &&
+            region_mask(entity(e)).mean().item<double>() <= options.max_entity_area &&
+            rel(i, entity(e)) + rel(j, entity(e)) > best)
+          best = rel(i, entity(e)) + rel(j, entity(e)), shared = entity(e);
+      }
+      if (shared) {
+        TopkCertificate c{EntityRelation::one_entity, a, b, k, options.masker, h, w, {}, {}};
+        c.masks["E"] = region_mask(*shared);
+        c.masks["without_E"] = region_mask(whole ^ *shared);
+        c.claims = {{"E", {a, b}, {}}, {"without_E", {}, {a, b}}};
+        tries.push_back(std::move(c));
+      }
+      // Emitted only once verified (independently of the search's own batch).
+      for (auto& c : tries) {
+        auto v = verify(model, input, c, options.masker_options);
+        result.masked_inputs += static_cast<int64_t>(c.masks.size());
+        if (v.holds()) {
+          verdict.relation = c.relation;
+          verdict.certificate = std::move(c);
+          verdict.verification = std::move(v);
+          break;
+        }
+      }
+      if (verdict.relation == EntityRelation::undecided)
+        verdict.reason = !tries.empty() ? "the certificates found did not verify"
+                         : only_a.empty() || only_b.empty()
+                             ? "no region keeps one class in the top-k without the other, and no entity is needed by both"
+                             : "no disjoint regions separate the classes, and no entity is needed by both";
+    }
+  return result;
+}
+
+}  // namespace salient
