@@ -41,8 +41,10 @@ const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
   --image FILE          the photo (PNG/JPEG)
   --k K                 top-k classes to disambiguate (default 5)
   --method M            attribution method for entity relevance (default gradcam; any salient-explain method)
-  --entities E          attribution (superpixels merged by attribution, default) or model:FILE.pt
-                        (a segmentation model such as deeplabv3_mnv2_pascal.pt, background = class 0)
+  --entities E          model:FILE.pt (a segmentation model such as deeplabv3_mnv2_pascal.pt, background
+                        = class 0) or attribution (superpixels merged by attribution); default: the
+                        DeepLab model beside --model if it is there, else attribution
+  --composite FILE2     explain FILE and FILE2 side by side (each prepared as --image, then joined)
   --segments SPEC       superpixels for --entities attribution (default slic:100)
   --coverage X          share of each class's positive attribution its superpixels hold (default 0.5)
   --min-area X          entities smaller than this share of the image join the background (default 0.01)
@@ -54,14 +56,15 @@ const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
   --out dir             output folder (default salient-topk)
  verify:
   --certificate c.json  a certificate written by salient-topk (its mask PNGs beside it)
+  --composite FILE2     as for the analysis
   --size S              default: the certificate's input size
 )";
 
 struct Options {
-  std::string model, image, certificate, labels;
+  std::string model, image, composite, certificate, labels;
   salient::TopkOptions topk;
   salient::EntityOptions entities{.segmenter_size = 513};
-  std::string entity_source = "attribution", method = "gradcam";
+  std::string entity_source, method = "gradcam";
   salient::cli::Settings settings;
   int64_t size = 0;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -115,12 +118,27 @@ std::string list_names(const std::vector<int64_t>& classes, const std::vector<st
   return s;
 }
 
+// The photo (after resize and crop) and the model input: one photo, or two side by side.
+std::pair<salient::Image, torch::Tensor> load_photo(const Options& o, int64_t size) {
+  salient::Preprocessing preprocessing{size, o.settings.normalization};
+  auto photo = salient::prepare_image(salient::load_image(o.image), preprocessing);
+  if (!o.composite.empty()) {
+    auto right = salient::prepare_image(salient::load_image(o.composite), preprocessing);
+    salient::Image both(3, size, 2 * size);
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t y = 0; y < size; ++y)
+        for (int64_t x = 0; x < size; ++x) both.at(c, y, x) = photo.at(c, y, x), both.at(c, y, size + x) = right.at(c, y, x);
+    photo = both;
+  }
+  return {photo, salient::to_tensor(salient::normalize(photo, preprocessing.normalization))};
+}
+
 int run_verify(const Options& o) {
   if (o.model.empty() || o.image.empty() || o.certificate.empty()) fail("verify needs --model, --image and --certificate (see --help)");
   auto certificate = salient::load_certificate(o.certificate);
   const int64_t size = o.size > 0 ? o.size : certificate.height;
   auto model = salient::TorchModel::load(o.model);
-  auto input = salient::load_input(o.image, {size, o.settings.normalization});
+  auto [photo, input] = load_photo(o, size);
   const auto labels = class_names(o);
   auto verification = salient::verify(model, input, certificate);
   std::cout << "certificate " << o.certificate << ": " << salient::to_string(certificate.relation) << " ("
@@ -142,9 +160,7 @@ int run_analysis(const Options& o) {
   const auto start = std::chrono::steady_clock::now();
   auto model = salient::TorchModel::load(o.model);
   const int64_t size = o.size > 0 ? o.size : 224;
-  salient::Preprocessing preprocessing{size, o.settings.normalization};
-  const auto photo = salient::prepare_image(salient::load_image(o.image), preprocessing);
-  const auto input = salient::to_tensor(salient::normalize(photo, preprocessing.normalization));
+  const auto [photo, input] = load_photo(o, size);
   const auto labels = class_names(o);
   const auto& method = salient::cli::find_method(o.method);
   auto [classes, probabilities] = salient::top_k_classes(model, input, o.topk.k);
@@ -154,15 +170,20 @@ int run_analysis(const Options& o) {
   std::vector<torch::Tensor> maps;
   for (auto c : classes) maps.push_back(method.run(model, input, salient::Target(c), o.settings)[0].sum(0));
   auto attributions = torch::stack(maps);
+  std::string entity_source = o.entity_source;
+  if (entity_source.empty()) {
+    const auto deeplab = fs::path(o.model).parent_path() / "deeplabv3_mnv2_pascal.pt";
+    entity_source = fs::exists(deeplab) ? "model:" + deeplab.string() : "attribution";
+  }
   torch::Tensor entities;
-  if (o.entity_source == "attribution") {
+  if (entity_source == "attribution") {
     entities = salient::attribution_entities(salient::segment_input(o.settings.segments, input, o.settings.normalization),
                                              attributions, o.entities);
-  } else if (o.entity_source.rfind("model:", 0) == 0) {
-    auto segmenter = salient::TorchModel::load(o.entity_source.substr(6));
+  } else if (entity_source.rfind("model:", 0) == 0) {
+    auto segmenter = salient::TorchModel::load(entity_source.substr(6));
     entities = salient::segmentation_entities(segmenter, input, o.entities);
   } else {
-    fail("--entities expects attribution or model:FILE.pt, got '", o.entity_source, "'");
+    fail("--entities expects attribution or model:FILE.pt, got '", entity_source, "'");
   }
   auto result = salient::disambiguate_topk(model, input, entities, attributions, o.topk);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -170,7 +191,7 @@ int run_analysis(const Options& o) {
   fs::create_directories(o.out / "certificates");
   salient::save_png(salient::grid({photo, entity_picture(photo, result.entities)}, 2), o.out / "entities.png");
   json summary{{"image", o.image}, {"model", o.model}, {"k", o.topk.k}, {"method", method.name},
-               {"entities", o.entity_source}, {"segments", o.settings.segments}, {"masker", o.topk.masker},
+               {"composite", o.composite}, {"entities", entity_source}, {"segments", o.settings.segments}, {"masker", o.topk.masker},
                {"entity_count", result.entity_count}, {"masked_inputs", result.masked_inputs}, {"seconds", seconds}};
   json top = json::array();
   for (size_t i = 0; i < classes.size(); ++i)
@@ -201,7 +222,7 @@ int run_analysis(const Options& o) {
       const auto& c = *pair.certificate;
       const fs::path json_path = o.out / "certificates" / (stem + ".json");
       salient::save_certificate(c, json_path,
-                                {{"image", o.image}, {"model", o.model}, {"input_size", size},
+                                {{"image", o.image}, {"composite", o.composite}, {"model", o.model}, {"input_size", size},
                                  {"name_a", short_name(labels, c.class_a)}, {"name_b", short_name(labels, c.class_b)}});
       entry["certificate"] = "certificates/" + stem + ".json";
       const bool two = c.relation == salient::EntityRelation::two_entities;
@@ -254,6 +275,7 @@ int run(int argc, char** argv) {
     if (flag == "--model") o.model = value;
     else if (flag == "--image") o.image = value;
     else if (flag == "--certificate") o.certificate = value;
+    else if (flag == "--composite") o.composite = value;
     else if (flag == "--labels") o.labels = value;
     else if (flag == "--k") o.topk.k = parse_int(flag, value, 2);
     else if (flag == "--method") o.method = value;

@@ -344,3 +344,62 @@ TEST_CASE("salient-guidance trains with and without a guidance loss and writes r
   }
   fs::remove_all(work);
 }
+
+TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an edited one fails", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto out = work / "topk";
+  const auto model = (*shared / "models" / "mobilenet_v2_imagenet.pt").string();
+  const auto image = (*shared / "images" / "pets.jpg").string();
+  std::string printed;
+  auto run = tool("salient-topk", "--model " + model + " --image " + image + " --k 5 --threads 2 --out " + out.string(), &printed);
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["entities"].get<std::string>().find("deeplabv3_mnv2_pascal.pt") != std::string::npos);  // found beside the model
+  CHECK(summary["top_k"][0]["name"] == "Italian greyhound");
+  CHECK(summary["pairs"].size() == 10);
+  CHECK(summary["pairs"][0]["relation"] == "two_entities");
+  CHECK(printed.find("| Italian greyhound | Boston bull | two_entities |") != std::string::npos);
+  CHECK(salient::load_image(out / "entities.png").width == 2 * 224 + 3 * 4);
+  CHECK(salient::load_image(out / "pair_171_195.png").width > 224);
+  const auto certificate = out / "certificates" / "pair_171_195.json";
+  REQUIRE(fs::exists(certificate));
+  CHECK(salient::load_image(out / "certificates" / "pair_171_195_A.png").width == 224);
+
+  std::string verified;
+  auto verify = tool("salient-topk", "verify --model " + model + " --image " + image + " --certificate " + certificate.string(), &verified);
+  INFO(verify.err);
+  CHECK(verify.code == 0);
+  CHECK(verified.find("all claims hold") != std::string::npos);
+  CHECK(std::count(verified.begin(), verified.end(), '\n') == 4);  // header, two claims, result
+
+  // An edited claim: keeping A, Boston bull (195) in and the greyhound (171) out: false.
+  auto text = read(certificate);
+  auto j = nlohmann::json::parse(text);
+  std::swap(j["claims"][0]["in_top_k"], j["claims"][0]["not_in_top_k"]);
+  std::ofstream(out / "certificates" / "edited.json") << j.dump();
+  fs::copy_file(out / "certificates" / "pair_171_195_A.png", out / "certificates" / "edited_A.png");
+  auto edited = tool("salient-topk", "verify --model " + model + " --image " + image + " --certificate " +
+                                         (out / "certificates" / "edited.json").string(), &verified);
+  CHECK(edited.code == 1);
+  CHECK(verified.find("FAILS") != std::string::npos);
+  CHECK(verified.find("the certificate does not hold") != std::string::npos);
+
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--model " + model + " --image " + image + " --k 1001", "k = 1001 is out of range for a model with 1000 classes"},
+           {"--model " + model + " --image " + image + " --masker sparkle", "unknown masker 'sparkle'"},
+           {"--model " + model + " --image " + image + " --entities magic", "--entities expects attribution or model:FILE.pt"},
+           {"verify --model " + model + " --image " + image + " --certificate " + certificate.string() + " --size 192",
+            "the certificate is for 224x224 inputs, but the input is 192x192"},
+           {"verify --model " + model + " --image " + image + " --certificate " + (out / "summary.json").string(),
+            "missing field 'format'"},
+           {"verify --model " + model + " --image " + image, "verify needs --model, --image and --certificate"}}) {
+    auto bad = tool("salient-topk", args + " --out " + (work / "bad").string());
+    INFO(args);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
+  }
+  fs::remove_all(work);
+}

@@ -23,6 +23,7 @@
 //    Every certificate is checked with verify() before it is returned, so a verdict's claims
 //    hold by construction.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,7 +47,7 @@ struct EntityOptions {
   double coverage = 0.5;    // attribution_entities: share of each class's positive attribution a class's superpixels hold
   double min_area = 0.01;   // entities smaller than this share of the image join the background
   int64_t max_entities = 12;  // the largest ones are kept; smaller ones join the background
-  int64_t segmenter_size = 0;  // segmentation_entities: run the segmenter on the input resized to this square (0: as is)
+  int64_t segmenter_size = 0;  // segmentation_entities: the segmenter sees the input with its shorter side resized to this (0: as is)
 };
 
 namespace detail {
@@ -97,8 +98,8 @@ inline torch::Tensor class_maps(const torch::Tensor& attributions, int64_t h, in
 
 // Entities from a segmentation model's output for `input` [1,3,H,W]: the connected regions of
 // the per-pixel argmax classes other than `background_class`. The segmenter sees the input
-// resized (bilinear) to `segmenter_size` when set (DeepLab: 513); its classes are resized
-// back to H x W (nearest).
+// resized (bilinear, aspect kept) to a shorter side of `segmenter_size` when set (DeepLab:
+// 513); its classes are resized back to H x W (nearest).
 inline torch::Tensor segmentation_entities(TorchModel& segmenter, const torch::Tensor& input, const EntityOptions& options = {},
                                            int64_t background_class = 0) {
   detail::check_entity_options(options);
@@ -106,12 +107,15 @@ inline torch::Tensor segmentation_entities(TorchModel& segmenter, const torch::T
   if (options.segmenter_size < 0) detail::fail("segmenter_size must be >= 0, got ", options.segmenter_size);
   torch::NoGradGuard no_grad;
   auto seen = input;
-  if (options.segmenter_size > 0)
+  if (options.segmenter_size > 0) {
+    const double scale = static_cast<double>(options.segmenter_size) / static_cast<double>(std::min(input.size(2), input.size(3)));
+    const auto side = [&](int64_t n) { return std::max<int64_t>(1, std::llround(static_cast<double>(n) * scale)); };
     seen = torch::nn::functional::interpolate(
         input, torch::nn::functional::InterpolateFuncOptions()
-                   .size(std::vector<int64_t>{options.segmenter_size, options.segmenter_size})
+                   .size(std::vector<int64_t>{side(input.size(2)), side(input.size(3))})
                    .mode(torch::kBilinear)
                    .align_corners(false));
+  }
   auto output = segmenter.forward(seen);
   if (output.dim() != 4 || output.size(0) != 1)
     detail::fail("a segmentation model's output must be [1,classes,h,w], got ", shape_string(output));
