@@ -14,9 +14,11 @@
 // 3. Counterfactual search with the masker (layer masking by default, so a removed region
 //    injects no fill colour): each entity kept alone and each entity removed, then for a pair
 //      two entities:  keeping only region A, a is in the top-k and b is not; keeping only
-//                     region B (disjoint from A), b is and a is not. A and B are single
-//                     entities or, failing that, the entities ordered by relevance(a) -
-//                     relevance(b) taken from either end;
+//                     region B (disjoint from A), b is and a is not. A and B are entities,
+//                     unions of the entities ordered by relevance(a) - relevance(b) taken from
+//                     either end, or their complements (the rest of the image); failing
+//                     that, the two parts of one entity split by which class's attribution
+//                     is denser (two touching objects the segmentation merged);
 //      one entity:    keeping only entity E, both a and b are in the top-k; removing E (the
 //                     rest of the image kept), neither is.
 //    A pair gets the first relation whose certificate verifies; `undecided` when neither does.
@@ -163,6 +165,7 @@ struct TopkOptions {
   int64_t k = 5;
   std::string masker = "layer";  // make_masker() name, recorded in the certificates
   double max_entity_area = 0.9;  // a one-entity certificate's E leaves at least 10% of the image
+  double min_split_relevance = 0.1;  // an entity is split by attribution when both classes have this share in it
   MaskerOptions masker_options = {.batch_size = 16};
 };
 
@@ -244,6 +247,14 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
   };
   auto masker = make_masker(options.masker);
   std::map<Region, std::vector<int64_t>> top;  // the model's top-k with only the region kept
+  // The model's top-k for each keep mask [H,W], in batches through the masker.
+  auto tops_of = [&](const std::vector<torch::Tensor>& masks) {
+    auto outputs = masker.outputs(model, input, torch::stack(masks).unsqueeze(1).to(input.options()), options.masker_options);
+    result.masked_inputs += static_cast<int64_t>(masks.size());
+    std::vector<std::vector<int64_t>> tops;
+    for (int64_t i = 0; i < outputs.size(0); ++i) tops.push_back(top_k_of(outputs[i], k));
+    return tops;
+  };
   auto evaluate = [&](const std::vector<Region>& wanted) {
     std::vector<Region> todo;
     for (auto r : wanted)
@@ -251,9 +262,8 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
     if (todo.empty()) return;
     std::vector<torch::Tensor> masks;
     for (auto r : todo) masks.push_back(region_mask(r));
-    auto outputs = masker.outputs(model, input, torch::stack(masks).unsqueeze(1).to(input.options()), options.masker_options);
-    result.masked_inputs += static_cast<int64_t>(todo.size());
-    for (size_t i = 0; i < todo.size(); ++i) top[todo[i]] = top_k_of(outputs[static_cast<int64_t>(i)], k);
+    auto tops = tops_of(masks);
+    for (size_t i = 0; i < todo.size(); ++i) top[todo[i]] = std::move(tops[i]);
   };
   auto in = [](const std::vector<int64_t>& t, int64_t c) { return detail::contains(t, c); };
   auto rel = [&](int64_t i, Region r) {
@@ -314,11 +324,39 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
       for (auto ra : only_a)
         for (auto rb : only_b)
           if ((ra & rb) == 0 && rel(i, ra) + rel(j, rb) > best) best = rel(i, ra) + rel(j, rb), separating = std::pair{ra, rb};
+      std::optional<std::pair<torch::Tensor, torch::Tensor>> separating_masks;
+      if (separating) separating_masks = std::pair{region_mask(separating->first), region_mask(separating->second)};
+      // Failing that, an entity may hold two things the segmentation did not tell apart (two
+      // touching objects of one class): split each entity that both classes attribute to by
+      // which class's attribution is denser per pixel, and test the parts (alone, and each with
+      // the rest of the image outside the other part).
+      if (!separating_masks) {
+        auto dominant = (positive[i] / positive[i].sum().clamp_min(1e-300) > positive[j] / positive[j].sum().clamp_min(1e-300))
+                            .view({h, w});
+        std::vector<torch::Tensor> masks;
+        for (int64_t e = 1; e <= m; ++e) {
+          if (relevance[i][e].item<double>() < options.min_split_relevance || relevance[j][e].item<double>() < options.min_split_relevance)
+            continue;
+          auto inside = result.entities.eq(e);
+          auto part_a = inside.logical_and(dominant).to(torch::kFloat), part_b = inside.logical_and(dominant.logical_not()).to(torch::kFloat);
+          if (part_a.sum().item<double>() == 0 || part_b.sum().item<double>() == 0) continue;
+          for (const auto& mask : {part_a, 1 - part_b, part_b, 1 - part_a}) masks.push_back(mask);
+        }
+        if (!masks.empty()) {
+          auto tops = tops_of(masks);
+          for (size_t g = 0; g < masks.size() && !separating_masks; g += 4)
+            for (size_t x = g; x < g + 2 && !separating_masks; ++x)        // A: part_a or everything but part_b
+              for (size_t y = g + 2; y < g + 4 && !separating_masks; ++y)  // B: part_b or everything but part_a
+                if (in(tops[x], a) && !in(tops[x], b) && in(tops[y], b) && !in(tops[y], a) &&
+                    (masks[x] * masks[y]).sum().item<double>() == 0)
+                  separating_masks = std::pair{masks[x], masks[y]};
+        }
+      }
       std::vector<TopkCertificate> tries;
-      if (separating) {
+      if (separating_masks) {
         TopkCertificate c{EntityRelation::two_entities, a, b, k, options.masker, h, w, {}, {}};
-        c.masks["A"] = region_mask(separating->first);
-        c.masks["B"] = region_mask(separating->second);
+        c.masks["A"] = separating_masks->first;
+        c.masks["B"] = separating_masks->second;
         c.claims = {{"A", {a}, {b}}, {"B", {b}, {a}}};
         tries.push_back(std::move(c));
       }
