@@ -216,7 +216,8 @@ int run_analysis(const Options& o) {
   for (const auto& pair : result.pairs) {
     const std::string stem = "pair_" + std::to_string(pair.class_a) + "_" + std::to_string(pair.class_b);
     json entry{{"class_a", pair.class_a}, {"class_b", pair.class_b}, {"name_a", short_name(labels, pair.class_a)},
-               {"name_b", short_name(labels, pair.class_b)}, {"relation", std::string(salient::to_string(pair.relation))}};
+               {"name_b", short_name(labels, pair.class_b)}, {"relation", std::string(salient::to_string(pair.relation))},
+               {"split_entity", pair.split_entity}};
     std::string certificate_text = pair.reason;
     if (pair.certificate) {
       const auto& c = *pair.certificate;
@@ -229,15 +230,23 @@ int run_analysis(const Options& o) {
       const auto& first = c.masks.at(two ? "A" : "E");
       const auto& second = c.masks.at(two ? "B" : "without_E");
       const int64_t w = photo.width;
-      auto caption = [&](const std::string& text) { return salient::text_tile(text, 28, w, 1); };
-      const std::string na = short_name(labels, c.class_a), nb = short_name(labels, c.class_b);
-      std::vector<salient::Image> tiles{
-          caption(two ? "keep A: " + na + " in top-" + std::to_string(c.k) + ", " + nb + " not"
-                      : "keep E: " + na + " and " + nb + " in top-" + std::to_string(c.k)),
-          caption(two ? "keep B: " + nb + " in top-" + std::to_string(c.k) + ", " + na + " not"
-                      : "remove E: neither in top-" + std::to_string(c.k)),
-          highlight(photo, first, two ? std::array<float, 3>{1.f, 0.15f, 0.15f} : std::array<float, 3>{0.1f, 0.9f, 0.2f}),
-          highlight(photo, second, two ? std::array<float, 3>{0.15f, 0.35f, 1.f} : std::array<float, 3>{0.9f, 0.9f, 0.9f})};
+      const std::string na = short_name(labels, c.class_a), nb = short_name(labels, c.class_b), top = "top-" + std::to_string(c.k);
+      // Each panel: two caption lines above the highlighted photo.
+      auto panel = [&](const std::string& line1, const std::string& line2, const torch::Tensor& mask, std::array<float, 3> colour) {
+        const auto a = salient::text_tile(line1, 14, w, 1), b = salient::text_tile(line2, 14, w, 1), image = highlight(photo, mask, colour);
+        salient::Image out(3, 28 + image.height, w, 1.f);
+        for (int64_t ch = 0; ch < 3; ++ch)
+          for (int64_t x = 0; x < w; ++x) {
+            for (int64_t y = 0; y < 14; ++y) out.at(ch, y, x) = a.at(ch, y, x), out.at(ch, 14 + y, x) = b.at(ch, y, x);
+            for (int64_t y = 0; y < image.height; ++y) out.at(ch, 28 + y, x) = image.at(ch, y, x);
+          }
+        return out;
+      };
+      std::vector<salient::Image> tiles =
+          two ? std::vector<salient::Image>{panel("keep A: " + na + " in " + top, nb + " not", first, {1.f, 0.15f, 0.15f}),
+                                            panel("keep B: " + nb + " in " + top, na + " not", second, {0.15f, 0.35f, 1.f})}
+              : std::vector<salient::Image>{panel("keep E: in " + top, na + " and " + nb, first, {0.1f, 0.9f, 0.2f}),
+                                            panel("remove E: not in " + top, na + " nor " + nb, second, {0.9f, 0.9f, 0.9f})};
       salient::save_png(salient::grid(tiles, 2), o.out / (stem + ".png"));
       entry["overlay"] = stem + ".png";
       certificate_text = "[" + stem + ".json](certificates/" + stem + ".json): ";
@@ -253,7 +262,7 @@ int run_analysis(const Options& o) {
     }
     pairs.push_back(entry);
     table << "| " << short_name(labels, pair.class_a) << " | " << short_name(labels, pair.class_b) << " | "
-          << salient::to_string(pair.relation) << " | " << certificate_text << " |\n";
+          << salient::to_string(pair.relation) << (pair.split_entity ? " (split entity)" : "") << " | " << certificate_text << " |\n";
   }
   summary["pairs"] = pairs;
   std::ofstream(o.out / "summary.json") << summary.dump(1) << "\n";

@@ -277,3 +277,28 @@ TEST_CASE("top-k: superpixels merged by attribution give one entity per attribut
   require_error_mentioning([&] { salient::attribution_entities(regions, maps, {.coverage = 0}); }, "coverage must be in (0, 1]");
   require_error_mentioning([&] { salient::attribution_entities(regions, torch::zeros({2, 16, 16})); }, "for 32x32 inputs");
 }
+
+TEST_CASE("top-k: two touching objects that the segmentation merged are split by attribution", "[topk]") {
+  auto& s = shared_models();
+  if (!s) return;
+  // A Samoyed and a chickadee side by side: DeepLab labels them as one connected region.
+  auto composite = torch::cat({photo(*s, "dog_segmentation.png"), photo(*s, "bird.png")}, 3);
+  auto entities = salient::segmentation_entities(s->segmenter, composite, {.segmenter_size = 513});
+  REQUIRE(entities.max().item<int64_t>() == 1);
+  auto result = analyse(*s, composite, entities);
+  const auto& pair = pair_of(result, 19, 258);  // chickadee, Samoyed
+  REQUIRE(pair.relation == EntityRelation::two_entities);
+  CHECK(pair.split_entity);
+  CHECK(salient::verify(s->classifier, composite, *pair.certificate).holds());
+  // The chickadee's region lies mostly in the right half, the Samoyed's in the left.
+  const auto& c = *pair.certificate;
+  const auto& bird = c.class_a == 19 ? c.masks.at("A") : c.masks.at("B");
+  const auto& dog = c.class_a == 19 ? c.masks.at("B") : c.masks.at("A");
+  CHECK(bird.slice(1, 224).sum().item<double>() > 0.6 * bird.sum().item<double>());
+  CHECK(dog.slice(1, 0, 224).sum().item<double>() > 0.8 * dog.sum().item<double>());
+  // pets.jpg's two dogs are separate entities: no split needed.
+  CHECK_FALSE(pair_of(analyse(*s, photo(*s, "pets.jpg"),
+                              salient::segmentation_entities(s->segmenter, photo(*s, "pets.jpg"), {.segmenter_size = 513})),
+                      171, 195)
+                  .split_entity);
+}

@@ -175,6 +175,9 @@ struct PairVerdict {
   std::optional<TopkCertificate> certificate;  // absent when undecided
   Verification verification;                   // of the certificate (all claims hold)
   std::string reason;                          // why undecided
+  // two_entities only: A and B are parts of one entity of the segmentation, split by
+  // attribution (weaker evidence of two objects than two entities of the segmentation).
+  bool split_entity = false;
 };
 
 struct TopkDisambiguation {
@@ -349,7 +352,7 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
               for (size_t y = g + 2; y < g + 4 && !separating_masks; ++y)  // B: part_b or everything but part_a
                 if (in(tops[x], a) && !in(tops[x], b) && in(tops[y], b) && !in(tops[y], a) &&
                     (masks[x] * masks[y]).sum().item<double>() == 0)
-                  separating_masks = std::pair{masks[x], masks[y]};
+                  separating_masks = std::pair{masks[x], masks[y]}, verdict.split_entity = true;
         }
       }
       std::vector<TopkCertificate> tries;
@@ -388,6 +391,7 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
           break;
         }
       }
+      if (verdict.relation != EntityRelation::two_entities) verdict.split_entity = false;
       if (verdict.relation == EntityRelation::undecided)
         verdict.reason = !tries.empty() ? "the certificates found did not verify"
                          : only_a.empty() || only_b.empty()
