@@ -164,8 +164,11 @@ int run_analysis(const Options& o) {
   const auto labels = class_names(o);
   const auto& method = salient::cli::find_method(o.method);
   auto [classes, probabilities] = salient::top_k_classes(model, input, o.topk.k);
-  if (!labels.empty() && static_cast<int64_t>(labels.size()) != model.forward(input).size(1))
-    fail("labels file has ", labels.size(), " names but the model has ", model.forward(input).size(1), " classes");
+  if (!labels.empty()) {
+    const int64_t class_count = model.forward(input).size(1);  // one forward pass for the check
+    if (static_cast<int64_t>(labels.size()) != class_count)
+      fail("labels file has ", labels.size(), " names but the model has ", class_count, " classes");
+  }
 
   std::vector<torch::Tensor> maps;
   for (auto c : classes) maps.push_back(method.run(model, input, salient::Target(c), o.settings)[0].sum(0));
