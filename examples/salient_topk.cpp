@@ -5,13 +5,15 @@
 //     table), summary.json, entities.png, one overlay PNG per decided pair and its certificate
 //     (certificates/pair_A_B.json with one PNG per mask).
 //   salient-topk verify --model m.pt --image f --certificate c.json
-//     checks every claim of a certificate by running only the model on the masked inputs;
-//     exit code 0 when all hold, 1 when one does not.
+//     checks that the certificate is about these files (SHA-256), that its claims are exactly
+//     those its verdict needs, and every claim, by running only the model on the masked inputs;
+//     exit code 0 when it proves its verdict, 1 when it does not (with the reason).
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -24,6 +26,7 @@
 #include "common/methods.hpp"
 #include "salient/analysis/topk.hpp"
 #include "salient/io/certificate.hpp"
+#include "salient/io/detail/sha256.hpp"
 #include "salient/io/plot.hpp"
 #include "salient/salient.hpp"
 
@@ -133,17 +136,51 @@ std::pair<salient::Image, torch::Tensor> load_photo(const Options& o, int64_t si
   return {photo, salient::to_tensor(salient::normalize(photo, preprocessing.normalization))};
 }
 
+// SHA-256 of the files a verdict is about: the model, the image and the composite's second image.
+std::map<std::string, std::string> subject_of(const Options& o) {
+  std::map<std::string, std::string> subject{{"model", salient::detail::file_sha256(o.model, "model")},
+                                             {"image", salient::detail::file_sha256(o.image, "image")}};
+  if (!o.composite.empty()) subject["composite"] = salient::detail::file_sha256(o.composite, "image");
+  return subject;
+}
+
+// Exit 0: the certificate proves its verdict about these files; 1: it does not (the reason is
+// printed); 2: the model, image or options themselves are bad.
 int run_verify(const Options& o) {
   if (o.model.empty() || o.image.empty() || o.certificate.empty()) fail("verify needs --model, --image and --certificate (see --help)");
-  auto certificate = salient::load_certificate(o.certificate);
-  const int64_t size = o.size > 0 ? o.size : certificate.height;
   auto model = salient::TorchModel::load(o.model);
-  auto [photo, input] = load_photo(o, size);
   const auto labels = class_names(o);
-  auto verification = salient::verify(model, input, certificate);
+  const auto subject = subject_of(o);
+  salient::TopkCertificate certificate;
+  salient::Verification verification;
+  try {
+    certificate = salient::load_certificate(o.certificate);
+    for (const auto& [role, digest] : subject)
+      if (!certificate.subject.count(role))
+        fail("the certificate does not name the ", role, " it is about (no sha256 of it)");
+      else if (certificate.subject.at(role) != digest)
+        fail("the certificate is about another ", role, " file (sha256 ", certificate.subject.at(role).substr(0, 12), "..., ",
+             role == "model" ? o.model : role == "image" ? o.image : o.composite, " has ", digest.substr(0, 12), "...)");
+    for (const auto& [role, _] : certificate.subject)
+      if (!subject.count(role)) fail("the certificate is about a ", role, " file that was not given (--", role, ")");
+  } catch (const salient::error& e) {
+    std::cout << "certificate " << o.certificate << " is rejected: " << e.what() << "\n";
+    return 1;
+  }
+  const int64_t size = o.size > 0 ? o.size : certificate.height;
+  auto [photo, input] = load_photo(o, size);
+  try {
+    verification = salient::verify(model, input, certificate);
+  } catch (const salient::error& e) {
+    std::cout << "certificate " << o.certificate << " is rejected: " << e.what() << "\n";
+    return 1;
+  }
   std::cout << "certificate " << o.certificate << ": " << salient::to_string(certificate.relation) << " ("
             << short_name(labels, certificate.class_a) << " / " << short_name(labels, certificate.class_b) << "), masker "
             << certificate.masker << ", k = " << certificate.k << "\n";
+  std::cout << (verification.classes_in_top_k ? "  holds:  " : "  FAILS:  ") << "the whole image, "
+            << list_names({certificate.class_a, certificate.class_b}, labels) << " in the top-" << certificate.k
+            << "  (model's top-" << certificate.k << ": " << list_names(verification.image_top_k, labels) << ")\n";
   for (const auto& check : verification.checks) {
     std::cout << (check.holds ? "  holds:  " : "  FAILS:  ") << "keeping mask " << check.claim.mask;
     if (!check.claim.in_top_k.empty()) std::cout << ", in the top-" << certificate.k << ": " << list_names(check.claim.in_top_k, labels);
@@ -159,6 +196,7 @@ int run_analysis(const Options& o) {
   if (o.model.empty() || o.image.empty()) fail("--model and --image are required (see --help)");
   const auto start = std::chrono::steady_clock::now();
   auto model = salient::TorchModel::load(o.model);
+  const auto subject = subject_of(o);
   const int64_t size = o.size > 0 ? o.size : 224;
   const auto [photo, input] = load_photo(o, size);
   const auto labels = class_names(o);
@@ -223,11 +261,9 @@ int run_analysis(const Options& o) {
                {"split_entity", pair.split_entity}};
     std::string certificate_text = pair.reason;
     if (pair.certificate) {
-      const auto& c = *pair.certificate;
-      const fs::path json_path = o.out / "certificates" / (stem + ".json");
-      salient::save_certificate(c, json_path,
-                                {{"image", o.image}, {"composite", o.composite}, {"model", o.model}, {"input_size", size},
-                                 {"name_a", short_name(labels, c.class_a)}, {"name_b", short_name(labels, c.class_b)}});
+      auto c = *pair.certificate;
+      c.subject = subject;
+      salient::save_certificate(c, o.out / "certificates" / (stem + ".json"));
       entry["certificate"] = "certificates/" + stem + ".json";
       const bool two = c.relation == salient::EntityRelation::two_entities;
       const auto& first = c.masks.at(two ? "A" : "E");

@@ -372,28 +372,70 @@ TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an
   INFO(verify.err);
   CHECK(verify.code == 0);
   CHECK(verified.find("all claims hold") != std::string::npos);
-  CHECK(std::count(verified.begin(), verified.end(), '\n') == 4);  // header, two claims, result
+  CHECK(std::count(verified.begin(), verified.end(), '\n') == 5);  // header, the whole image, two claims, result
 
-  // An edited claim: keeping A, Boston bull (195) in and the greyhound (171) out: false.
-  auto text = read(certificate);
-  auto j = nlohmann::json::parse(text);
-  std::swap(j["claims"][0]["in_top_k"], j["claims"][0]["not_in_top_k"]);
-  std::ofstream(out / "certificates" / "edited.json") << j.dump();
-  fs::copy_file(out / "certificates" / "pair_171_195_A.png", out / "certificates" / "edited_A.png");
-  auto edited = tool("salient-topk", "verify --model " + model + " --image " + image + " --certificate " +
-                                         (out / "certificates" / "edited.json").string(), &verified);
-  CHECK(edited.code == 1);
-  CHECK(verified.find("FAILS") != std::string::npos);
-  CHECK(verified.find("the certificate does not hold") != std::string::npos);
-
+  // Forged certificates (each beside a copy of the mask PNGs) exit 1 with the reason.
+  const auto text = read(certificate);
+  fs::copy_file(out / "certificates" / "pair_171_195_A.png", out / "certificates" / "forged_A.png");
+  fs::copy_file(out / "certificates" / "pair_171_195_B.png", out / "certificates" / "forged_B.png");
+  auto verify_forged = [&](const nlohmann::json& j, const std::string& why, const std::string& args = "") {
+    INFO(why);
+    auto edited = j.dump();
+    for (auto at = edited.find("pair_171_195_"); at != std::string::npos; at = edited.find("pair_171_195_"))
+      edited.replace(at, 13, "forged_");
+    std::ofstream(out / "certificates" / "forged.json") << edited;
+    std::string said;
+    auto r = tool("salient-topk", "verify --model " + model + " --certificate " + (out / "certificates" / "forged.json").string() +
+                                      (args.empty() ? " --image " + image : args), &said);
+    CHECK(r.code == 1);
+    CHECK(said.find(why) != std::string::npos);
+    CHECK((said.find("is rejected: ") != std::string::npos || said.find("the certificate does not hold") != std::string::npos));
+  };
+  const auto original = nlohmann::json::parse(text);
+  {  // The copy itself, mask files renamed, verifies ...
+    auto copy = text;
+    for (auto at = copy.find("pair_171_195_"); at != std::string::npos; at = copy.find("pair_171_195_")) copy.replace(at, 13, "forged_");
+    std::ofstream(out / "certificates" / "forged.json") << copy;
+    auto r = tool("salient-topk", "verify --model " + model + " --image " + image + " --certificate " +
+                                      (out / "certificates" / "forged.json").string());
+    CHECK(r.code == 0);
+  }
+  {
+    auto j = original;  // ... but no edit that changes what it proves does
+    std::swap(j["claims"][0]["in_top_k"], j["claims"][0]["not_in_top_k"]);
+    verify_forged(j, "the claim on mask 'A': in_top_k [195], not_in_top_k [171] is not one that proves");
+    j = original;
+    j["class_a"] = 1, j["class_b"] = 2;  // the issue's forgery: other classes, same claims
+    verify_forged(j, "is not one that proves two_entities for classes 1 and 2");
+    j = original;
+    j["relation"] = "one_entity";
+    verify_forged(j, "is not one that proves one_entity");
+    j = original;
+    j["claims"].erase(1);
+    verify_forged(j, "exactly once, found 0");
+    j = original;
+    j["k"] = 5.5;
+    verify_forged(j, "'k' must be an integer, got 5.5");
+    j = original;
+    j["height"] = 100000;
+    verify_forged(j, "input size 100000x224 is not valid");
+    j = original;
+    j["input_size"] = 0;
+    verify_forged(j, "unknown field 'input_size'");
+    j = original;
+    j["subject"].erase("model");
+    verify_forged(j, "does not name the model it is about");
+    j = original;
+    std::swap(j["masks"]["A"], j["masks"]["B"]);  // well formed, but the model disagrees with both claims
+    verify_forged(j, "the certificate does not hold");
+    verify_forged(original, "is about another image file", " --image " + (*shared / "images" / "cat.png").string());
+  }
+  verify_forged(original, "the certificate is for 224x224 inputs, but the input is 192x192", " --image " + image + " --size 192");
+  verify_forged(nlohmann::json::array(), "the document must be a JSON object");
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {"--model " + model + " --image " + image + " --k 1001", "k = 1001 is out of range for a model with 1000 classes"},
            {"--model " + model + " --image " + image + " --masker sparkle", "unknown masker 'sparkle'"},
            {"--model " + model + " --image " + image + " --entities magic", "--entities expects attribution or model:FILE.pt"},
-           {"verify --model " + model + " --image " + image + " --certificate " + certificate.string() + " --size 192",
-            "the certificate is for 224x224 inputs, but the input is 192x192"},
-           {"verify --model " + model + " --image " + image + " --certificate " + (out / "summary.json").string(),
-            "missing field 'format'"},
            {"verify --model " + model + " --image " + image, "verify needs --model, --image and --certificate"}}) {
     auto bad = tool("salient-topk", args + " --out " + (work / "bad").string());
     INFO(args);

@@ -137,18 +137,93 @@ TEST_CASE("top-k: a certificate edited to make a false claim fails verify", "[to
   if (!s) return;
   auto input = photo(*s, "pets.jpg");
   auto c = pets_certificate(*s);
-  REQUIRE(salient::verify(s->classifier, input, c).holds());
-  std::swap(c.claims[0].in_top_k, c.claims[0].not_in_top_k);  // "keeping A, Boston bull is in and the greyhound out"
   auto v = salient::verify(s->classifier, input, c);
-  CHECK_FALSE(v.holds());
-  CHECK_FALSE(v.checks[0].holds);
-  CHECK(v.checks[1].holds);
+  REQUIRE(v.holds());
+  CHECK(v.classes_in_top_k);
   // Swapping the masks makes both claims false.
   auto swapped = pets_certificate(*s);
   std::swap(swapped.masks.at("A"), swapped.masks.at("B"));
   auto w = salient::verify(s->classifier, input, swapped);
   CHECK_FALSE(w.checks[0].holds);
   CHECK_FALSE(w.checks[1].holds);
+}
+
+TEST_CASE("top-k: every edit of a certificate that changes what it proves is rejected", "[topk]") {
+  auto& s = shared_models();
+  if (!s) return;
+  auto input = photo(*s, "pets.jpg");
+  const auto& good = pets_certificate(*s);
+  REQUIRE(good.relation == EntityRelation::two_entities);
+  const auto dir = fs::temp_directory_path() / "salient_topk_forged";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  salient::save_certificate(good, dir / "good.json");
+  REQUIRE(salient::verify(s->classifier, input, salient::load_certificate(dir / "good.json")).holds());
+  const auto text = [&] {
+    std::ifstream in(dir / "good.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  // Each edit of the JSON (the forger's view of a certificate) and what the rejection says.
+  auto forged = [&](const std::string& edited, const std::string& why) {
+    INFO(why);
+    std::ofstream(dir / "forged.json") << edited;
+    require_error_mentioning([&] { salient::verify(s->classifier, input, salient::load_certificate(dir / "forged.json")); }, why);
+  };
+  auto replace = [&](std::string t, const std::string& from, const std::string& to) {
+    const auto at = t.find(from);
+    REQUIRE(at != std::string::npos);
+    return t.replace(at, from.size(), to);
+  };
+  forged(replace(replace(text, "\"class_a\": 171", "\"class_a\": 1"), "\"class_b\": 195", "\"class_b\": 2"),
+         "is not one that proves two_entities for classes 1 and 2");
+  forged(replace(text, "\"class_a\": 171", "\"class_a\": 1"), "is not one that proves two_entities for classes 1 and 195");
+  forged(replace(text, "\"class_b\": 195", "\"class_b\": 171"), "class_a and class_b are both 171");
+  forged(replace(text, "\"relation\": \"two_entities\"", "\"relation\": \"one_entity\""), "is not one that proves one_entity");
+  forged(replace(text, "\"relation\": \"two_entities\"", "\"relation\": \"undecided\""), "relation 'undecided' has no certificate");
+  forged(replace(text, "\"k\": 5", "\"k\": 5.5"), "'k' must be an integer, got 5.5");
+  forged(replace(text, "\"class_a\": 171", "\"class_a\": 171.7"), "'class_a' must be an integer, got 171.7");
+  forged(replace(text, "\"height\": 224", "\"height\": 0"), "input size 0x224 is not valid");
+  forged(replace(text, "\"height\": 224", "\"height\": 100000"), "input size 100000x224 is not valid");
+  forged(replace(text, "\"format\"", "\"input_size\": 100000, \"format\""), "unknown field 'input_size'");
+  forged(replace(text, "\"good_A.png\"", "\"../good_A.png\""), "must be a file name in the certificate's folder");
+  forged(replace(text, "\"good_A.png\"", "\"good_B.png\""), "masks 'A' and 'B' overlap");
+  {  // Claim B deleted: the claims array keeps only its first element.
+    auto j = nlohmann::json::parse(text);
+    j["claims"].erase(1);
+    forged(j.dump(), "needs the claim on mask 'B': in_top_k [195], not_in_top_k [171] exactly once, found 0");
+    j = nlohmann::json::parse(text);
+    j["claims"].push_back(j["claims"][0]);
+    forged(j.dump(), "needs the claim on mask 'A': in_top_k [171], not_in_top_k [195] exactly once, found 2");
+    j = nlohmann::json::parse(text);
+    j["claims"][0]["in_top_k"].push_back(3);
+    forged(j.dump(), "is not one that proves two_entities");
+    j = nlohmann::json::parse(text);
+    j["claims"][1]["not_in_top_k"] = nlohmann::json::array();
+    forged(j.dump(), "is not one that proves two_entities");
+    j = nlohmann::json::parse(text);
+    j["masks"]["C"] = "good_A.png";
+    forged(j.dump(), "two_entities uses 2 masks, the certificate has 3");
+    j = nlohmann::json::parse(text);
+    j["subject"]["image"] = {{"sha256", "not-hex"}};
+    forged(j.dump(), "is not 64 lower-case hex digits");
+  }
+  // Edits of the in-memory certificate.
+  auto one = good;
+  one.relation = EntityRelation::one_entity;
+  one.claims = salient::required_claims(one.relation, one.class_a, one.class_b);
+  one.masks = {{"E", good.masks.at("A")}, {"without_E", good.masks.at("B")}};
+  one.masks["without_E"] = torch::ones_like(one.masks["E"]);
+  require_error_mentioning([&] { salient::verify(s->classifier, input, one); }, "'without_E' is not the complement of mask 'E'");
+  one.masks["E"] = torch::ones_like(one.masks["E"]);
+  one.masks["without_E"] = torch::zeros_like(one.masks["E"]);
+  require_error_mentioning([&] { salient::verify(s->classifier, input, one); }, "mask 'without_E' keeps nothing");
+  // Classes that are not in the image's top-k: a true certificate needs them there.
+  auto unranked = good;
+  unranked.k = 1;  // the greyhound alone is the top-1; the claims are checked at k = 1 too
+  auto v = salient::verify(s->classifier, input, unranked);
+  CHECK_FALSE(v.classes_in_top_k);
+  CHECK_FALSE(v.holds());
+  fs::remove_all(dir);
 }
 
 TEST_CASE("top-k: verify runs only forward passes, one batch for all masks, no autograd", "[topk]") {
@@ -169,7 +244,7 @@ TEST_CASE("top-k: verify runs only forward passes, one batch for all masks, no a
   c.masker = "mean";  // a fill masker: a plain callable model has no graph to layer-mask
   auto v = salient::verify(counted, input, c);
   CHECK(calls == 1);
-  CHECK(inputs == 2);  // the two masked inputs, nothing else
+  CHECK(inputs == 3);  // the unmasked input and the two masked inputs, nothing else
   CHECK_FALSE(autograd);
   CHECK(v.checks.size() == 2);
 }
@@ -181,7 +256,9 @@ TEST_CASE("top-k: certificates round-trip through JSON and mask PNGs", "[topk]")
   const auto dir = fs::temp_directory_path() / "salient_topk_certificate";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  salient::save_certificate(c, dir / "pair.json", {{"image", "pets.jpg"}});
+  auto with_subject = c;
+  with_subject.subject = {{"image", std::string(64, 'a')}, {"model", std::string(64, 'b')}};
+  salient::save_certificate(with_subject, dir / "pair.json");
   CHECK(fs::exists(dir / "pair_A.png"));
   CHECK(fs::exists(dir / "pair_B.png"));
   auto loaded = salient::load_certificate(dir / "pair.json");
@@ -190,6 +267,7 @@ TEST_CASE("top-k: certificates round-trip through JSON and mask PNGs", "[topk]")
   CHECK(loaded.class_b == c.class_b);
   CHECK(loaded.k == c.k);
   CHECK(loaded.masker == c.masker);
+  CHECK(loaded.subject == with_subject.subject);
   REQUIRE(loaded.masks.size() == 2);
   for (const auto& [name, mask] : c.masks) CHECK(torch::equal(loaded.masks.at(name), mask));
   REQUIRE(loaded.claims.size() == c.claims.size());
@@ -220,13 +298,14 @@ TEST_CASE("top-k: bad inputs give clear errors", "[topk]") {
   wrong_mask.masks["A"] = torch::ones({10, 10});
   require_error_mentioning([&] { salient::verify(s->classifier, input, wrong_mask); }, "mask 'A' has shape [10,10]");
   auto class_out_of_range = pets_certificate(*s);
-  class_out_of_range.claims[0].in_top_k = {5000};
+  class_out_of_range.class_a = 5000;
+  class_out_of_range.claims = salient::required_claims(class_out_of_range.relation, 5000, class_out_of_range.class_b);
   require_error_mentioning([&] { salient::verify(s->classifier, input, class_out_of_range); }, "class 5000 out of range [0, 1000)");
 
   const auto dir = fs::temp_directory_path() / "salient_topk_bad";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::ofstream(dir / "broken.json") << "{\"format\": \"salient-topk-certificate/1\", \"claims\": [";
+  std::ofstream(dir / "broken.json") << "{\"format\": \"salient-topk-certificate/2\", \"claims\": [";
   require_error_mentioning([&] { salient::load_certificate(dir / "broken.json"); }, "malformed JSON");
   salient::save_certificate(pets_certificate(*s), dir / "good.json");
   auto text = [&] {
@@ -239,7 +318,7 @@ TEST_CASE("top-k: bad inputs give clear errors", "[topk]") {
     std::ofstream(dir / "edited.json") << t;
   };
   rewrite("\"claims\"", "\"claimz\"");
-  require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "missing field 'claims'");
+  require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "unknown field 'claimz'");
   rewrite("\"good_A.png\"", "\"missing.png\"");
   require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "missing.png");
   rewrite("\"height\": 224", "\"height\": 192");
@@ -247,7 +326,11 @@ TEST_CASE("top-k: bad inputs give clear errors", "[topk]") {
   rewrite("\"relation\": \"two_entities\"", "\"relation\": \"three_entities\"");
   require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "unknown relation 'three_entities'");
   rewrite("\"k\": 5", "\"k\": \"five\"");
-  require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "wrong type");
+  require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "'k' must be an integer, got \"five\"");
+  {
+    std::ofstream(dir / "edited.json") << "[1, 2]";
+    require_error_mentioning([&] { salient::load_certificate(dir / "edited.json"); }, "the document must be a JSON object");
+  }
   fs::remove_all(dir);
 }
 

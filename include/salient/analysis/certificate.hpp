@@ -6,10 +6,15 @@
 // anyone with the model and the image can check a verdict without trusting the method.
 //
 // JSON form (io/certificate.hpp writes it with one PNG per mask):
-//   {"format": "salient-topk-certificate/1", "relation": "two_entities", "class_a": 171,
+//   {"format": "salient-topk-certificate/2", "relation": "two_entities", "class_a": 171,
 //    "class_b": 195, "k": 5, "masker": "layer", "height": 224, "width": 224,
-//    "masks": {"A": "A.png", ...}, "claims": [{"mask": "A", "in_top_k": [171],
-//    "not_in_top_k": [195]}, ...]}
+//    "masks": {"A": "A.png", "B": "B.png"}, "claims": [{"mask": "A", "in_top_k": [171],
+//    "not_in_top_k": [195]}, {"mask": "B", "in_top_k": [195], "not_in_top_k": [171]}],
+//    "subject": {"model": {"sha256": "..."}, "image": {"sha256": "..."}}}
+//
+// A certificate proves its verdict only as a whole: verify derives the claims the relation
+// needs from the relation and the two classes (required_claims) and rejects a certificate whose
+// claims, masks or fields differ in any way, before it runs the model.
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -60,7 +65,13 @@ struct TopkCertificate {
   int64_t height = 0, width = 0;                // the model input's size the masks belong to
   std::map<std::string, torch::Tensor> masks;  // name -> [H,W] float, 1 = keep
   std::vector<TopkClaim> claims;
+  // What the verdict is about: role ("model", "image", "composite") -> SHA-256 of that file.
+  // verify() sees tensors, not files; salient-topk verify checks these against its files.
+  std::map<std::string, std::string> subject;
 };
+
+// Sides of a certificate's input beyond this are refused before any mask is read.
+inline constexpr int64_t max_certificate_side = 4096;
 
 struct ClaimCheck {
   TopkClaim claim;
@@ -69,9 +80,12 @@ struct ClaimCheck {
 };
 
 struct Verification {
+  std::vector<int64_t> image_top_k;  // the model's top-k on the unmasked input: must hold both classes
+  bool classes_in_top_k = false;
   std::vector<ClaimCheck> checks;
   bool holds() const {
-    return !checks.empty() && std::all_of(checks.begin(), checks.end(), [](const ClaimCheck& c) { return c.holds; });
+    return classes_in_top_k && !checks.empty() &&
+           std::all_of(checks.begin(), checks.end(), [](const ClaimCheck& c) { return c.holds; });
   }
 };
 
@@ -84,6 +98,20 @@ inline std::vector<int64_t> top_k_of(const torch::Tensor& row, int64_t k) {
   return {indices.data_ptr<int64_t>(), indices.data_ptr<int64_t>() + k};
 }
 
+// The claims that prove `relation` for classes a and b, derived from nothing else: a
+// certificate proves its verdict only when its claims are exactly these.
+//   two_entities: keeping only A, a is in the top-k and b is not; keeping only B, b is and a is
+//                 not (A and B disjoint).
+//   one_entity:   keeping only E, both are in the top-k; keeping all but E, neither is.
+inline std::vector<TopkClaim> required_claims(EntityRelation relation, int64_t a, int64_t b) {
+  switch (relation) {
+    case EntityRelation::two_entities: return {{"A", {a}, {b}}, {"B", {b}, {a}}};
+    case EntityRelation::one_entity: return {{"E", {a, b}, {}}, {"without_E", {}, {a, b}}};
+    case EntityRelation::undecided: break;
+  }
+  detail::fail("certificate: relation 'undecided' has no certificate (expected two_entities or one_entity)");
+}
+
 namespace detail {
 inline bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
@@ -92,57 +120,101 @@ inline bool claim_holds(const TopkClaim& claim, const std::vector<int64_t>& top)
          std::none_of(claim.not_in_top_k.begin(), claim.not_in_top_k.end(), [&](int64_t c) { return contains(top, c); });
 }
 
-// Checks what can be checked without a model: masks present, of the right size and binary;
-// classes in range; every claim names a mask.
-inline void check_certificate(const TopkCertificate& c, int64_t classes) {
+inline std::string describe_claim(const TopkClaim& claim) {
+  auto list = [](const std::vector<int64_t>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+    return s + "]";
+  };
+  return "mask '" + claim.mask + "': in_top_k " + list(claim.in_top_k) + ", not_in_top_k " + list(claim.not_in_top_k);
+}
+
+inline bool same_claim(const TopkClaim& x, const TopkClaim& y) {
+  auto sorted = [](std::vector<int64_t> v) { return std::sort(v.begin(), v.end()), v; };
+  return x.mask == y.mask && sorted(x.in_top_k) == sorted(y.in_top_k) && sorted(x.not_in_top_k) == sorted(y.not_in_top_k);
+}
+
+// The form of a certificate, without its masks' contents: the claims are exactly those the
+// relation requires for the two classes named, the masks are exactly the ones they use; k,
+// classes and size in range (`classes` 0: not known yet).
+inline void check_certificate_form(const TopkCertificate& c, int64_t classes) {
   if (c.k < 1 || (classes > 0 && c.k > classes))
     fail("certificate: k = ", c.k, " is out of range for a model with ", classes, " classes");
-  if (c.height < 1 || c.width < 1) fail("certificate: image size ", c.height, "x", c.width, " is not valid");
-  if (c.claims.empty()) fail("certificate: no claims");
+  if (c.height < 1 || c.width < 1 || c.height > max_certificate_side || c.width > max_certificate_side)
+    fail("certificate: input size ", c.height, "x", c.width, " is not valid (each side 1..", max_certificate_side, ")");
+  for (int64_t cls : {c.class_a, c.class_b})
+    if (cls < 0 || (classes > 0 && cls >= classes)) fail("certificate: class ", cls, " out of range [0, ", classes, ")");
+  if (c.class_a == c.class_b) fail("certificate: class_a and class_b are both ", c.class_a, " (a pair needs two classes)");
+  const auto required = required_claims(c.relation, c.class_a, c.class_b);
+  for (const auto& claim : c.claims)
+    for (const auto* list : {&claim.in_top_k, &claim.not_in_top_k})
+      for (int64_t cls : *list)
+        if (cls < 0 || (classes > 0 && cls >= classes)) fail("certificate: class ", cls, " out of range [0, ", classes, ")");
+  for (const auto& claim : c.claims)
+    if (std::none_of(required.begin(), required.end(), [&](const TopkClaim& r) { return same_claim(r, claim); }))
+      fail("certificate: the claim on ", describe_claim(claim), " is not one that proves ", to_string(c.relation), " for classes ",
+           c.class_a, " and ", c.class_b);
+  for (const auto& r : required) {
+    const auto n = std::count_if(c.claims.begin(), c.claims.end(), [&](const TopkClaim& claim) { return same_claim(r, claim); });
+    if (n != 1)
+      fail("certificate: ", to_string(c.relation), " for classes ", c.class_a, " and ", c.class_b, " needs the claim on ",
+           describe_claim(r), " exactly once, found ", n);
+  }
+  if (c.masks.size() != required.size())
+    fail("certificate: ", to_string(c.relation), " uses ", required.size(), " masks, the certificate has ", c.masks.size());
+  for (const auto& r : required)
+    if (!c.masks.count(r.mask)) fail("certificate: mask '", r.mask, "' is missing");
+}
+
+// Everything that does not need the model: the form, then the masks binary, of the
+// certificate's size, non-empty and in the relation's geometry (A and B disjoint; without_E the
+// complement of E).
+inline void check_certificate(const TopkCertificate& c, int64_t classes) {
+  check_certificate_form(c, classes);
   for (const auto& [name, mask] : c.masks) {
     if (mask.dim() != 2 || mask.size(0) != c.height || mask.size(1) != c.width)
       fail("certificate: mask '", name, "' has shape ", shape_string(mask), " but the certificate is for ", c.height, "x",
            c.width, " inputs");
     if (!mask.eq(0).logical_or(mask.eq(1)).all().item<bool>()) fail("certificate: mask '", name, "' is not binary (0 or 1)");
+    if (mask.sum().item<double>() == 0) fail("certificate: mask '", name, "' keeps nothing");
   }
-  for (const auto& claim : c.claims) {
-    if (!c.masks.count(claim.mask)) fail("certificate: a claim refers to mask '", claim.mask, "', which the certificate does not have");
-    if (claim.in_top_k.empty() && claim.not_in_top_k.empty()) fail("certificate: the claim on mask '", claim.mask, "' claims nothing");
-    for (const auto* list : {&claim.in_top_k, &claim.not_in_top_k})
-      for (int64_t cls : *list)
-        if (cls < 0 || (classes > 0 && cls >= classes))
-          fail("certificate: class ", cls, " out of range [0, ", classes, ")");
-  }
+  if (c.relation == EntityRelation::two_entities && (c.masks.at("A") * c.masks.at("B")).sum().item<double>() != 0)
+    fail("certificate: masks 'A' and 'B' overlap (two entities need disjoint regions)");
+  if (c.relation == EntityRelation::one_entity && !torch::equal(c.masks.at("without_E"), 1 - c.masks.at("E")))
+    fail("certificate: mask 'without_E' is not the complement of mask 'E'");
 }
 }  // namespace detail
 
-// Checks every claim of `certificate` on `input` [1,C,H,W] by running the model on the masked
-// inputs (one batch through the certificate's masker; forward passes only).
+// Checks `certificate` on `input` [1,C,H,W]: its form (detail::check_certificate: anything that
+// does not prove its relation for its two classes is an error), then, by running the model on
+// the unmasked and the masked inputs (one batch through the certificate's masker; forward
+// passes only), that both classes are in the image's top-k and that every claim holds.
 inline Verification verify(TorchModel& model, const torch::Tensor& input, const TopkCertificate& certificate,
                            const MaskerOptions& options = {}) {
   if (input.dim() != 4 || input.size(0) != 1) detail::fail("verify takes one input [1,C,H,W], got shape ", shape_string(input));
+  detail::check_certificate(certificate, /*classes=*/0);
   if (input.size(2) != certificate.height || input.size(3) != certificate.width)
     detail::fail("the certificate is for ", certificate.height, "x", certificate.width, " inputs, but the input is ",
                  input.size(2), "x", input.size(3));
-  detail::check_certificate(certificate, /*classes=*/0);
-  std::vector<std::string> names;
-  std::vector<torch::Tensor> masks;
-  for (const auto& claim : certificate.claims)
-    if (std::find(names.begin(), names.end(), claim.mask) == names.end()) {
-      names.push_back(claim.mask);
-      masks.push_back(certificate.masks.at(claim.mask).to(input.options()));
-    }
+  std::vector<torch::Tensor> masks{torch::ones({certificate.height, certificate.width}, input.options())};
+  for (const auto& claim : certificate.claims) masks.push_back(certificate.masks.at(claim.mask).to(input.options()));
   auto outputs = make_masker(certificate.masker).outputs(model, input, torch::stack(masks).unsqueeze(1), options);
   if (outputs.dim() != 2) detail::fail("verify needs a classifier's outputs [N, classes], got shape ", shape_string(outputs));
+  TorchBackend::check_finite(outputs, "model output");
   detail::check_certificate(certificate, outputs.size(1));
   Verification result;
-  for (const auto& claim : certificate.claims) {
-    const auto row = std::find(names.begin(), names.end(), claim.mask) - names.begin();
-    auto top = top_k_of(outputs[row], certificate.k);
+  result.image_top_k = top_k_of(outputs[0], certificate.k);
+  result.classes_in_top_k =
+      detail::contains(result.image_top_k, certificate.class_a) && detail::contains(result.image_top_k, certificate.class_b);
+  for (size_t i = 0; i < certificate.claims.size(); ++i) {
+    const auto& claim = certificate.claims[i];
+    auto top = top_k_of(outputs[static_cast<int64_t>(i) + 1], certificate.k);
     result.checks.push_back({claim, detail::claim_holds(claim, top), std::move(top)});
   }
   return result;
 }
+
+inline constexpr std::string_view certificate_format = "salient-topk-certificate/2";
 
 // JSON with the masks given by file name (mask name -> file).
 inline nlohmann::json to_json(const TopkCertificate& c, const std::map<std::string, std::string>& mask_files) {
@@ -151,7 +223,9 @@ inline nlohmann::json to_json(const TopkCertificate& c, const std::map<std::stri
     claims.push_back({{"mask", claim.mask}, {"in_top_k", claim.in_top_k}, {"not_in_top_k", claim.not_in_top_k}});
   nlohmann::json masks = nlohmann::json::object();
   for (const auto& [name, _] : c.masks) masks[name] = mask_files.at(name);
-  return {{"format", "salient-topk-certificate/1"},
+  nlohmann::json subject = nlohmann::json::object();
+  for (const auto& [role, digest] : c.subject) subject[role] = {{"sha256", digest}};
+  return {{"format", std::string(certificate_format)},
           {"relation", std::string(to_string(c.relation))},
           {"class_a", c.class_a},
           {"class_b", c.class_b},
@@ -160,41 +234,71 @@ inline nlohmann::json to_json(const TopkCertificate& c, const std::map<std::stri
           {"height", c.height},
           {"width", c.width},
           {"masks", masks},
-          {"claims", claims}};
+          {"claims", claims},
+          {"subject", subject}};
 }
 
 // The certificate of a JSON document; `load_mask(file)` returns the [H,W] mask of a file named
-// in it. Malformed documents give errors that name the field.
+// in it. Every field is read strictly (integers must be integers, no field may be missing or
+// unknown), and the result must pass detail::check_certificate; errors name the field.
 inline TopkCertificate certificate_from_json(const nlohmann::json& j,
                                             const std::function<torch::Tensor(const std::string&)>& load_mask) {
-  auto field = [&](const char* name) -> const nlohmann::json& {
-    if (!j.is_object() || !j.contains(name)) detail::fail("certificate: missing field '", name, "'");
-    return j.at(name);
+  using nlohmann::json;
+  auto object = [](const json& value, const std::string& what, std::initializer_list<const char*> known) {
+    if (!value.is_object()) detail::fail("certificate: ", what, " must be a JSON object");
+    for (const auto& [key, _] : value.items())
+      if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; }))
+        detail::fail("certificate: unknown field '", key, "' in ", what);
+    for (const char* k : known)
+      if (!value.contains(k)) detail::fail("certificate: missing field '", k, "' in ", what);
   };
-  try {
-    if (field("format").get<std::string>() != "salient-topk-certificate/1")
-      detail::fail("certificate: unknown format '", field("format").get<std::string>(), "' (expected salient-topk-certificate/1)");
-    TopkCertificate c;
-    c.relation = parse_entity_relation(field("relation").get<std::string>());
-    c.class_a = field("class_a").get<int64_t>();
-    c.class_b = field("class_b").get<int64_t>();
-    c.k = field("k").get<int64_t>();
-    c.masker = field("masker").get<std::string>();
-    c.height = field("height").get<int64_t>();
-    c.width = field("width").get<int64_t>();
-    if (!field("masks").is_object()) detail::fail("certificate: 'masks' must be an object of mask name -> file");
-    for (const auto& [name, file] : field("masks").items()) c.masks[name] = load_mask(file.get<std::string>());
-    if (!field("claims").is_array()) detail::fail("certificate: 'claims' must be an array");
-    for (const auto& claim : field("claims")) {
-      if (!claim.is_object() || !claim.contains("mask")) detail::fail("certificate: a claim without 'mask'");
-      c.claims.push_back({claim.at("mask").get<std::string>(), claim.value("in_top_k", std::vector<int64_t>{}),
-                          claim.value("not_in_top_k", std::vector<int64_t>{})});
-    }
-    detail::check_certificate(c, /*classes=*/0);
-    return c;
-  } catch (const nlohmann::json::exception& e) {
-    detail::fail("certificate: a field has the wrong type (", e.what(), ")");
+  auto integer = [](const json& value, const std::string& what) {
+    if (!value.is_number_integer()) detail::fail("certificate: '", what, "' must be an integer, got ", value.dump());
+    return value.get<int64_t>();
+  };
+  auto text = [](const json& value, const std::string& what) {
+    if (!value.is_string()) detail::fail("certificate: '", what, "' must be a string, got ", value.dump());
+    return value.get<std::string>();
+  };
+  auto classes = [&](const json& value, const std::string& what) {
+    if (!value.is_array()) detail::fail("certificate: '", what, "' must be an array of classes, got ", value.dump());
+    std::vector<int64_t> list;
+    for (const auto& c : value) list.push_back(integer(c, what + " element"));
+    return list;
+  };
+  object(j, "the document",
+         {"format", "relation", "class_a", "class_b", "k", "masker", "height", "width", "masks", "claims", "subject"});
+  if (text(j["format"], "format") != certificate_format)
+    detail::fail("certificate: unknown format '", j["format"].get<std::string>(), "' (expected ", certificate_format, ")");
+  TopkCertificate c;
+  c.relation = parse_entity_relation(text(j["relation"], "relation"));
+  c.class_a = integer(j["class_a"], "class_a");
+  c.class_b = integer(j["class_b"], "class_b");
+  c.k = integer(j["k"], "k");
+  c.masker = text(j["masker"], "masker");
+  c.height = integer(j["height"], "height");
+  c.width = integer(j["width"], "width");
+  if (!j["claims"].is_array()) detail::fail("certificate: 'claims' must be an array");
+  for (const auto& claim : j["claims"]) {
+    object(claim, "a claim", {"mask", "in_top_k", "not_in_top_k"});
+    c.claims.push_back({text(claim["mask"], "mask"), classes(claim["in_top_k"], "in_top_k"),
+                        classes(claim["not_in_top_k"], "not_in_top_k")});
   }
+  if (!j["subject"].is_object()) detail::fail("certificate: 'subject' must be an object of role -> {\"sha256\": ...}");
+  for (const auto& [role, entry] : j["subject"].items()) {
+    object(entry, "subject '" + role + "'", {"sha256"});
+    const auto digest = text(entry["sha256"], "sha256");
+    if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos)
+      detail::fail("certificate: the sha256 of '", role, "' is not 64 lower-case hex digits");
+    c.subject[role] = digest;
+  }
+  if (!j["masks"].is_object()) detail::fail("certificate: 'masks' must be an object of mask name -> file");
+  // The form is checked before any mask file is read (sizes are bounded, names are the relation's).
+  for (const auto& [name, file] : j["masks"].items()) c.masks[name] = torch::Tensor();
+  detail::check_certificate_form(c, /*classes=*/0);
+  for (const auto& [name, file] : j["masks"].items()) c.masks[name] = load_mask(text(file, "masks." + name));
+  detail::check_certificate(c, /*classes=*/0);
+  return c;
 }
 
 }  // namespace salient

@@ -248,6 +248,12 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
       if (r >> p & 1) keep[p] = 1;
     return keep.index({result.entities});
   };
+  const auto area = torch::bincount(flat, {}, m + 1).contiguous();  // pixels of the background and of each entity
+  auto nonempty = [&](Region r) {
+    for (int64_t p = 0; p <= m; ++p)
+      if ((r >> p & 1) && area[p].item<int64_t>() > 0) return true;
+    return false;
+  };
   auto masker = make_masker(options.masker);
   std::map<Region, std::vector<int64_t>> top;  // the model's top-k with only the region kept
   // The model's top-k for each keep mask [H,W], in batches through the masker.
@@ -326,7 +332,7 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
       double best = -1;
       for (auto ra : only_a)
         for (auto rb : only_b)
-          if ((ra & rb) == 0 && rel(i, ra) + rel(j, rb) > best) best = rel(i, ra) + rel(j, rb), separating = std::pair{ra, rb};
+          if ((ra & rb) == 0 && nonempty(ra) && nonempty(rb) && rel(i, ra) + rel(j, rb) > best) best = rel(i, ra) + rel(j, rb), separating = std::pair{ra, rb};
       std::optional<std::pair<torch::Tensor, torch::Tensor>> separating_masks;
       if (separating) separating_masks = std::pair{region_mask(separating->first), region_mask(separating->second)};
       // Failing that, an entity may hold two things the segmentation did not tell apart (two
@@ -357,10 +363,10 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
       }
       std::vector<TopkCertificate> tries;
       if (separating_masks) {
-        TopkCertificate c{EntityRelation::two_entities, a, b, k, options.masker, h, w, {}, {}};
+        TopkCertificate c{EntityRelation::two_entities, a, b, k, options.masker, h, w, {}, {}, {}};
         c.masks["A"] = separating_masks->first;
         c.masks["B"] = separating_masks->second;
-        c.claims = {{"A", {a}, {b}}, {"B", {b}, {a}}};
+        c.claims = required_claims(c.relation, a, b);
         tries.push_back(std::move(c));
       }
       // One entity: an entity E that suffices for both (kept alone) and that both need (removed).
@@ -368,16 +374,16 @@ inline TopkDisambiguation disambiguate_topk(TorchModel& model, const torch::Tens
       best = -1;
       for (int64_t e = 1; e <= m; ++e) {
         const auto &kept = top.at(entity(e)), &removed = top.at(whole ^ entity(e));
-        if (in(kept, a) && in(kept, b) && !in(removed, a) && !in(removed, b) &&
+        if (in(kept, a) && in(kept, b) && !in(removed, a) && !in(removed, b) && nonempty(whole ^ entity(e)) &&
             region_mask(entity(e)).mean().item<double>() <= options.max_entity_area &&
             rel(i, entity(e)) + rel(j, entity(e)) > best)
           best = rel(i, entity(e)) + rel(j, entity(e)), shared = entity(e);
       }
       if (shared) {
-        TopkCertificate c{EntityRelation::one_entity, a, b, k, options.masker, h, w, {}, {}};
+        TopkCertificate c{EntityRelation::one_entity, a, b, k, options.masker, h, w, {}, {}, {}};
         c.masks["E"] = region_mask(*shared);
         c.masks["without_E"] = region_mask(whole ^ *shared);
-        c.claims = {{"E", {a, b}, {}}, {"without_E", {}, {a, b}}};
+        c.claims = required_claims(c.relation, a, b);
         tries.push_back(std::move(c));
       }
       // Emitted only once verified (independently of the search's own batch).

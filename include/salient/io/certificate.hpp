@@ -19,19 +19,16 @@
 
 namespace salient {
 
-// Writes the certificate to `json_path` and its masks beside it; `extra` fields (image file,
-// model, class names) are added to the JSON for readers and ignored by load_certificate.
-inline void save_certificate(const TopkCertificate& certificate, const std::filesystem::path& json_path,
-                             const nlohmann::json& extra = nlohmann::json::object()) {
+// Writes the certificate to `json_path` and its masks beside it. Only what verify checks is
+// written: a reader's extras (file names, class names) belong in a file of their own.
+inline void save_certificate(const TopkCertificate& certificate, const std::filesystem::path& json_path) {
   std::map<std::string, std::string> files;
   for (const auto& [name, mask] : certificate.masks) {
     const std::string file = json_path.stem().string() + "_" + name + ".png";
     save_png(to_image(mask.to(torch::kFloat).unsqueeze(0)), json_path.parent_path() / file);
     files[name] = file;
   }
-  auto j = to_json(certificate, files);
-  for (const auto& [key, value] : extra.items())
-    if (!j.contains(key)) j[key] = value;
+  const auto j = to_json(certificate, files);
   const std::string text = j.dump(1) + "\n";
   detail::write_file_bytes(json_path, reinterpret_cast<const unsigned char*>(text.data()), text.size(), "certificate");
 }
@@ -48,8 +45,8 @@ inline TopkCertificate load_certificate(const std::filesystem::path& json_path) 
   }
   try {
     return certificate_from_json(j, [&](const std::string& file) {
-      if (file.empty() || std::filesystem::path(file).has_root_path())
-        detail::fail("mask file '", file, "' must be a file name relative to the certificate");
+      if (file.empty() || std::filesystem::path(file).filename() != file || file == "." || file == "..")
+        detail::fail("mask file '", file, "' must be a file name in the certificate's folder");
       auto image = load_image(json_path.parent_path() / file);
       // White = keep; the PNG is grey (three equal channels after loading).
       return (to_tensor(image)[0][0] >= 0.5f).to(torch::kFloat);
