@@ -21,6 +21,7 @@
 
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
+#include "common/output.hpp"
 #include "salient/salient.hpp"
 
 using nlohmann::json;
@@ -90,11 +91,12 @@ int run(int argc, char** argv) {
     else fail("unknown option '", flag, "' (see --help)");
   });
   if (model_path.empty() || images.empty()) fail("--model and --images are required (see --help)");
+  if (!json_path.empty()) salient::cli::check_output_file(json_path, "salient-lime-eval");  // before any work
   salient::cli::configure_process(threads);
   auto model = salient::TorchModel::load(model_path);
   auto photos = salient::cli::load_photos(images);
 
-  json result{{"model", model_path}, {"photos", photos.size()}, {"samples", samples}, {"segments", segments_spec},
+  json result{{"written_by", "salient-lime-eval"}, {"model", model_path}, {"photos", photos.size()}, {"samples", samples}, {"segments", segments_spec},
               {"seed", seed}, {"steps", kSteps}, {"top", kTop}};
   std::map<std::string, double> area_sum, r2_sum;
   std::map<std::string, std::vector<double>> curve_sum;

@@ -26,6 +26,7 @@
 
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
+#include "common/output.hpp"
 #include "salient/salient.hpp"
 
 namespace fs = std::filesystem;
@@ -115,13 +116,14 @@ int run(int argc, char** argv) {
     else fail("unknown option '", flag, "' (see --help)");
   });
   if (model_path.empty() || images.empty()) fail("--model and --images are required (see --help)");
+  if (!json_path.empty()) salient::cli::check_output_file(json_path, "salient-masking-eval");  // before any work
   salient::cli::configure_process(threads);
   auto model = salient::TorchModel::load(model_path);
   auto photos = load_photos(images);
   std::map<std::string, salient::AnyMasker> maskers;
   for (const auto& name : kMaskers) maskers.emplace(name, salient::make_masker(name, {.seed = seed}));
   const salient::MaskerOptions batch{.batch_size = 32};
-  json result{{"model", model_path}, {"photos", photos.size()}, {"masks_per_photo", masks_per_photo}, {"seed", seed}};
+  json result{{"written_by", "salient-masking-eval"}, {"model", model_path}, {"photos", photos.size()}, {"masks_per_photo", masks_per_photo}, {"seed", seed}};
 
   // 1. Colour invariance.
   std::map<std::string, double> kl_to_layer;

@@ -22,6 +22,7 @@
 #include "common/cli.hpp"
 #include "common/fashion_mnist.hpp"
 #include "common/methods.hpp"
+#include "common/output.hpp"
 #include "common/report.hpp"
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
@@ -173,35 +174,6 @@ class ProgressBar {
   bool enabled_;
 };
 
-// Writes into a fresh staging folder and moves it to `out` only when everything succeeded.
-class StagedOutput {
- public:
-  explicit StagedOutput(fs::path out) : out_(std::move(out)) {
-    std::error_code ec;
-    if (fs::exists(out_, ec) && !(fs::is_directory(out_) && (fs::is_empty(out_) || fs::exists(out_ / "summary.json"))))
-      fail("output '", out_.string(), "' exists and is not a salient report folder; choose another --out");
-    staging_ = out_.parent_path() / (out_.filename().string() + ".partial-" + std::to_string(getpid()));
-    fs::create_directories(staging_, ec);
-    if (ec) fail("cannot create output folder '", staging_.string(), "': ", ec.message());
-  }
-  ~StagedOutput() {
-    std::error_code ec;
-    if (!committed_) fs::remove_all(staging_, ec);
-  }
-  const fs::path& dir() const { return staging_; }
-  void commit() {
-    std::error_code ec;
-    fs::remove_all(out_, ec);
-    fs::rename(staging_, out_, ec);
-    if (ec) fail("cannot move the report to '", out_.string(), "': ", ec.message());
-    committed_ = true;
-  }
-
- private:
-  fs::path out_, staging_;
-  bool committed_ = false;
-};
-
 std::string unique_stem(std::string stem, std::set<std::string>& used) {
   std::string candidate = stem;
   for (int k = 2; used.count(candidate); ++k) candidate = stem + "_" + std::to_string(k);
@@ -212,6 +184,7 @@ std::string unique_stem(std::string stem, std::set<std::string>& used) {
 int run(int argc, char** argv) {
   Options options = parse(argc, argv);
   salient::cli::configure_process(options.threads);
+  salient::cli::OutputFolder output(options.out, "salient-explain");  // before any work: a folder we may write
   const bool demo = options.model.empty();
   if (options.list_layers) {
     if (demo) fail("--list-layers needs --model");
@@ -276,7 +249,6 @@ int run(int argc, char** argv) {
   summary["normalize"] = options.normalize;
   summary["input_size"] = demo ? 28 : options.size;
 
-  StagedOutput output(options.out);
   ProgressBar progress;
   std::set<std::string> stems;
   json image_reports = json::array();
@@ -302,7 +274,7 @@ int run(int argc, char** argv) {
     if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
 
     const std::string input_png = item.stem + ".input.png";
-    salient::save_png(salient::cli::display_size(item.photo), output.dir() / input_png);
+    salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
     json method_reports = json::array();
     std::vector<salient::cli::ReportCell> cells;
     for (const auto& name : options.methods) {
@@ -333,7 +305,7 @@ int run(int argc, char** argv) {
         // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
         entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta[0];
       }
-      auto files = salient::cli::write_attribution(output.dir(), item.stem, method.name, attribution, item.photo,
+      auto files = salient::cli::write_attribution(output, item.stem, method.name, attribution, item.photo,
                                                    method.is_signed);
       entry["heatmap"] = files.heatmap;
       entry["attribution"] = files.attribution;
@@ -347,9 +319,9 @@ int run(int argc, char** argv) {
     report.rows.push_back({item.source, input_png, top5, std::move(cells)});
   }
   summary["images"] = image_reports;
-  std::ofstream(output.dir() / "summary.json") << summary.dump(2) << "\n";
-  report.write(output.dir() / "index.html", summary);
-  output.commit();
+  std::ofstream(output.file("summary.json")) << summary.dump(2) << "\n";
+  report.write(output.file("index.html"), summary);
+  output.finish();
   std::cout << "wrote " << fs::path(options.out) / "index.html" << " (" << items.size() << " images, "
             << options.methods.size() << " methods)\n";
   return 0;

@@ -26,6 +26,7 @@
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
 #include "common/fashion_mnist.hpp"
+#include "common/output.hpp"
 #include "salient/salient.hpp"
 
 namespace fs = std::filesystem;
@@ -250,6 +251,7 @@ int run(int argc, char** argv) {
   for (const auto& loss : config.losses)
     if (loss != "none") salient::parse_guidance_loss(loss);
   salient::cli::configure_process(config.threads);
+  salient::cli::OutputFolder output(config.out, "salient-guidance");  // before any work: a folder we may write
 
   auto source_train = salient::demo::load_fashion_mnist("train"), source_test = salient::demo::load_fashion_mnist("t10k");
   if (config.train > source_train.images.size(0) || config.test > source_test.images.size(0))
@@ -257,7 +259,6 @@ int run(int argc, char** argv) {
   auto train = make_shortcut_data(source_train, 0, config.train, config.correlation, config.seed);
   auto test_free = make_shortcut_data(source_test, 0, config.test, 0.1, config.seed + 10);  // a random class's mark
   auto test_shortcut = make_shortcut_data(source_test, 0, config.test, config.correlation, config.seed + 20);
-  fs::create_directories(config.out);
   {  // A few training images with their boxes, for the docs.
     std::vector<salient::Image> tiles;
     for (int64_t i = 0; i < 8; ++i) {
@@ -269,7 +270,7 @@ int run(int argc, char** argv) {
         for (int64_t x : {b.x0, b.x1 - 1}) image.at(0, y, x) = 1, image.at(1, y, x) = 0.2f, image.at(2, y, x) = 0.2f;
       tiles.push_back(salient::resize(image, 128, 128));
     }
-    salient::save_png(salient::grid(tiles, 8, 2), config.out / "training_examples.png");
+    salient::save_png(salient::grid(tiles, 8, 2), output.file("training_examples.png"));
   }
 
   std::vector<RunSettings> runs;
@@ -298,8 +299,9 @@ int run(int argc, char** argv) {
                  {"epochs", config.epochs}, {"learning_rate", config.learning_rate}, {"method", method}, {"layer", config.attribution.layer},
                  {"score", config.attribution.score == salient::GuidedScore::logit ? "logit" : "logprob"},
                  {"seed", config.seed}, {"threads", config.threads}, {"runs", results}};
-    std::ofstream(config.out / "results.json") << summary.dump(1) << "\n";  // after every run
+    std::ofstream(output.file("results.json")) << summary.dump(1) << "\n";  // after every run
   }
+  output.finish();
   return 0;
 }
 

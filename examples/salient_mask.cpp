@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.hpp"
+#include "common/output.hpp"
 #include "salient/salient.hpp"
 
 namespace fs = std::filesystem;
@@ -66,6 +67,7 @@ Options parse(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   auto options = parse(argc, argv);
+  if (!options.json.empty()) salient::cli::check_output_file(options.json, "salient-mask");  // before any work
   salient::cli::configure_process(options.threads);
   std::vector<salient::AnyMasker> maskers;
   const salient::BaselineOptions baseline{.normalization = options.normalization, .seed = options.seed};
@@ -109,7 +111,7 @@ int run(int argc, char** argv) {
                 << "%  " << entry["label"].get<std::string>() << " (" << entry["index"].get<int64_t>() << ")\n";
   };
 
-  json result{{"model", options.model}, {"image", options.image}, {"mask", options.mask}, {"kept_fraction", kept},
+  json result{{"written_by", "salient-mask"}, {"model", options.model}, {"image", options.image}, {"mask", options.mask}, {"kept_fraction", kept},
               {"unmasked", top_classes(model.forward(input))}};
   std::cout << "image " << options.image << ", mask " << options.mask << " keeps " << std::setprecision(3) << kept * 100
             << "% of the pixels\n";

@@ -26,6 +26,7 @@
 #include "common/evaluation.hpp"
 #include "common/fashion_mnist.hpp"
 #include "common/methods.hpp"
+#include "common/output.hpp"
 #include "salient/evaluation/randomisation.hpp"
 #include "salient/evaluation/sanity.hpp"
 #include "salient/evaluation/training.hpp"
@@ -100,7 +101,7 @@ salient::Image tile_of(const torch::Tensor& attribution, int64_t size) {
 }
 
 // Charts of the mean similarity per step, one line per method.
-void write_charts(const fs::path& out, const salient::RandomisationTestResult& result, const std::string& mode) {
+void write_charts(salient::cli::OutputFolder& out, const salient::RandomisationTestResult& result, const std::string& mode) {
   std::vector<std::string> ticks;
   for (const auto& step : result.steps) ticks.push_back(step.group);
   struct Measure {
@@ -131,11 +132,11 @@ void write_charts(const fs::path& out, const salient::RandomisationTestResult& r
                                                    .y_max = 1.0,
                                                    .width = 1100,
                                                    .height = 600}),
-                      out / file);
+                      out.file(file));
   }
 }
 
-int run_parameter_randomisation(const Options& options) {
+int run_parameter_randomisation(const Options& options, salient::cli::OutputFolder& output) {
   if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
   auto model = salient::TorchModel::load(options.model);
   std::vector<salient::cli::Photo> photos;
@@ -164,8 +165,7 @@ int run_parameter_randomisation(const Options& options) {
        }});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  fs::create_directories(options.out);
-  write_charts(options.out, result, mode);
+  write_charts(output, result, mode);
   // Maps of the first photo: one row per method, one column per step, with headers.
   constexpr int64_t tile = 96;
   std::vector<salient::Image> tiles{salient::text_tile("", 16, tile)};
@@ -174,9 +174,9 @@ int run_parameter_randomisation(const Options& options) {
     tiles.push_back(salient::text_tile(result.methods[m], tile, tile));
     for (size_t step = 0; step < result.steps.size(); ++step) tiles.push_back(tile_of(result.maps[step][m][0], tile));
   }
-  salient::save_png(salient::grid(tiles, static_cast<int64_t>(result.steps.size()) + 1, 2), options.out / "maps.png");
+  salient::save_png(salient::grid(tiles, static_cast<int64_t>(result.steps.size()) + 1, 2), output.file("maps.png"));
 
-  std::ofstream csv(options.out / "results.csv");
+  std::ofstream csv(output.file("results.csv"));
   csv << "step,group,method,image,spearman_abs,spearman,ssim,hog\n";
   json steps = json::array();
   for (size_t step = 0; step < result.steps.size(); ++step) {
@@ -199,7 +199,7 @@ int run_parameter_randomisation(const Options& options) {
                {"seed", options.randomisation.init.seed}, {"methods", result.methods}, {"images", images},
                {"ig_steps", options.settings.steps}, {"smoothgrad_samples", options.settings.samples},
                {"threads", options.threads}, {"seconds", seconds}, {"steps", steps}};
-  std::ofstream(options.out / "results.json") << summary.dump(1) << "\n";
+  std::ofstream(output.file("results.json")) << summary.dump(1) << "\n";
 
   // The table: mean Spearman (absolute maps) at the original model, halfway, fully randomised.
   const size_t last = result.steps.size() - 1, half = last / 2;
@@ -209,11 +209,12 @@ int run_parameter_randomisation(const Options& options) {
     salient::cli::print_row({result.methods[m], salient::cli::number(result.mean(0, m).spearman_abs),
                              salient::cli::number(result.mean(half, m).spearman_abs),
                              salient::cli::number(result.mean(last, m).spearman_abs)});
+  output.finish(/*keep_earlier=*/true);  // a data randomisation's files stay beside these
   std::cerr << "salient-sanity: wrote " << (options.out / "results.json").string() << " (" << seconds << " s)\n";
   return 0;
 }
 
-int run_data_randomisation(const Options& options) {
+int run_data_randomisation(const Options& options, salient::cli::OutputFolder& output) {
   auto train = salient::demo::load_fashion_mnist("train"), test = salient::demo::load_fashion_mnist("t10k");
   const int64_t n = std::min<int64_t>(options.train_images, train.images.size(0));
   auto images = train.images.slice(0, 0, n), labels = train.labels.slice(0, 0, n);
@@ -251,7 +252,6 @@ int run_data_randomisation(const Options& options) {
   settings_options.settings.layer = "";
   auto methods = make_methods(settings_options);
   auto result = salient::data_randomisation_test(trained, memorised, x, y, methods);
-  fs::create_directories(options.out);
   // Rows: methods; columns: 4 test images under the true-label model, then the same 4 under
   // the permuted-label model.
   constexpr int64_t tile = 84;
@@ -264,7 +264,7 @@ int run_data_randomisation(const Options& options) {
     for (int64_t i = 0; i < 4; ++i) tiles.push_back(tile_of(result.trained_maps[m][i], tile));
     for (int64_t i = 0; i < 4; ++i) tiles.push_back(tile_of(result.permuted_maps[m][i], tile));
   }
-  salient::save_png(salient::grid(tiles, 9, 2), options.out / "data_randomisation_maps.png");
+  salient::save_png(salient::grid(tiles, 9, 2), output.file("data_randomisation_maps.png"));
   json per_method = json::object();
   salient::cli::print_row({"method", "Spearman (abs)", "Spearman (signed)", "SSIM", "HOG"});
   salient::cli::print_row({"---", "---", "---", "---", "---"});
@@ -277,7 +277,8 @@ int run_data_randomisation(const Options& options) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json summary{{"test", "data randomisation"}, {"train_images", n}, {"accuracy", accuracy}, {"similarity", per_method},
                {"threads", options.threads}, {"seconds", seconds}};
-  std::ofstream(options.out / "data_randomisation.json") << summary.dump(1) << "\n";
+  std::ofstream(output.file("data_randomisation.json")) << summary.dump(1) << "\n";
+  output.finish(/*keep_earlier=*/true);  // the parameter randomisation's files stay beside these
   return 0;
 }
 
@@ -313,7 +314,8 @@ int run(int argc, char** argv) {
   });
   for (const auto& name : options.methods) salient::cli::find_method(name == "gradient" ? "saliency" : name);  // early error
   salient::cli::configure_process(options.threads);
-  return options.data_randomisation ? run_data_randomisation(options) : run_parameter_randomisation(options);
+  salient::cli::OutputFolder output(options.out, "salient-sanity");  // before any work: a folder we may write
+  return options.data_randomisation ? run_data_randomisation(options, output) : run_parameter_randomisation(options, output);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
 #include "common/methods.hpp"
+#include "common/output.hpp"
 #include "salient/analysis/topk.hpp"
 #include "salient/io/certificate.hpp"
 #include "salient/io/detail/sha256.hpp"
@@ -195,6 +196,7 @@ int run_verify(const Options& o) {
 int run_analysis(const Options& o) {
   if (o.model.empty() || o.image.empty()) fail("--model and --image are required (see --help)");
   const auto start = std::chrono::steady_clock::now();
+  salient::cli::OutputFolder output(o.out, "salient-topk");  // before any work: a folder we may write
   auto model = salient::TorchModel::load(o.model);
   const auto subject = subject_of(o);
   const int64_t size = o.size > 0 ? o.size : 224;
@@ -229,8 +231,7 @@ int run_analysis(const Options& o) {
   auto result = salient::disambiguate_topk(model, input, entities, attributions, o.topk);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  fs::create_directories(o.out / "certificates");
-  salient::save_png(salient::grid({photo, entity_picture(photo, result.entities)}, 2), o.out / "entities.png");
+  salient::save_png(salient::grid({photo, entity_picture(photo, result.entities)}, 2), output.file("entities.png"));
   json summary{{"image", o.image}, {"model", o.model}, {"k", o.topk.k}, {"method", method.name},
                {"composite", o.composite}, {"entities", entity_source}, {"segments", o.settings.segments}, {"masker", o.topk.masker},
                {"entity_count", result.entity_count}, {"masked_inputs", result.masked_inputs}, {"seconds", seconds}};
@@ -263,7 +264,9 @@ int run_analysis(const Options& o) {
     if (pair.certificate) {
       auto c = *pair.certificate;
       c.subject = subject;
-      salient::save_certificate(c, o.out / "certificates" / (stem + ".json"));
+      const auto certificate_file = output.file("certificates/" + stem + ".json");
+      for (const auto& [name, _] : c.masks) output.file("certificates/" + salient::certificate_mask_file(certificate_file, name));
+      salient::save_certificate(c, certificate_file);
       entry["certificate"] = "certificates/" + stem + ".json";
       const bool two = c.relation == salient::EntityRelation::two_entities;
       const auto& first = c.masks.at(two ? "A" : "E");
@@ -286,7 +289,7 @@ int run_analysis(const Options& o) {
                                             panel("keep B: " + nb + " in " + top, na + " not", second, {0.15f, 0.35f, 1.f})}
               : std::vector<salient::Image>{panel("keep E: in " + top, na + " and " + nb, first, {0.1f, 0.9f, 0.2f}),
                                             panel("remove E: not in " + top, na + " nor " + nb, second, {0.9f, 0.9f, 0.9f})};
-      salient::save_png(salient::grid(tiles, 2), o.out / (stem + ".png"));
+      salient::save_png(salient::grid(tiles, 2), output.file(stem + ".png"));
       entry["overlay"] = stem + ".png";
       certificate_text = "[" + stem + ".json](certificates/" + stem + ".json): ";
       for (const auto& check : pair.verification.checks) {
@@ -304,8 +307,9 @@ int run_analysis(const Options& o) {
           << salient::to_string(pair.relation) << (pair.split_entity ? " (split entity)" : "") << " | " << certificate_text << " |\n";
   }
   summary["pairs"] = pairs;
-  std::ofstream(o.out / "summary.json") << summary.dump(1) << "\n";
-  std::ofstream(o.out / "verdicts.md") << table.str();
+  std::ofstream(output.file("summary.json")) << summary.dump(1) << "\n";
+  std::ofstream(output.file("verdicts.md")) << table.str();
+  output.finish();
   std::cout << "top-" << o.topk.k << ":";
   for (size_t i = 0; i < classes.size(); ++i)
     std::cout << (i ? "," : "") << " " << short_name(labels, classes[i]) << " (" << salient::cli::number(probabilities[i]) << ")";

@@ -87,10 +87,15 @@ TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
     }
   }
   REQUIRE(pngs == 8);
-  // Re-running into an existing report replaces it.
+  // Re-running into its own report replaces what it wrote there (the hot dog's files go) and
+  // nothing else (a file the user added stays).
+  std::ofstream(out / "my_notes.txt") << "mine";
   REQUIRE(explain("--model " + model.string() + " --image " + (*shared / "images" / "bird.png").string() +
                   " --method saliency --out " + out.string()).code == 0);
   REQUIRE(nlohmann::json::parse(read(out / "summary.json"))["images"].size() == 1);
+  CHECK(read(out / "my_notes.txt") == "mine");
+  CHECK_FALSE(fs::exists(out / "hot_dog.saliency.png"));
+  CHECK(fs::exists(out / "bird.saliency.png"));
   fs::remove_all(work);
 }
 
@@ -443,5 +448,82 @@ TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an
     CHECK(bad.err.find(message) != std::string::npos);
     CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
   }
+  fs::remove_all(work);
+}
+
+TEST_CASE("every tool writes only into a new, empty or own folder and never touches the user's files", "[cli][shared][errors]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const auto image = (*shared / "images" / "parrot.jpg").string();
+  // The issue's folder: a summary.json and a thesis of the user's, and a subfolder.
+  const auto d = work / "d";
+  fs::create_directories(d / "sub");
+  std::ofstream(d / "summary.json") << "x";
+  std::ofstream(d / "thesis.tex") << "x";
+  std::ofstream(d / "sub" / "results.json") << "x";
+  auto untouched = [&] {
+    CHECK(read(d / "summary.json") == "x");
+    CHECK(read(d / "thesis.tex") == "x");
+    CHECK(read(d / "sub" / "results.json") == "x");
+    CHECK_FALSE(fs::exists(d / ".salient-output"));
+    CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator()) == 3);
+  };
+  const std::string classify = "--model " + model + " --size 128 --image " + image;
+  for (const auto& [name, args] : std::vector<std::pair<std::string, std::string>>{
+           {"salient-explain", classify + " --method saliency --out " + d.string()},
+           {"salient-topk", classify + " --out " + d.string()},
+           {"salient-sanity", "--model " + model + " --images " + image + " --out " + d.string()},
+           {"salient-sanity", "--data-randomisation --out " + (d / "sub").string()},
+           {"salient-guidance", "--out " + d.string()}}) {
+    INFO(name << " " << args);
+    auto run = tool(name, args);
+    CHECK(run.code == 2);
+    CHECK(run.err.find("did not write; choose a new or empty folder for --out") != std::string::npos);
+    untouched();
+  }
+  // Single-file outputs: a file the tool did not write is never replaced.
+  const auto keep = work / "keep.png";
+  {
+    const auto photo = salient::load_image(image);
+    salient::Image white(3, photo.height, photo.width, 1.f);
+    salient::save_png(white, keep);
+  }
+  auto mask = tool("salient-mask", classify + " --mask " + keep.string() + " --json " + (d / "summary.json").string());
+  CHECK(mask.code == 2);
+  CHECK(mask.err.find("was not written by salient-mask") != std::string::npos);
+  untouched();
+  // Its own file is replaced.
+  const auto own = work / "mask.json";
+  REQUIRE(tool("salient-mask", classify + " --mask " + keep.string() + " --json " + own.string()).code == 0);
+  REQUIRE(tool("salient-mask", classify + " --mask " + keep.string() + " --json " + own.string()).code == 0);
+  CHECK(nlohmann::json::parse(read(own))["written_by"] == "salient-mask");
+
+  // Another tool's folder is refused; an unwritable place is found before any work.
+  const auto report = work / "report";
+  REQUIRE(explain(classify + " --method saliency --out " + report.string()).code == 0);
+  auto topk = tool("salient-topk", classify + " --out " + report.string());
+  CHECK(topk.code == 2);
+  CHECK(topk.err.find("holds the output of salient-explain, not of salient-topk") != std::string::npos);
+  auto below_file = explain(classify + " --method saliency --out " + (d / "thesis.tex" / "out").string());
+  CHECK(below_file.code == 2);
+  CHECK(below_file.err.find("cannot create output folder") != std::string::npos);
+  untouched();
+  // A file of the user's where the tool would write, in the tool's own folder, is refused.
+  fs::remove(report / "summary.json");
+  std::ofstream(report / "parrot.input.png") << "user's";
+  {
+    // Simulate a user file that the marker does not list: rewrite the marker without it.
+    std::ifstream in(report / ".salient-output");
+    std::string marker, line;
+    while (std::getline(in, line))
+      if (line != "parrot.input.png") marker += line + "\n";
+    in.close();
+    std::ofstream(report / ".salient-output") << marker;
+  }
+  auto foreign = explain(classify + " --method saliency --out " + report.string());
+  CHECK(foreign.code == 2);
+  CHECK(foreign.err.find("already has 'parrot.input.png', which salient-explain did not write") != std::string::npos);
+  CHECK(read(report / "parrot.input.png") == "user's");
   fs::remove_all(work);
 }

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/output.hpp"
+
 #include "salient/io/heatmap.hpp"
 #include "salient/io/image.hpp"
 #include "salient/io/npy.hpp"
@@ -34,17 +36,17 @@ struct WrittenFiles {
 
 // <stem>.<method>.npy: the exact attribution ([1,C,H,W] float32); <stem>.<method>.png: its
 // channel-reduced map (signed: sum, diverging colours; unsigned: sum, inferno) over the photo.
-inline WrittenFiles write_attribution(const std::filesystem::path& dir, const std::string& stem, const std::string& method,
+inline WrittenFiles write_attribution(OutputFolder& out, const std::string& stem, const std::string& method,
                                       const torch::Tensor& attribution, const Image& photo, bool is_signed) {
   WrittenFiles files{stem + "." + method + ".png", stem + "." + method + ".npy"};
   auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  save_npy(dir / files.attribution, values.data_ptr<float>(), values.sizes().vec());
+  save_npy(out.file(files.attribution), values.data_ptr<float>(), values.sizes().vec());
   auto image = to_image(values);
   auto map = reduce_channels(image, ChannelReduction::sum);
   map = normalize_percentile(map, is_signed, 99.0);
   auto shown = display_size(photo);
   if (shown.height != map.height || shown.width != map.width) map = resize(map, shown.height, shown.width);
-  save_png(overlay(shown, map, is_signed ? Colormap::diverging : Colormap::inferno, 0.8f), dir / files.heatmap);
+  save_png(overlay(shown, map, is_signed ? Colormap::diverging : Colormap::inferno, 0.8f), out.file(files.heatmap));
   return files;
 }
 

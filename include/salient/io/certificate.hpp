@@ -19,12 +19,17 @@
 
 namespace salient {
 
+// The file name of mask `mask` of the certificate written to `json_path`.
+inline std::string certificate_mask_file(const std::filesystem::path& json_path, const std::string& mask) {
+  return json_path.stem().string() + "_" + mask + ".png";
+}
+
 // Writes the certificate to `json_path` and its masks beside it. Only what verify checks is
 // written: a reader's extras (file names, class names) belong in a file of their own.
 inline void save_certificate(const TopkCertificate& certificate, const std::filesystem::path& json_path) {
   std::map<std::string, std::string> files;
   for (const auto& [name, mask] : certificate.masks) {
-    const std::string file = json_path.stem().string() + "_" + name + ".png";
+    const std::string file = certificate_mask_file(json_path, name);
     save_png(to_image(mask.to(torch::kFloat).unsqueeze(0)), json_path.parent_path() / file);
     files[name] = file;
   }

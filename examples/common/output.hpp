@@ -1,0 +1,172 @@
+#pragma once
+// Where the command-line tools write, and the one rule they all follow: a tool writes into a
+// new folder, an empty one, or a folder it wrote before (recognised by its marker file
+// `.salient-output`, which names the tool and lists every file it wrote there), and it only
+// ever replaces or removes files on that list. Anything else in the folder is never touched:
+// a folder with files of its own, or a file of the user's where the tool would write, stops
+// the tool before any computation.
+//
+// Single-file outputs (--json FILE) follow the same rule with the marker inside the file: an
+// existing file is replaced only if it is a JSON object whose "written_by" names the tool.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "salient/core/error.hpp"
+
+namespace salient::cli {
+
+class OutputFolder {
+ public:
+  static constexpr const char* marker_name = ".salient-output";
+
+  // Claims `dir` for `tool` and proves it writable (by writing the marker), or fails.
+  OutputFolder(std::filesystem::path dir, std::string tool) : dir_(std::move(dir)), tool_(std::move(tool)) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto status = fs::symlink_status(dir_, ec);
+    if (fs::exists(status)) {
+      if (!fs::is_directory(status)) detail::fail("output '", dir_.string(), "' exists and is not a folder; choose another --out");
+      if (fs::exists(dir_ / marker_name)) {
+        std::ifstream in(dir_ / marker_name);
+        std::string owner;
+        std::getline(in, owner);
+        if (owner != tool_)
+          detail::fail("output folder '", dir_.string(), "' holds the output of ", owner.empty() ? "another program" : owner,
+                       ", not of ", tool_, "; choose another --out");
+        for (std::string line; std::getline(in, line);)
+          if (safe_relative(line)) previous_.insert(line);
+      } else if (!fs::is_empty(dir_, ec)) {
+        detail::fail("output folder '", dir_.string(), "' already holds files that ", tool_,
+                     " did not write; choose a new or empty folder for --out");
+      }
+    } else {
+      fs::create_directories(dir_, ec);
+      if (ec) detail::fail("cannot create output folder '", dir_.string(), "': ", ec.message());
+      created_ = true;
+    }
+    write_marker(previous_);
+    claimed_ = true;
+  }
+  OutputFolder(const OutputFolder&) = delete;
+  OutputFolder& operator=(const OutputFolder&) = delete;
+
+  // Not finished (an error or a signal ended the run): a folder this run created or found
+  // empty loses what this run wrote; a folder of an earlier run keeps its files, all recorded.
+  ~OutputFolder() {
+    if (finished_ || !claimed_ || !previous_.empty()) return;
+    std::error_code ec;
+    for (const auto& file : written_) remove_own(file);
+    std::filesystem::remove(dir_ / marker_name, ec);
+    if (created_) std::filesystem::remove(dir_, ec);  // only if empty: nothing but ours was there
+  }
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // The path to write `relative` (e.g. "summary.json", "certificates/pair.json") at. Refuses a
+  // file that exists and is not on the marker's list; records the file before it is written,
+  // so a run that dies half-way leaves nothing unrecorded.
+  std::filesystem::path file(const std::string& relative) {
+    namespace fs = std::filesystem;
+    if (!safe_relative(relative)) detail::fail("internal: output name '", relative, "' is not a plain relative path");
+    const auto path = dir_ / relative;
+    if (std::find(written_.begin(), written_.end(), relative) != written_.end()) return path;
+    std::error_code ec;
+    fs::path partial = dir_;
+    for (const auto& part : fs::path(relative)) {
+      partial /= part;
+      const auto status = fs::symlink_status(partial, ec);
+      if (fs::is_symlink(status))
+        detail::fail("output folder '", dir_.string(), "' has a link at '", relative, "'; ", tool_, " does not write through links");
+    }
+    if (fs::exists(fs::symlink_status(path, ec)) && !previous_.count(relative))
+      detail::fail("output folder '", dir_.string(), "' already has '", relative, "', which ", tool_,
+                   " did not write; choose another --out");
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) detail::fail("cannot create folder '", path.parent_path().string(), "': ", ec.message());
+    written_.push_back(relative);
+    std::ofstream marker(dir_ / marker_name, std::ios::app);
+    marker << relative << "\n";
+    if (!marker) detail::fail("cannot write to output folder '", dir_.string(), "'");
+    return path;
+  }
+
+  // The run succeeded: files of earlier runs that this run did not write again are removed
+  // (they were this tool's) and the marker lists exactly this run's files; or, with
+  // `keep_earlier` (a tool whose modes write different files), both are kept and listed.
+  void finish(bool keep_earlier = false) {
+    std::set<std::string> listed(written_.begin(), written_.end());
+    for (const auto& old : previous_)
+      if (!listed.count(old)) {
+        if (keep_earlier) listed.insert(old);
+        else remove_own(old);
+      }
+    write_marker(listed);
+    finished_ = true;
+  }
+
+ private:
+  static bool safe_relative(const std::string& name) {
+    const std::filesystem::path p(name);
+    if (name.empty() || p.has_root_path() || name == marker_name) return false;
+    return std::none_of(p.begin(), p.end(), [](const std::filesystem::path& part) { return part == ".." || part == "."; });
+  }
+
+  void write_marker(const std::set<std::string>& files) {
+    std::ofstream marker(dir_ / marker_name, std::ios::trunc);
+    marker << tool_ << "\n";
+    for (const auto& f : files) marker << f << "\n";
+    marker.close();
+    if (!marker) detail::fail("cannot write to output folder '", dir_.string(), "' (", std::strerror(errno), ")");
+  }
+
+  // Removes one of this tool's files (never a folder or a link's target), then the folders
+  // above it that it leaves empty, up to the output folder.
+  void remove_own(const std::string& relative) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto path = dir_ / relative;
+    const auto status = fs::symlink_status(path, ec);
+    if (fs::is_regular_file(status) || fs::is_symlink(status)) fs::remove(path, ec);
+    for (auto parent = path.parent_path(); parent != dir_ && parent.string().size() > dir_.string().size();
+         parent = parent.parent_path())
+      if (!fs::remove(parent, ec)) break;  // remove() of a folder succeeds only when it is empty
+  }
+
+  std::filesystem::path dir_;
+  std::string tool_;
+  std::set<std::string> previous_;
+  std::vector<std::string> written_;
+  bool created_ = false, claimed_ = false, finished_ = false;
+};
+
+// A single output file (--json FILE): refuses to replace an existing file that is not a JSON
+// object with "written_by": `tool`. Call before any computation; add "written_by" to the JSON.
+inline void check_output_file(const std::filesystem::path& path, const std::string& tool) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::symlink_status(path, ec);
+  if (!fs::exists(status)) {
+    const auto parent = path.parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec))
+      detail::fail("cannot write '", path.string(), "': folder '", parent.string(), "' does not exist");
+    return;
+  }
+  if (!fs::is_regular_file(status)) detail::fail("'", path.string(), "' exists and is not a file ", tool, " wrote; choose another name");
+  std::ifstream in(path);
+  const auto document = nlohmann::json::parse(std::istreambuf_iterator<char>(in), {}, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object() || document.value("written_by", std::string()) != tool)
+    detail::fail("'", path.string(), "' exists and was not written by ", tool, "; choose another name (", tool,
+                 " replaces only its own files)");
+}
+
+}  // namespace salient::cli
