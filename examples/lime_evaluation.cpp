@@ -32,10 +32,10 @@ namespace {
 const char* usage = R"(usage: salient-lime-eval --model m.pt --images DIR [options]
   --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input)
   --images DIR      folder of photos (../shared/images)
-  --samples N       LIME samples per explanation (default 1000)
+  --samples N       LIME samples per explanation (default 1000, at most 100000)
   --segments SPEC   superpixels (default slic:50)
   --seed S          LIME's seed (default 0)
-  --threads N       LibTorch threads (default: all cores)
+  --threads N       LibTorch threads (default: all cores, at most twice the cores)
   --json out.json   write every number
 )";
 
@@ -83,10 +83,10 @@ int run(int argc, char** argv) {
   salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") model_path = value;
     else if (flag == "--images") images = value;
-    else if (flag == "--samples") samples = salient::cli::parse_int(flag, value, 2);
+    else if (flag == "--samples") samples = salient::cli::parse_int(flag, value, 2, 100000);
     else if (flag == "--segments") segments_spec = value;
-    else if (flag == "--seed") seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0));
-    else if (flag == "--threads") threads = static_cast<int>(salient::cli::parse_int(flag, value, 1));
+    else if (flag == "--seed") seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0, salient::cli::max_seed));
+    else if (flag == "--threads") threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--json") json_path = value;
     else fail("unknown option '", flag, "' (see --help)");
   });

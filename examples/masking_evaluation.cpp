@@ -42,9 +42,9 @@ using salient::cli::print_row;
 const char* usage = R"(usage: salient-masking-eval --model m.pt --images DIR [options]
   --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input)
   --images DIR      folder of photos (../shared/images; *_mask.png files are silhouettes)
-  --masks N         random masks per photo for the colour test (default 8)
+  --masks N         random masks per photo for the colour test (default 8, at most 10000)
   --seed S          seed for masks and noise (default 0)
-  --threads N       LibTorch threads (default: all cores)
+  --threads N       LibTorch threads (default: all cores, at most twice the cores)
   --json out.json   write every number
 )";
 
@@ -109,9 +109,9 @@ int run(int argc, char** argv) {
   salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") model_path = value;
     else if (flag == "--images") images = value;
-    else if (flag == "--masks") masks_per_photo = salient::cli::parse_int(flag, value, 2);
-    else if (flag == "--seed") seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0));
-    else if (flag == "--threads") threads = static_cast<int>(salient::cli::parse_int(flag, value, 1));
+    else if (flag == "--masks") masks_per_photo = salient::cli::parse_int(flag, value, 2, 10000);
+    else if (flag == "--seed") seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0, salient::cli::max_seed));
+    else if (flag == "--threads") threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--json") json_path = value;
     else fail("unknown option '", flag, "' (see --help)");
   });

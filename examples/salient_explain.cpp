@@ -41,7 +41,7 @@ namespace {
 const char* usage = R"(usage: salient-explain [options]
   --model m.pt          TorchScript classifier (default: the embedded Fashion-MNIST demo CNN)
   --image f             image to explain (PNG/JPEG/BMP, or a .npy model input); repeatable
-  --size S              shorter side resized to S, then a centre SxS crop (default 224)
+  --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
   --normalize imagenet|none          input normalisation (default imagenet)
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    saliency, saliency_abs, input_x_gradient (ixg), integrated_gradients (ig),
@@ -50,21 +50,21 @@ const char* usage = R"(usage: salient-explain [options]
                         occlusion, ablation, rise, lime, kernelshap, pami (default: ig)
   --layer NAME          layer for CAM methods (default: the last layer with a spatial 4-D output)
   --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
-  --steps N             integrated gradients steps (default 50)
+  --steps N             integrated gradients steps (default 50, at most 10000)
   --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
   --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
-  --samples N           noise tunnel samples (default 16), LIME/KernelSHAP samples (1000), RISE masks (2000)
+  --samples N           noise tunnel samples (default 16), LIME/KernelSHAP samples (1000), RISE masks (2000); at most 100000
   --masker M            how perturbation methods remove pixels: mean (default: a zero model input, as
                         Captum), black, grey, blur, noise, or layer (layer masking)
   --segments S          regions for ablation/lime/kernelshap: slic:N[:compactness],
                         felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL, or model:SEG.pt (a segmentation
                         model's argmax classes split into connected regions) (default slic:50)
-  --window H[,W]        occlusion window (default 15)
+  --window H[,W]        occlusion window (default 15, at most 2048)
   --strides H[,W]       occlusion strides (default 8)
   --stdev S             noise tunnel stdev in model-input units (default 15% of the input range)
-  --batch-size N        model inputs per call (default 16)
+  --batch-size N        model inputs per call (default 16, at most 1024)
   --seed N              seed for noise (default 0)
-  --threads N           LibTorch threads (default: all cores)
+  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --labels file         class names, one per line (default: imagenet_classes.txt beside the model)
   --out dir             output folder (default salient-report)
 )";
@@ -90,20 +90,20 @@ Options parse(int argc, char** argv) {
     if (flag == "--list-layers") o.list_layers = true;
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
-    else if (flag == "--size") { o.size = parse_int(flag, value, 1); o.size_given = true; }
+    else if (flag == "--size") { o.size = parse_int(flag, value, 1, salient::cli::max_input_size); o.size_given = true; }
     else if (flag == "--normalize") { o.settings.normalization = salient::parse_normalization(value); o.normalize = value; }
     else if (flag == "--target") o.target = value;
     else if (flag == "--method") o.methods = split_commas(value);
-    else if (flag == "--steps") o.settings.steps = parse_int(flag, value, 1);
+    else if (flag == "--steps") o.settings.steps = parse_int(flag, value, 1, 10000);
     else if (flag == "--ig-method") o.settings.ig_method = salient::parse_integration_method(value);
     else if (flag == "--baseline") o.settings.baseline = salient::parse_baseline(value);
-    else if (flag == "--samples") o.settings.samples = parse_int(flag, value, 1);
+    else if (flag == "--samples") o.settings.samples = parse_int(flag, value, 1, 100000);
     else if (flag == "--stdev") {
       o.settings.stdev = parse_double(flag, value);
       if (o.settings.stdev < 0) fail("--stdev must be >= 0, got ", value);
-    } else if (flag == "--batch-size") o.settings.batch_size = parse_int(flag, value, 1);
-    else if (flag == "--seed") o.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0));
-    else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 1));
+    } else if (flag == "--batch-size") o.settings.batch_size = parse_int(flag, value, 1, 1024);
+    else if (flag == "--seed") o.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0, salient::cli::max_seed));
+    else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--labels") o.labels = value;
     else if (flag == "--layer") o.settings.layer = value;
     else if (flag == "--masker") { salient::make_masker(value); o.settings.masker = value; }  // validated here
@@ -115,7 +115,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--window" || flag == "--strides") {
       auto parts = split_commas(value);
       if (parts.empty() || parts.size() > 2) fail(flag, " takes H or H,W, got '", value, "'");
-      std::array<int64_t, 2> hw{parse_int(flag, parts[0], 1), parse_int(flag, parts.back(), 1)};
+      std::array<int64_t, 2> hw{parse_int(flag, parts[0], 1, salient::cli::max_input_size), parse_int(flag, parts.back(), 1, salient::cli::max_input_size)};
       (flag == "--window" ? o.settings.window : o.settings.strides) = hw;
     }
     else if (flag == "--out") o.out = value;
@@ -256,8 +256,7 @@ int run(int argc, char** argv) {
   for (size_t index = 0; index < items.size(); ++index) {
     auto& item = items[index];
     item.stem = unique_stem(item.stem, stems);
-    auto logits = model->forward(item.input);
-    if (logits.dim() != 2) fail("model output has shape ", salient::shape_string(logits), "; expected [1, classes]");
+    auto logits = salient::cli::checked_scores(model->forward(item.input));
     const int64_t classes = logits.size(1);
     if (!labels.empty() && static_cast<int64_t>(labels.size()) != classes)
       fail("labels file has ", labels.size(), " names but the model has ", classes, " classes");
@@ -270,7 +269,7 @@ int run(int argc, char** argv) {
       top5.push_back({{"index", c}, {"label", label_of(c)}, {"probability", std::get<0>(top)[k].item<double>()}});
     }
     int64_t target_class = options.target == "top1" ? top5[0]["index"].get<int64_t>()
-                                                    : parse_int("--target", options.target, 0);
+                                                    : parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
     if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
 
     const std::string input_png = item.stem + ".input.png";

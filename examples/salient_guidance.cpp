@@ -44,13 +44,13 @@ const char* usage = R"(usage: salient-guidance [options]
   --score S             what is attributed: logprob (log-softmax of the class, default) or logit
   --layer NAME          guidance depth: "7" the 3rd conv block's ReLU (default), "4" the 2nd, "" the input
   --lambda X            weight of the localisation loss (default: energy 3, l1 3, rrr 3, ppce 0.1)
-  --epochs N            training epochs (default 6)
+  --epochs N            training epochs (default 6, at most 1000)
   --lr X                Adam learning rate (default 0.003)
-  --train N             training images (default 8000)
-  --test N              test images (default 2000)
+  --train N             training images (default 8000, at most 60000)
+  --test N              test images (default 2000, at most 10000)
   --correlation P       how often the training mark names the item's class (default 0.95)
   --seed S              seed for the data and the model (default 0)
-  --threads N           LibTorch threads (default: all cores)
+  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-guidance)
 )";
 
@@ -231,18 +231,18 @@ int run(int argc, char** argv) {
       else fail("--score expects logit or logprob, got '", value, "'");
     }
     else if (flag == "--lambda") config.lambda = parse_double(flag, value);
-    else if (flag == "--epochs") config.epochs = parse_int(flag, value, 1);
+    else if (flag == "--epochs") config.epochs = parse_int(flag, value, 1, 1000);
     else if (flag == "--lr") {
       config.learning_rate = parse_double(flag, value);
       if (!(config.learning_rate > 0)) fail("--lr must be > 0, got ", value);
     }
-    else if (flag == "--train") config.train = parse_int(flag, value, 10);
-    else if (flag == "--test") config.test = parse_int(flag, value, 10);
+    else if (flag == "--train") config.train = parse_int(flag, value, 10, 60000);
+    else if (flag == "--test") config.test = parse_int(flag, value, 10, 10000);
     else if (flag == "--correlation") {
       config.correlation = parse_double(flag, value);
       if (config.correlation < 0 || config.correlation > 1) fail("--correlation must be in [0, 1], got ", value);
-    } else if (flag == "--seed") config.seed = static_cast<uint64_t>(parse_int(flag, value, 0));
-    else if (flag == "--threads") config.threads = static_cast<int>(parse_int(flag, value, 1));
+    } else if (flag == "--seed") config.seed = static_cast<uint64_t>(parse_int(flag, value, 0, salient::cli::max_seed));
+    else if (flag == "--threads") config.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") config.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });

@@ -26,12 +26,12 @@ const char* usage = R"(usage: salient-mask --model m.pt --image f --mask keep.pn
   --image f             photo (PNG/JPEG/BMP)
   --mask keep.png       same size as the photo; white (>= 0.5) = keep, black = remove
   --masker m1,m2,...    layer (layer masking), mean, black, grey, blur, noise (default: layer)
-  --size S              shorter side resized to S, then a centre SxS crop (default 224)
+  --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
   --normalize imagenet|none          input normalisation (default imagenet)
-  --top K               classes to show (default 5)
+  --top K               classes to show (default 5, at most 1000)
   --labels file         class names, one per line (default: imagenet_classes.txt beside the model)
   --seed N              seed of the noise masker (default 0)
-  --threads N           LibTorch threads (default: all cores)
+  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --json out.json       also write the result as JSON
 )";
 
@@ -51,12 +51,12 @@ Options parse(int argc, char** argv) {
     else if (flag == "--image") o.image = value;
     else if (flag == "--mask") o.mask = value;
     else if (flag == "--masker") o.maskers = salient::cli::split_commas(value);
-    else if (flag == "--size") o.size = salient::cli::parse_int(flag, value, 1);
+    else if (flag == "--size") o.size = salient::cli::parse_int(flag, value, 1, salient::cli::max_input_size);
     else if (flag == "--normalize") o.normalization = salient::parse_normalization(value);
-    else if (flag == "--top") o.top = salient::cli::parse_int(flag, value, 1);
+    else if (flag == "--top") o.top = salient::cli::parse_int(flag, value, 1, 1000);
     else if (flag == "--labels") o.labels = value;
-    else if (flag == "--seed") o.seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0));
-    else if (flag == "--threads") o.threads = static_cast<int>(salient::cli::parse_int(flag, value, 1));
+    else if (flag == "--seed") o.seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0, salient::cli::max_seed));
+    else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--json") o.json = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
@@ -91,7 +91,7 @@ int run(int argc, char** argv) {
   if (!options.labels.empty() || fs::exists(label_file)) labels = salient::cli::read_labels(label_file);
 
   auto top_classes = [&](const torch::Tensor& logits) {
-    if (logits.dim() != 2) fail("model output has shape ", salient::shape_string(logits), "; expected [1, classes]");
+    salient::cli::checked_scores(logits);
     if (!labels.empty() && static_cast<int64_t>(labels.size()) != logits.size(1))
       fail("labels file has ", labels.size(), " names but the model has ", logits.size(1), " classes");
     auto probabilities = torch::softmax(logits, 1)[0];

@@ -44,19 +44,19 @@ const char* usage = R"(usage: salient-sanity --model m.pt --images DIR|FILE [opt
        salient-sanity --data-randomisation [options]
   --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised 224x224 input)
   --images DIR|FILE     photos (a folder: every PNG/JPEG in it, sorted); repeatable
-  --limit N             use the first N photos (default: all)
+  --limit N             use the first N photos (default: all, at most 100000)
   --methods m1,m2,...   gradient (saliency), ig, smoothgrad, gradcam, guided_backprop, guided_gradcam,
                         or any salient-explain method (default: those six); the Sobel edge detector
                         is always added as "edges"
   --mode cascading|independent       randomise from the logits down, or one layer group at a time
   --init default|normal|uniform      re-initialisation (default: the layer type's default init)
-  --group-depth D       module path components per layer group (default 2: "features.3", "layer2.1")
-  --steps N             integrated gradients steps (default 32)
-  --samples N           SmoothGrad samples (default 16)
+  --group-depth D       module path components per layer group (default 2: "features.3", "layer2.1"; at most 16)
+  --steps N             integrated gradients steps (default 32, at most 10000)
+  --samples N           SmoothGrad samples (default 16, at most 100000)
   --seed S              seed for re-initialisation and noise (default 0)
   --data-randomisation  the data randomisation test on Fashion-MNIST instead
-  --train-images N      training images for it (default 2000; the permuted model must memorise them)
-  --threads N           LibTorch threads (default: all cores)
+  --train-images N      training images for it (default 2000; the permuted model must memorise them; at most 60000)
+  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-sanity)
 )";
 
@@ -289,7 +289,7 @@ int run(int argc, char** argv) {
   salient::cli::parse_options(argc, argv, usage, {"--data-randomisation"}, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") options.model = value;
     else if (flag == "--images") options.images.push_back(value);
-    else if (flag == "--limit") options.limit = parse_int(flag, value, 1);
+    else if (flag == "--limit") options.limit = parse_int(flag, value, 1, 100000);
     else if (flag == "--methods") options.methods = salient::cli::split_commas(value);
     else if (flag == "--mode") {
       if (value == "cascading") options.randomisation.mode = salient::RandomisationMode::cascading;
@@ -300,15 +300,15 @@ int run(int argc, char** argv) {
       else if (value == "normal") options.randomisation.init.scheme = salient::Reinitialisation::normal;
       else if (value == "uniform") options.randomisation.init.scheme = salient::Reinitialisation::uniform;
       else fail("--init expects default, normal or uniform, got '", value, "'");
-    } else if (flag == "--group-depth") options.randomisation.group_depth = static_cast<int>(parse_int(flag, value, 0));
-    else if (flag == "--steps") options.settings.steps = parse_int(flag, value, 1);
-    else if (flag == "--samples") options.settings.samples = parse_int(flag, value, 1);
+    } else if (flag == "--group-depth") options.randomisation.group_depth = static_cast<int>(parse_int(flag, value, 0, 16));
+    else if (flag == "--steps") options.settings.steps = parse_int(flag, value, 1, 10000);
+    else if (flag == "--samples") options.settings.samples = parse_int(flag, value, 1, 100000);
     else if (flag == "--seed") {
-      options.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0));
+      options.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0, salient::cli::max_seed));
       options.randomisation.init.seed = options.settings.seed;
     } else if (flag == "--data-randomisation") options.data_randomisation = true;
-    else if (flag == "--train-images") options.train_images = parse_int(flag, value, 10);
-    else if (flag == "--threads") options.threads = static_cast<int>(parse_int(flag, value, 1));
+    else if (flag == "--train-images") options.train_images = parse_int(flag, value, 10, 60000);
+    else if (flag == "--threads") options.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") options.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });

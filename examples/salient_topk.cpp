@@ -43,7 +43,7 @@ const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
        salient-topk verify --model m.pt --image FILE --certificate c.json
   --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised input)
   --image FILE          the photo (PNG/JPEG)
-  --k K                 top-k classes to disambiguate (default 5)
+  --k K                 top-k classes to disambiguate (default 5, at most 20)
   --method M            attribution method for entity relevance (default gradcam; any salient-explain method)
   --entities E          model:FILE.pt (a segmentation model such as deeplabv3_mnv2_pascal.pt, background
                         = class 0) or attribution (superpixels merged by attribution); default: the
@@ -52,11 +52,11 @@ const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
   --segments SPEC       superpixels for --entities attribution (default slic:100)
   --coverage X          share of each class's positive attribution its superpixels hold (default 0.5)
   --min-area X          entities smaller than this share of the image join the background (default 0.01)
-  --segmenter-size S    input size for the segmentation model (default 513)
+  --segmenter-size S    input size for the segmentation model (default 513, at most 2048)
   --masker NAME         layer (default), mean, black, grey, blur: how removed pixels are removed
-  --size S              model input size: shorter side resized, centre crop (default 224)
+  --size S              model input size: shorter side resized, centre crop (default 224, at most 2048)
   --labels FILE         class names (default: imagenet_classes.txt beside the model)
-  --threads N           LibTorch threads (default: all cores)
+  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-topk)
  verify:
   --certificate c.json  a certificate written by salient-topk (its mask PNGs beside it)
@@ -329,16 +329,16 @@ int run(int argc, char** argv) {
     else if (flag == "--certificate") o.certificate = value;
     else if (flag == "--composite") o.composite = value;
     else if (flag == "--labels") o.labels = value;
-    else if (flag == "--k") o.topk.k = parse_int(flag, value, 2);
+    else if (flag == "--k") o.topk.k = parse_int(flag, value, 2, 20);
     else if (flag == "--method") o.method = value;
     else if (flag == "--entities") o.entity_source = value;
     else if (flag == "--segments") o.settings.segments = value;
     else if (flag == "--coverage") o.entities.coverage = parse_double(flag, value);
     else if (flag == "--min-area") o.entities.min_area = parse_double(flag, value);
-    else if (flag == "--segmenter-size") o.entities.segmenter_size = parse_int(flag, value, 0);
+    else if (flag == "--segmenter-size") o.entities.segmenter_size = parse_int(flag, value, 0, salient::cli::max_input_size);
     else if (flag == "--masker") o.topk.masker = value;
-    else if (flag == "--size") o.size = parse_int(flag, value, 1);
-    else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 1));
+    else if (flag == "--size") o.size = parse_int(flag, value, 1, salient::cli::max_input_size);
+    else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });

@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -341,7 +342,7 @@ TEST_CASE("salient-guidance trains with and without a guidance loss and writes r
            {"--loss l2", "unknown guidance loss 'l2'"},
            {"--annotated 1.5", "--annotated fractions must be in (0, 1]"},
            {"--method lrp", "unknown guided attribution 'lrp'"},
-           {"--train 100000", "Fashion-MNIST has"}}) {
+           {"--train 100000", "--train must be at most 60000, got 100000"}}) {
     auto bad = tool("salient-guidance", args + " --out " + (work / "bad").string());
     CHECK(bad.code == 2);
     CHECK(bad.err.find(message) != std::string::npos);
@@ -438,7 +439,7 @@ TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an
   verify_forged(original, "the certificate is for 224x224 inputs, but the input is 192x192", " --image " + image + " --size 192");
   verify_forged(nlohmann::json::array(), "the document must be a JSON object");
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
-           {"--model " + model + " --image " + image + " --k 1001", "k = 1001 is out of range for a model with 1000 classes"},
+           {"--model " + model + " --image " + image + " --k 1001", "--k must be at most 20, got 1001"},
            {"--model " + model + " --image " + image + " --masker sparkle", "unknown masker 'sparkle'"},
            {"--model " + model + " --image " + image + " --entities magic", "--entities expects attribution or model:FILE.pt"},
            {"verify --model " + model + " --image " + image, "verify needs --model, --image and --certificate"}}) {
@@ -525,5 +526,75 @@ TEST_CASE("every tool writes only into a new, empty or own folder and never touc
   CHECK(foreign.code == 2);
   CHECK(foreign.err.find("already has 'parrot.input.png', which salient-explain did not write") != std::string::npos);
   CHECK(read(report / "parrot.input.png") == "user's");
+  fs::remove_all(work);
+}
+
+TEST_CASE("every tool bounds its sizes and counts, refuses a model's NaN or integer scores and says what a model's error was",
+          "[cli][shared][errors]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const std::string models = SALIENT_MODELS_DIR;
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const auto image = (*shared / "images" / "parrot.jpg").string();
+  fs::create_directories(work / "a_folder");
+  {  // A 5000x1 strip: 100 bytes of PNG, 1120000x224 once resized.
+    salient::Image strip(3, 1, 5000, 0.5f);
+    salient::save_png(strip, work / "strip.png");
+  }
+  const auto out = " --out " + (work / "out").string();
+  const std::string escape = std::string("\x1b") + "[2J";
+  for (const auto& [name, args, message] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"salient-explain", "--model " + models + "/nan_output.pt --image " + image + out, "model output contains NaN or Inf"},
+           {"salient-mask", "--model " + models + "/nan_output.pt --image " + image + " --mask " + image,
+            "model output contains NaN or Inf"},
+           {"salient-explain", "--model " + models + "/long_output.pt --image " + image + out,
+            "the model outputs Long values; a classifier must output floating-point scores"},
+           {"salient-explain", "--model " + models + "/failing.pt --image " + image + out,
+            "this model only takes grey images (made to fail)"},
+           {"salient-explain", "--model " + model + " --image " + (work / "strip.png").string() + out, "aspect ratio is too extreme"},
+           {"salient-explain", "--model " + model + " --image " + image + " --size 5000" + out, "--size must be at most 2048, got 5000"},
+           {"salient-explain", "--model " + model + " --image " + image + " --threads 1000" + out, "--threads must be at most"},
+           {"salient-explain", "--model " + model + " --image " + image + " --samples 100000000" + out, "--samples must be at most 100000"},
+           {"salient-explain", "--model " + model + " --image " + image + " --target --out x", "option --target needs a value, got the option --out"},
+           {"salient-explain", "--model " + model + " --image " + image + " --labels " + (work / "a_folder").string() + out,
+            "is a folder; expected a file with one class name per line"},
+           {"salient-explain", "--model " + model + " --image '" + (work / ("x" + escape + ".png")).string() + "'" + out,
+            "\\x1b[2J.png': file not found"},
+           {"salient-topk", "--model " + model + " --image " + image + " --k 1000" + out, "--k must be at most 20, got 1000"},
+           {"salient-topk", "--model " + model + " --image " + image + " --segmenter-size 100000" + out, "--segmenter-size must be at most 2048"},
+           {"salient-sanity", "--model " + model + " --images " + image + " --threads 1000" + out, "--threads must be at most"}}) {
+    INFO(name << " " << args);
+    auto run = tool(name, args);
+    CHECK(run.code == 2);
+    CHECK(run.err.find(message) != std::string::npos);
+    CHECK(run.err.find('\x1b') == std::string::npos);
+    CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
+    CHECK_FALSE(fs::exists(work / "out"));
+  }
+  fs::remove_all(work);
+}
+
+TEST_CASE("an interrupted tool says so and leaves no unfinished output folder", "[cli][shared][errors]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const auto image = (*shared / "images" / "parrot.jpg").string();
+  const auto out = work / "interrupted";
+  fs::create_directories(work);
+  for (const std::string signal : {"INT", "TERM"}) {
+    // LIME with many samples runs for minutes; the signal comes after 4 s, mid-run.
+    const auto err = work / "stderr.txt";
+    const std::string command = "bash -c '" + std::string(SALIENT_BIN_DIR) + "/salient-explain --model " + model +
+                                " --size 128 --image " + image + " --method saliency,lime --samples 100000 --threads 1 --out " +
+                                out.string() + " 2> " + err.string() + " & pid=$!; sleep 4; kill -" + signal +
+                                " $pid; wait $pid; exit $?'";
+    const int status = std::system(command.c_str());
+    const Run run{WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(err)};
+    INFO(run.err);
+    CHECK(run.code == 128 + (signal == "INT" ? 2 : 15));
+    CHECK(run.err.find("interrupted by SIG" + signal + "; removed the unfinished output in '" + out.string() + "'") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
   fs::remove_all(work);
 }

@@ -205,6 +205,22 @@ TEST_CASE("load_image reports bad files with their path", "[io][image]") {
   write_text(dir / "huge.bmp", std::string(bmp.begin(), bmp.end()));
   require_error_mentioning([&] { salient::load_image(dir / "huge.bmp"); }, "20000x20000");
 
+  // An unknown critical PNG chunk whose type is an escape sequence (ESC [ 2 J clears a
+  // terminal): stb quotes the type in its reason; only printable characters may reach the user.
+  {
+    std::string crafted = png.substr(0, 8 + 25);  // signature + IHDR chunk
+    crafted += std::string("\0\0\0\0", 4) + "\x1b[2J" + std::string("\0\0\0\0", 4);
+    write_text(dir / "escape.png", crafted);
+    try {
+      salient::load_image(dir / "escape.png");
+      FAIL("a PNG with an unknown critical chunk loaded");
+    } catch (const salient::error& e) {
+      const std::string message = e.what();
+      CHECK(message.find('\x1b') == std::string::npos);
+      CHECK(message.find("decoder says: ?[2J") != std::string::npos);
+    }
+  }
+
   // Unreadable file (skipped when running as root, who can read anything).
   save_png(random_u8_image(3, 2, 2, 6), dir / "locked.png");
   fs::permissions(dir / "locked.png", fs::perms::none);
@@ -334,6 +350,9 @@ TEST_CASE("resize_shorter_side and center_crop follow torchvision", "[io][image]
   CHECK(c2.at(0, 0, 0) == 200.f);
   CHECK(salient::center_crop(coords, 7, 10).data == coords.data);
   require_error_mentioning([&] { salient::center_crop(coords, 8, 4); }, "8x4");
+  // The resized image is bounded: a 5000x1 strip at 224 would be 1120000x224.
+  require_error_mentioning([&] { salient::resize_shorter_side(Image(3, 1, 5000), 224); }, "aspect ratio is too extreme");
+  CHECK(salient::resize_shorter_side(Image(3, 1, 100), 224).width == 22400);
   CHECK_THROWS_AS(salient::center_crop(coords, 0, 4), salient::error);
 }
 

@@ -10,6 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <new>
+#include <thread>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -19,12 +23,14 @@
 #include <torch/torch.h>
 
 #include "salient/core/error.hpp"
+#include "salient/core/torch_backend.hpp"
 
 namespace salient::cli {
 
 using detail::fail;
 
-inline int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum) {
+// Every count, size and thread option is read with its bounds (documented in each --help).
+inline int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum, int64_t maximum) {
   size_t used = 0;
   int64_t v = 0;
   try {
@@ -34,7 +40,17 @@ inline int64_t parse_int(const std::string& flag, const std::string& value, int6
   }
   if (used != value.size() || value.empty()) fail(flag, " expects an integer, got '", value, "'");
   if (v < minimum) fail(flag, " must be at least ", minimum, ", got ", v);
+  if (v > maximum) fail(flag, " must be at most ", maximum, ", got ", v);
   return v;
+}
+
+// Bounds shared by the tools.
+inline constexpr int64_t max_input_size = 2048;   // --size: the model input's side
+inline constexpr int64_t max_seed = std::numeric_limits<int64_t>::max();
+// --threads: at most twice the cores (more only adds switching; 1000 threads do not finish).
+inline int64_t max_threads() { return 2 * std::max<int64_t>(1, std::thread::hardware_concurrency()); }
+inline int parse_threads(const std::string& flag, const std::string& value) {
+  return static_cast<int>(parse_int(flag, value, 1, max_threads()));
 }
 
 inline double parse_double(const std::string& flag, const std::string& value) {
@@ -58,10 +74,13 @@ inline std::vector<std::string> split_commas(const std::string& text) {
 }
 
 inline std::vector<std::string> read_labels(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail("labels file '", path.string(), "' is a folder; expected a file with one class name per line");
   std::ifstream in(path);
   if (!in) fail("cannot read labels file '", path.string(), "'");
   std::vector<std::string> labels;
   for (std::string line; std::getline(in, line);) labels.push_back(line);
+  if (labels.empty()) fail("labels file '", path.string(), "' is empty; expected one class name per line");
   return labels;
 }
 
@@ -80,8 +99,11 @@ void parse_options(int argc, char** argv, const char* usage, std::initializer_li
       on_option(flag, std::string());
       continue;
     }
+    if (flag.rfind("--", 0) != 0) fail("unexpected argument '", flag, "' (options start with --; see --help)");
     if (i + 1 >= argc) fail("option ", flag, " needs a value (see --help)");
-    on_option(flag, std::string(argv[++i]));
+    const std::string value = argv[++i];
+    if (value.rfind("--", 0) == 0) fail("option ", flag, " needs a value, got the option ", value, " (see --help)");
+    on_option(flag, value);
   }
 }
 
@@ -98,11 +120,49 @@ inline void configure_process(int threads) {
   torch::jit::getExecutorMode() = false;
 }
 
+// A classifier's scores [N, classes], checked alike by every tool: floating point and finite
+// (a model that outputs NaN is refused, not explained as all-NaN maps).
+inline torch::Tensor checked_scores(torch::Tensor scores) {
+  if (scores.dim() != 2) fail("model output has shape ", shape_string(scores), "; expected [N, classes]");
+  if (!scores.is_floating_point())
+    fail("the model outputs ", c10::toString(scores.scalar_type()), " values; a classifier must output floating-point scores");
+  TorchBackend::check_finite(scores, "model output");
+  return scores;
+}
+
 // LibTorch's own warnings (deprecations inside model graphs) would break the promise of
 // one clear line on stderr; results are unaffected by them.
 struct QuietWarnings : c10::WarningHandler {
   void process(const c10::SourceLocation&, const std::string&, const bool) override {}
 };
+
+// The one line an error message becomes: a TorchScript model's own error (the last
+// "...Error: " line of the interpreter's traceback) rather than the traceback's header, and
+// only printable characters (text read from a file may hold terminal escape sequences).
+inline std::string one_line(const std::string& message) {
+  std::vector<std::string> lines;
+  std::stringstream in(message);
+  for (std::string line; std::getline(in, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+  if (lines.empty()) return "unknown error";
+  std::string line = lines.front();
+  if (line.find("The following operation failed in the TorchScript interpreter") != std::string::npos)
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it)
+      if (it->find("Error: ") != std::string::npos) {
+        line = "the model failed: " + it->substr(it->find_first_not_of(" \t"));
+        break;
+      }
+  std::string printable;
+  for (unsigned char c : line) {
+    if (c >= 0x20 && c != 0x7f) printable += static_cast<char>(c);
+    else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      printable += hex;
+    }
+  }
+  return printable;
+}
 
 // Runs a tool's main; an exception becomes one line on stderr and exit code 2.
 template <class Fn>
@@ -111,12 +171,13 @@ int main_guard(const char* tool, Fn&& run) {
   c10::Warning::set_warning_handler(&quiet);
   try {
     return run();
+  } catch (const std::bad_alloc&) {
+    std::cerr << tool << ": error: out of memory: the run needs more memory than this machine can give "
+              << "(try a smaller --size, --batch-size or sample count)\n";
   } catch (const std::exception& e) {
-    std::string message = e.what();
-    message = message.substr(0, message.find('\n'));
-    std::cerr << tool << ": error: " << message << "\n";
-    return 2;
+    std::cerr << tool << ": error: " << one_line(e.what()) << "\n";
   }
+  return 2;
 }
 
 }  // namespace salient::cli

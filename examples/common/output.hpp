@@ -19,6 +19,9 @@
 #include <system_error>
 #include <vector>
 
+#include <csignal>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "salient/core/error.hpp"
@@ -56,6 +59,11 @@ class OutputFolder {
     }
     write_marker(previous_);
     claimed_ = true;
+    dir_text_ = dir_.string();
+    marker_text_ = (dir_ / marker_name).string();
+    written_paths_.reserve(4096);
+    active() = this;
+    for (int signal : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal, &on_signal);
   }
   OutputFolder(const OutputFolder&) = delete;
   OutputFolder& operator=(const OutputFolder&) = delete;
@@ -63,6 +71,10 @@ class OutputFolder {
   // Not finished (an error or a signal ended the run): a folder this run created or found
   // empty loses what this run wrote; a folder of an earlier run keeps its files, all recorded.
   ~OutputFolder() {
+    if (active() == this) {
+      for (int signal : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal, SIG_DFL);
+      active() = nullptr;
+    }
     if (finished_ || !claimed_ || !previous_.empty()) return;
     std::error_code ec;
     for (const auto& file : written_) remove_own(file);
@@ -91,8 +103,13 @@ class OutputFolder {
     if (fs::exists(fs::symlink_status(path, ec)) && !previous_.count(relative))
       detail::fail("output folder '", dir_.string(), "' already has '", relative, "', which ", tool_,
                    " did not write; choose another --out");
+    std::vector<std::string> new_folders;
+    for (auto parent = path.parent_path(); parent != dir_ && !fs::exists(parent, ec); parent = parent.parent_path())
+      new_folders.push_back(parent.string());
     fs::create_directories(path.parent_path(), ec);
     if (ec) detail::fail("cannot create folder '", path.parent_path().string(), "': ", ec.message());
+    for (auto it = new_folders.rbegin(); it != new_folders.rend(); ++it) written_paths_.push_back(*it + "/");
+    written_paths_.push_back(path.string());
     written_.push_back(relative);
     std::ofstream marker(dir_ / marker_name, std::ios::app);
     marker << relative << "\n";
@@ -115,6 +132,39 @@ class OutputFolder {
   }
 
  private:
+  static OutputFolder*& active() {
+    static OutputFolder* folder = nullptr;
+    return folder;
+  }
+
+  // SIGINT / SIGTERM / SIGHUP: say what was interrupted, remove what this run wrote into a new
+  // or empty folder (an earlier run's folder keeps its files, all listed in the marker), and
+  // exit with 128 + the signal. Only async-signal-safe calls on strings prepared beforehand.
+  static void on_signal(int signal) {
+    auto say = [](const char* text) { (void)!::write(2, text, std::strlen(text)); };
+    OutputFolder* folder = active();
+    const char* name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP";
+    if (folder) {
+      say(folder->tool_.c_str());
+      say(": interrupted by ");
+      say(name);
+      if (folder->previous_.empty() && !folder->finished_) {
+        // Files, then the folders this run created (listed before their files, so removed after them).
+        for (auto it = folder->written_paths_.rbegin(); it != folder->written_paths_.rend(); ++it)
+          if (!it->empty() && it->back() == '/') ::rmdir(it->c_str());
+          else ::unlink(it->c_str());
+        ::unlink(folder->marker_text_.c_str());
+        if (folder->created_) ::rmdir(folder->dir_text_.c_str());
+        say("; removed the unfinished output in '");
+      } else {
+        say("; the files written so far stay in '");
+      }
+      say(folder->dir_text_.c_str());
+      say("'\n");
+    }
+    ::_exit(128 + signal);
+  }
+
   static bool safe_relative(const std::string& name) {
     const std::filesystem::path p(name);
     if (name.empty() || p.has_root_path() || name == marker_name) return false;
@@ -147,6 +197,9 @@ class OutputFolder {
   std::set<std::string> previous_;
   std::vector<std::string> written_;
   bool created_ = false, claimed_ = false, finished_ = false;
+  // For the signal handler: full paths of what this run wrote ("dir/" for a folder it created).
+  std::string dir_text_, marker_text_;
+  std::vector<std::string> written_paths_;
 };
 
 // A single output file (--json FILE): refuses to replace an existing file that is not a JSON

@@ -258,6 +258,16 @@ class TorchModel {
       return nullptr;
   }
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+  // The model's own message: for TorchScript's interpreter, the last line of its traceback
+  // ("builtins.RuntimeError: <what the model raised>"), not the traceback's header line.
+  static std::string model_message(const std::string& text) {
+    if (text.find("The following operation failed in the TorchScript interpreter") == std::string::npos) return first_line(text);
+    std::string last;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) last = line.substr(line.find_first_not_of(" \t"));
+    return last;
+  }
 
   // Model errors (an input size the model rejects, ...) become salient::error naming the input.
   template <class Fn>
@@ -266,10 +276,10 @@ class TorchModel {
       return fn(x);
     } catch (const c10::Error& e) {
       detail::fail("the model rejected an input of shape ", shape_string(x), ": ",
-                   first_line(e.what_without_backtrace()));
+                   model_message(e.what_without_backtrace()));
     } catch (const std::runtime_error& e) {
       if (dynamic_cast<const error*>(&e)) throw;
-      detail::fail("the model rejected an input of shape ", shape_string(x), ": ", first_line(e.what()));
+      detail::fail("the model rejected an input of shape ", shape_string(x), ": ", model_message(e.what()));
     }
   }
 

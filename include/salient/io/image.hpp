@@ -378,10 +378,12 @@ inline Image load_image(const std::filesystem::path& path) {
                             3),
       stbi_image_free);
   if (!pixels) {
-    const char* reason = stbi_failure_reason();
-    detail::fail("cannot read image '", path.string(),
-                 "': not a valid PNG, JPEG or BMP image (decoder says: ",
-                 reason ? reason : "unknown error", ")");
+    // The reason may quote bytes of the file (an unknown PNG chunk's type): printable ones only.
+    std::string reason;
+    for (const char* c = stbi_failure_reason(); c && *c; ++c)
+      reason += (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+    if (reason.empty()) reason = "no reason given";
+    detail::fail("cannot read image '", path.string(), "': not a valid PNG, JPEG or BMP image (decoder says: ", reason, ")");
   }
   if (w <= 0 || h <= 0)
     detail::fail("cannot read image '", path.string(), "': it has zero size (", w, "x", h, ")");
@@ -468,6 +470,12 @@ inline Image resize_shorter_side(const Image& image, int64_t size,
     detail::fail("resize_shorter_side: size ", size, " is too large for a ", h, "x", w, " image");
   const auto new_long =
       static_cast<int64_t>(static_cast<double>(size * longer) / static_cast<double>(shorter));
+  // A 5000x1 strip at size 224 would become 1120000x224: the result is bounded like a decoded image.
+  constexpr int64_t max_pixels = int64_t{1} << 25;
+  if (new_long > max_pixels / size)
+    detail::fail("resize_shorter_side: a ", h, "x", w, " image with its shorter side resized to ", size, " would be ", new_long,
+                 " pixels long (", new_long * size, " pixels, more than the supported ", max_pixels,
+                 "); its aspect ratio is too extreme");
   return w <= h ? resize(image, new_long, size, arithmetic)
                 : resize(image, size, new_long, arithmetic);
 }
