@@ -1,0 +1,24 @@
+#pragma once
+// The readers take file paths, so each fuzz input is written to one file in /dev/shm (memory,
+// not disk) and read back through the same code a user's file goes through.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace salient::fuzz {
+
+inline std::filesystem::path input_file(const uint8_t* data, size_t size, const std::string& suffix) {
+  static const std::filesystem::path path =
+      std::filesystem::path(std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp") /
+      ("salient-fuzz-" + std::to_string(::getpid()) + suffix);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) __builtin_trap();
+  if (size > 0 && std::fwrite(data, 1, size, f) != size) __builtin_trap();
+  std::fclose(f);
+  return path;
+}
+
+}  // namespace salient::fuzz
