@@ -154,6 +154,7 @@ int run_parameter_randomisation(const Options& options, salient::cli::OutputFold
   auto methods = make_methods(options);
   const std::string mode = options.randomisation.mode == salient::RandomisationMode::cascading ? "cascading" : "independent";
   const auto groups = salient::parameter_groups(model, options.randomisation.group_depth);
+  salient::cli::checked_scores(model.forward(batch));  // a model that rejects the photos fails before any progress line
   std::cerr << "salient-sanity: " << photos.size() << " photos, " << methods.size() << " methods, " << groups.size()
             << " layer groups (" << mode << ")\n";
   const auto start = std::chrono::steady_clock::now();
