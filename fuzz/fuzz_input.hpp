@@ -21,4 +21,12 @@ inline std::filesystem::path input_file(const uint8_t* data, size_t size, const 
   return path;
 }
 
+// The readers' own promise: the data holds exactly as many values as the shape says.
+template <class Array>
+void check_count(const Array& array) {
+  size_t count = 1;
+  for (auto d : array.shape) count *= static_cast<size_t>(d);
+  if (count != array.data.size()) __builtin_trap();
+}
+
 }  // namespace salient::fuzz
