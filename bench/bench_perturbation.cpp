@@ -32,15 +32,15 @@ int main(int argc, char** argv) {
                  "ratio | Occlusion 15x15 stride 8, 729 windows (s) |\n|---|---|---|---|---|---|---|\n";
     for (int i = 2; i < argc; ++i) {
       auto model = salient::TorchModel::load(argv[i], {.optimize_for_inference = true});
-      salient::PerturbationOptions evaluation{.masker = salient::make_masker("mean"), .batch_size = 32};
+      salient::PerturbationOptions<salient::TorchModel> evaluation{.masker = salient::make_masker("mean"), .batch_size = 32};
       auto generator = at::make_generator<at::CPUGeneratorImpl>(1);
       auto z = at::randint(0, 2, {1000, count}, generator).to(torch::kFloat);
       auto masks = z.index_select(1, segments.reshape({-1})).view({1000, 1, 224, 224});
       const int64_t target = model.forward(input).argmax(1).item<int64_t>();
       auto times = salient::bench::interleaved_best(
           1, {[&] { evaluation.masker.outputs(model, input, masks, {.batch_size = 32}); },
-              [&] { salient::lime(model, input, target, segments, {.samples = 1000, .evaluation = evaluation}); },
-              [&] { salient::kernel_shap(model, input, target, segments, {.samples = 1000, .evaluation = evaluation}); },
+              [&] { salient::lime(model, input, target, {.segments = segments, .samples = 1000, .evaluation = evaluation}); },
+              [&] { salient::kernel_shap(model, input, target, {.segments = segments, .samples = 1000, .evaluation = evaluation}); },
               [&] {
                 salient::occlusion(model, input, target, {.window = {15, 15}, .strides = {8, 8}, .evaluation = evaluation});
               }});

@@ -109,8 +109,8 @@ int run(int argc, char** argv) {
     json entry{{"photo", photo.name}, {"class", cls}, {"segments", labels.max().item<int64_t>() + 1}};
     for (const auto& name : kMaskers) {
       auto explanation = salient::lime_explanation(
-          model, photo.input, cls, labels,
-          {.samples = samples, .seed = seed, .evaluation = {.masker = salient::make_masker(name), .batch_size = 32}});
+          model, photo.input, cls,
+          {.segments = labels, .samples = samples, .seed = seed, .evaluation = {.masker = salient::make_masker(name), .batch_size = 32}});
       orders[name] = ranking(explanation.fit.coefficients);
       auto curve = deletion_curve(model, photo.input, cls, labels, orders[name]);
       double area = 0;

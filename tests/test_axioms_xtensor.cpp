@@ -9,18 +9,13 @@
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
 #include "salient/core/xtensor_backend.hpp"
+#include "xtensor_helpers.hpp"
 
 using salient::XtensorBackend;
 using Tensor = xt::xarray<double>;
 
 namespace {
-Tensor random_tensor(std::vector<size_t> shape, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 generator(seed);
-  std::normal_distribution<double> normal(0.0, scale);
-  Tensor t(shape);
-  for (auto& v : t) v = normal(generator);
-  return t;
-}
+using salient::test::random_tensor;
 
 salient::LinearModel linear_model() {
   return {random_tensor({3, 6}, 1), random_tensor({3}, 2)};

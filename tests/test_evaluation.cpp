@@ -199,7 +199,7 @@ TEST_CASE("deletion and insertion rank a perfect attribution above a random one"
   auto x = torch::rand({1, 1, 8, 8}, torch::Generator(at::detail::createCPUGenerator(2))) + 0.5;
   auto oracle = linear.w[0].view({1, 1, 8, 8}) * x;  // each pixel's exact contribution to class 0
   auto random = torch::rand({1, 1, 8, 8}, torch::Generator(at::detail::createCPUGenerator(3)));
-  salient::CurveOptions options{.step = 4, .evaluation = {.probabilities = false}};
+  salient::CurveOptions<salient::TorchModel> options{.step = 4, .evaluation = {.probabilities = false}};
   auto del_oracle = salient::deletion_curves(model, x, 0, oracle, options)[0];
   auto del_random = salient::deletion_curves(model, x, 0, random, options)[0];
   auto ins_oracle = salient::insertion_curves(model, x, 0, oracle, options)[0];

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "salient/attribution/perturbation.hpp"
+#include "salient/core/xtensor_backend.hpp"
 #include "salient/salient.hpp"
 #include "shared_data.hpp"
 
@@ -61,29 +62,29 @@ TEST_CASE("feature ablation and KernelSHAP recover an additive model's contribut
   auto labels = grid16();
   const auto truth = linear.contributions(x, labels, 2, 16);
 
-  auto ablation = salient::feature_ablation(model, x, 2, labels);
+  auto ablation = salient::feature_ablation(model, x, 2, {.segments = labels});
   CHECK(ablation.sizes() == torch::IntArrayRef({1, 1, 16, 16}));
   CHECK(max_relative(segment_values(ablation, labels, 16), truth) <= 1e-4);
 
   // 16 segments: sampled coalitions (2^16 - 2 > 1000).
-  auto shap = salient::kernel_shap(model, x, 2, labels, {.samples = 400, .seed = 3});
+  auto shap = salient::kernel_shap(model, x, 2, {.segments = labels, .samples = 400, .seed = 3});
   CHECK(max_relative(segment_values(shap, labels, 16), truth) <= 1e-4);
   // 4 segments: every coalition, exact Shapley weights.
   auto four = (torch::arange(16).div(8, "floor").view({16, 1}) * 2 + torch::arange(16).div(8, "floor").view({1, 16}));
-  auto shap4 = salient::kernel_shap(model, x, 2, four, {.samples = 100});
+  auto shap4 = salient::kernel_shap(model, x, 2, {.segments = four, .samples = 100});
   CHECK(max_relative(segment_values(shap4, four, 4), linear.contributions(x, four, 2, 4)) <= 1e-4);
 
   // LIME with (almost) no regularisation fits the additive model exactly, R^2 = 1; the
   // default ridge (alpha 1) shrinks the coefficients a little.
-  auto exact = salient::lime_explanation(model, x, 2, labels, {.samples = 300, .ridge = 1e-8, .seed = 5});
+  auto exact = salient::lime_explanation(model, x, 2, {.segments = labels, .samples = 300, .ridge = 1e-8, .seed = 5});
   CHECK(exact.fit.r2 == Approx(1.0).margin(1e-9));
-  CHECK(max_relative(salient::detail::from_values(exact.fit.coefficients), truth) <= 1e-4);
-  auto shrunk = salient::lime_explanation(model, x, 2, labels, {.samples = 300, .seed = 5});
-  auto c = salient::detail::from_values(shrunk.fit.coefficients);
+  CHECK(max_relative(torch::tensor(exact.fit.coefficients, torch::kDouble), truth) <= 1e-4);
+  auto shrunk = salient::lime_explanation(model, x, 2, {.segments = labels, .samples = 300, .seed = 5});
+  auto c = torch::tensor(shrunk.fit.coefficients, torch::kDouble);
   CHECK(max_relative(c, truth) > 1e-4);
   CHECK(torch::cosine_similarity(c, truth, 0).item<double>() > 0.99);
   // Only the K strongest segments.
-  auto top = salient::lime_explanation(model, x, 2, labels, {.samples = 300, .features = 4, .seed = 5});
+  auto top = salient::lime_explanation(model, x, 2, {.segments = labels, .samples = 300, .features = 4, .seed = 5});
   REQUIRE(top.features.size() == 4);
   auto order = truth.abs().argsort(int64_t{0}, /*descending=*/true);
   for (int64_t k = 0; k < 4; ++k)
@@ -99,8 +100,8 @@ TEST_CASE("KernelSHAP attributions sum to f(x) - f(nothing kept) on real CNNs, w
                     .to(torch::kLong);  // 16 segments
   for (const char* masker : {"mean", "layer"}) {
     INFO(masker);
-    salient::PerturbationOptions evaluation{.masker = salient::make_masker(masker), .batch_size = 64};
-    auto shap = salient::kernel_shap(model, x, salient::top1, labels, {.samples = 200, .evaluation = evaluation});
+    salient::PerturbationOptions<salient::TorchModel> evaluation{.masker = salient::make_masker(masker), .batch_size = 64};
+    auto shap = salient::kernel_shap(model, x, salient::top1, {.segments = labels, .samples = 200, .evaluation = evaluation});
     auto classes = torch::argmax(model.forward(x), 1);
     for (int64_t i = 0; i < 2; ++i) {
       auto image = x.slice(0, i, i + 1);
@@ -153,7 +154,7 @@ TEST_CASE("RISE highlights the pixels a model looks at; seeds make random method
   LinearModel region(w);
   salient::TorchModel model(region.net);
   auto x = torch::ones({1, 3, 16, 16});
-  salient::RiseOptions options{.masks = 500, .cells = 4, .seed = 11};
+  salient::RiseOptions<salient::TorchModel> options{.masks = 500, .cells = 4, .seed = 11};
   options.evaluation.probabilities = false;  // the raw linear output
   auto saliency = salient::rise(model, x, 0, options);
   auto inside = (w[0][0] != 0);
@@ -175,12 +176,44 @@ TEST_CASE("RISE highlights the pixels a model looks at; seeds make random method
   salient::TorchModel dense(linear.net);
   auto y = torch::randn({1, 3, 16, 16});
   auto labels = grid16();
-  CHECK(torch::equal(salient::lime(dense, y, 1, labels, {.samples = 50, .seed = 2}),
-                     salient::lime(dense, y, 1, labels, {.samples = 50, .seed = 2})));
-  CHECK(!torch::equal(salient::lime(dense, y, 1, labels, {.samples = 50, .seed = 2}),
-                      salient::lime(dense, y, 1, labels, {.samples = 50, .seed = 3})));
-  CHECK(torch::equal(salient::kernel_shap(dense, y, 1, labels, {.samples = 50, .seed = 2}),
-                     salient::kernel_shap(dense, y, 1, labels, {.samples = 50, .seed = 2})));
+  CHECK(torch::equal(salient::lime(dense, y, 1, {.segments = labels, .samples = 50, .seed = 2}),
+                     salient::lime(dense, y, 1, {.segments = labels, .samples = 50, .seed = 2})));
+  CHECK(!torch::equal(salient::lime(dense, y, 1, {.segments = labels, .samples = 50, .seed = 2}),
+                      salient::lime(dense, y, 1, {.segments = labels, .samples = 50, .seed = 3})));
+  CHECK(torch::equal(salient::kernel_shap(dense, y, 1, {.segments = labels, .samples = 50, .seed = 2}),
+                     salient::kernel_shap(dense, y, 1, {.segments = labels, .samples = 50, .seed = 2})));
+}
+
+TEST_CASE("random methods draw the same masks on both backends: one seed, one answer", "[perturbation]") {
+  LinearModel linear;
+  salient::TorchModel model(linear.net);
+  torch::manual_seed(10);
+  auto x = torch::randn({1, 3, 16, 16});
+  auto labels = grid16();
+  // The same model in double precision on the xtensor backend.
+  auto to_xt = [](const torch::Tensor& t) {
+    auto d = t.to(torch::kDouble).contiguous();
+    std::vector<size_t> shape(d.sizes().begin(), d.sizes().end());
+    xt::xarray<double> out(shape);
+    std::copy(d.data_ptr<double>(), d.data_ptr<double>() + d.numel(), out.data());
+    return out;
+  };
+  auto from_xt = [](const xt::xarray<double>& a) {
+    return torch::tensor(std::vector<double>(a.begin(), a.end()), torch::kDouble)
+        .view(std::vector<int64_t>(a.shape().begin(), a.shape().end()));
+  };
+  salient::LinearModel analytic{to_xt(linear.weight), to_xt(linear.bias)};
+  const auto xx = to_xt(x), xlabels = to_xt(labels);
+
+  salient::RiseOptions<salient::TorchModel> rise_torch{.masks = 200, .cells = 4, .seed = 21};
+  salient::RiseOptions<salient::LinearModel> rise_xt{.masks = 200, .cells = 4, .seed = 21};
+  CHECK(max_relative(salient::rise(model, x, 1, rise_torch).to(torch::kDouble), from_xt(salient::rise(analytic, xx, 1, rise_xt))) <= 1e-5);
+  CHECK(max_relative(salient::lime(model, x, 1, {.segments = labels, .samples = 100, .seed = 22}).to(torch::kDouble),
+                     from_xt(salient::lime(analytic, xx, 1, {.segments = xlabels, .samples = 100, .seed = 22}))) <= 1e-4);
+  CHECK(max_relative(salient::kernel_shap(model, x, 1, {.segments = labels, .samples = 100, .seed = 23}).to(torch::kDouble),
+                     from_xt(salient::kernel_shap(analytic, xx, 1, {.segments = xlabels, .samples = 100, .seed = 23}))) <= 1e-4);
+  CHECK(max_relative(salient::occlusion(model, x, 1, {.window = {5, 5}, .strides = {3, 3}}).to(torch::kDouble),
+                     from_xt(salient::occlusion(analytic, xx, 1, {.window = {5, 5}, .strides = {3, 3}}))) <= 1e-4);
 }
 
 TEST_CASE("perturbation methods reject bad windows, segments and options", "[perturbation]") {
@@ -190,13 +223,13 @@ TEST_CASE("perturbation methods reject bad windows, segments and options", "[per
   CHECK_THROWS_WITH(salient::occlusion(model, x, 0, {.window = {20, 4}}), Catch::Contains("does not fit the image"));
   CHECK_THROWS_WITH(salient::occlusion(model, x, 0, {.window = {4, 4}, .strides = {5, 1}}),
                     Catch::Contains("no window covers"));
-  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 0, torch::zeros({8, 8}, torch::kLong)),
+  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 0, {.segments = torch::zeros({8, 8}, torch::kLong)}),
                     Catch::Contains("do not fit 1 images of 16x16"));
-  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 0, torch::zeros({16, 16})),
+  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 0, {.segments = torch::zeros({16, 16})}),
                     Catch::Contains("integer label map"));
-  CHECK_THROWS_WITH(salient::lime(model, x, 0, grid16(), {.samples = 1}), Catch::Contains("at least 2 samples"));
+  CHECK_THROWS_WITH(salient::lime(model, x, 0, {.segments = grid16(), .samples = 1}), Catch::Contains("at least 2 samples"));
   CHECK_THROWS_WITH(salient::rise(model, x, 0, {.keep_probability = 0}), Catch::Contains("keep probability"));
-  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 7, grid16()), Catch::Contains("target class 7 out of range"));
+  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 7, {.segments = grid16()}), Catch::Contains("target class 7 out of range"));
   auto nan = x.clone();
   nan[0][0][0][0] = std::nanf("");
   CHECK_THROWS(salient::occlusion(model, nan, 0));
@@ -241,6 +274,6 @@ TEST_CASE("a segmentation model's classes become connected segments", "[perturba
   auto classifier = salient::TorchModel::load(*shared / "models/mobilenet_v1_025_128_imagenet.pt");
   auto small = salient::load_input(*shared / "images/dog_segmentation.png", {.size = 128});
   auto small_labels = salient::model_segments(deeplab, small);
-  auto ablation = salient::feature_ablation(classifier, small, salient::top1, small_labels);
+  auto ablation = salient::feature_ablation(classifier, small, salient::top1, {.segments = small_labels});
   CHECK(torch::isfinite(ablation).all().item<bool>());
 }

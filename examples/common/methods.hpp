@@ -82,7 +82,7 @@ inline MethodSpec cam_method(std::string name, std::vector<std::string> aliases,
           }};
 }
 
-inline PerturbationOptions evaluation_of(const Settings& s, bool probabilities = false) {
+inline PerturbationOptions<TorchModel> evaluation_of(const Settings& s, bool probabilities = false) {
   return {.masker = make_masker(s.masker, {.normalization = s.normalization, .seed = s.seed}),
           .batch_size = s.batch_size,
           .probabilities = probabilities,
@@ -184,7 +184,7 @@ inline const std::vector<MethodSpec>& methods() {
       region_method(
           "ablation", {"feature_ablation"},
           [](TorchModel& m, const torch::Tensor& x, const Target& t, const torch::Tensor& segments, const Settings& s) {
-            return feature_ablation(m, x, t, segments, {.evaluation = evaluation_of(s)});
+            return feature_ablation(m, x, t, {.segments = segments, .evaluation = evaluation_of(s)});
           },
           [](const Settings&) { return nlohmann::json{{"score", "output"}}; }),
       {"rise", {}, false,
@@ -199,7 +199,7 @@ inline const std::vector<MethodSpec>& methods() {
       region_method(
           "lime", {},
           [](TorchModel& m, const torch::Tensor& x, const Target& t, const torch::Tensor& segments, const Settings& s) {
-            return lime(m, x, t, segments, {.samples = samples_or(s, 1000), .seed = s.seed, .evaluation = evaluation_of(s)});
+            return lime(m, x, t, {.segments = segments, .samples = samples_or(s, 1000), .seed = s.seed, .evaluation = evaluation_of(s)});
           },
           [](const Settings& s) {
             return nlohmann::json{{"samples", samples_or(s, 1000)}, {"kernel_width", 0.25}, {"ridge", 1.0},
@@ -208,7 +208,7 @@ inline const std::vector<MethodSpec>& methods() {
       region_method(
           "kernelshap", {"kernel_shap"},
           [](TorchModel& m, const torch::Tensor& x, const Target& t, const torch::Tensor& segments, const Settings& s) {
-            return kernel_shap(m, x, t, segments, {.samples = samples_or(s, 1000), .seed = s.seed, .evaluation = evaluation_of(s)});
+            return kernel_shap(m, x, t, {.segments = segments, .samples = samples_or(s, 1000), .seed = s.seed, .evaluation = evaluation_of(s)});
           },
           [](const Settings& s) { return nlohmann::json{{"samples", samples_or(s, 1000)}, {"seed", s.seed}, {"score", "output"}}; }),
       {"pami", {}, false,

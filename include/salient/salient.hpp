@@ -3,6 +3,7 @@
 #include "salient/core/backend.hpp"
 #include "salient/core/error.hpp"
 #include "salient/core/model.hpp"
+#include "salient/core/random.hpp"
 #include "salient/core/target.hpp"
 #include "salient/core/torch_backend.hpp"
 
@@ -23,11 +24,13 @@
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
 
+#include "salient/masking/masker.hpp"
 #include "salient/masking/maskers.hpp"
 
 #include "salient/analysis/certificate.hpp"
 #include "salient/analysis/topk.hpp"
 
+#include "salient/evaluation/curves.hpp"
 #include "salient/evaluation/faithfulness.hpp"
 #include "salient/evaluation/localisation.hpp"
 #include "salient/evaluation/randomisation.hpp"

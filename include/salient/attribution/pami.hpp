@@ -24,6 +24,7 @@
 #include <torch/torch.h>
 
 #include "salient/attribution/perturbation.hpp"
+#include "salient/masking/maskers.hpp"
 #include "salient/segmentation/segments.hpp"
 
 namespace salient {
@@ -34,7 +35,7 @@ struct PamiOptions {
   Normalization normalization = Normalization::imagenet();        // to recover the photo from the model input
   bool two_stage = false;
   int64_t levels = 8;  // quantile bands of the first map (two-stage)
-  PerturbationOptions evaluation = {.masker = FillMasker::baseline(BaselineKind::black), .probabilities = true};
+  PerturbationOptions<TorchModel> evaluation = {.masker = FillMasker::baseline(BaselineKind::black), .probabilities = true};
 };
 
 namespace detail {
@@ -60,19 +61,19 @@ inline torch::Tensor unshift(const torch::Tensor& labels, int64_t dy, int64_t dx
 
 // Each region kept alone: its score painted on its pixels, [H,W] double.
 inline torch::Tensor region_scores(TorchModel& model, const torch::Tensor& image, const ResolvedTarget<torch::Tensor>& target,
-                                   const torch::Tensor& labels, const PerturbationOptions& evaluation,
+                                   const torch::Tensor& labels, const PerturbationOptions<TorchModel>& evaluation,
                                    EvaluationCounter& counter) {
   const int64_t h = image.size(2), w = image.size(3);
-  const auto segments = segments_of(labels, image, 0);
+  const auto segments = segments_of<TorchBackend>(labels, image, 0);
   auto scores = masked_scores(
       model, image, target, segments.count,
       [&](int64_t begin, int64_t end) {
-        auto z = torch::zeros({end - begin, segments.count});
-        for (int64_t k = begin; k < end; ++k) z[k - begin][k] = 1;
-        return coalition_masks(z, segments, h, w, image.options());
+        Eigen::MatrixXd z = Eigen::MatrixXd::Zero(end - begin, segments.count);
+        for (int64_t k = begin; k < end; ++k) z(k - begin, k) = 1;
+        return mask_tensor<TorchBackend>(coalition_masks(z, segments), h, w, image);
       },
       evaluation, counter);
-  return scores.index_select(0, segments.labels).view({h, w});
+  return torch::tensor(paint(scores, segments), torch::kDouble).view({h, w});
 }
 
 // Quantile bands of a map [H,W], each connected band its own label.
@@ -107,7 +108,7 @@ inline torch::Tensor pami(TorchModel& model, const torch::Tensor& inputs, const 
     for (const auto& spec : options.segmentations)
       for (const auto& [dy, dx] : options.shifts) {
         auto labels = detail::unshift(to_tensor(segment(spec, detail::shifted(photo, dy, dx))), dy, dx);
-        regions += detail::segments_of(labels, image, 0).count;
+        regions += detail::segments_of<TorchBackend>(labels, image, 0).count;
         partitions.push_back(labels);
       }
     detail::EvaluationCounter counter(evaluation.progress, regions * (options.two_stage ? 2 : 1));

@@ -1,8 +1,11 @@
 #pragma once
-// Perturbation attributions: they need only model outputs, so they work on any model. Each
-// removes pixels through a masker (masking/maskers.hpp: an input fill, or layer masking) and
-// evaluates the masked copies of an image in batches. Region methods take a segmentation
-// `[H,W]` (or `[N,H,W]`, one per input) of integer labels.
+// Perturbation attributions: they need only model outputs, so they are written once for any
+// ForwardModel (a LibTorch model, an analytic xtensor model, or any batch -> scores function
+// made with forward_model). Each removes pixels through a masker (masking/masker.hpp: an input
+// fill; masking/maskers.hpp: LibTorch baselines and layer masking) and evaluates the masked
+// copies of an image in batches (attribution/detail/perturbation_engine.hpp). Region methods
+// take their segmentation in the options: `segments`, a label map [H,W] (or [N,H,W], one per
+// input) of integers.
 //
 // - occlusion: a window slides over the image; each pixel gets the mean output drop
 //   F(x) - F(x without window) over the windows that cover it (Captum's `Occlusion`; the last
@@ -21,176 +24,175 @@
 //   and a least-squares fit under the efficiency constraint: attributions sum exactly to
 //   F(x) - F(nothing kept).
 // Scores are the target's raw output (as Captum) unless `probabilities` is set (RISE's
-// default). Every random method takes a seed: the same seed gives identical output.
-// Attributions are [N,1,H,W] (one value per pixel: the masks remove all channels).
+// default). Every random method takes a seed: the same seed gives identical output, on every
+// backend (core/random.hpp). Attributions are [N,1,H,W] (one value per pixel: the masks
+// remove all channels), with the inputs' element type.
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <Eigen/Dense>
-#include <torch/torch.h>
 
+#include "salient/attribution/detail/perturbation_engine.hpp"
 #include "salient/attribution/linear_surrogate.hpp"
-#include "salient/core/torch_backend.hpp"
-#include "salient/masking/maskers.hpp"
+#include "salient/core/random.hpp"
 
 namespace salient {
 
-// How masked inputs are evaluated.
-struct PerturbationOptions {
-  AnyMasker masker = FillMasker::baseline(BaselineKind::zero);  // Captum's default baseline: 0 in model input
-  int64_t batch_size = 32;                                      // masked inputs per forward pass
-  bool probabilities = false;  // score = softmax probability of the target, else its raw output
-  Progress progress = {};      // (masked inputs evaluated, total)
-};
-
+template <ForwardModel M>
 struct OcclusionOptions {
   std::array<int64_t, 2> window{15, 15};  // height, width
   std::array<int64_t, 2> strides{8, 8};
-  PerturbationOptions evaluation = {};
+  PerturbationOptions<M> evaluation = {};
 };
 
+template <ForwardModel M>
 struct AblationOptions {
-  PerturbationOptions evaluation = {};
+  std::optional<TensorOf<M>> segments = {};  // label map [H,W] or [N,H,W]: the features
+  PerturbationOptions<M> evaluation = {};
 };
 
+template <ForwardModel M>
 struct RiseOptions {
   int64_t masks = 4000;
-  int64_t cells = 7;             // the random grid is cells x cells
+  int64_t cells = 7;  // the random grid is cells x cells
   double keep_probability = 0.5;
   uint64_t seed = 0;
-  PerturbationOptions evaluation = {.probabilities = true};
+  PerturbationOptions<M> evaluation = {.probabilities = true};
 };
 
+template <ForwardModel M>
 struct LimeOptions {
+  std::optional<TensorOf<M>> segments = {};  // label map [H,W] or [N,H,W]: the features
   int64_t samples = 1000;
   double kernel_width = 0.25;
-  double ridge = 1.0;     // the surrogate's regularisation
-  int64_t features = 0;   // fit on the K segments with the largest first-fit weights; 0: all
+  double ridge = 1.0;    // the surrogate's regularisation
+  int64_t features = 0;  // fit on the K segments with the largest first-fit weights; 0: all
   uint64_t seed = 0;
-  PerturbationOptions evaluation = {};
+  PerturbationOptions<M> evaluation = {};
 };
 
+template <ForwardModel M>
 struct KernelShapOptions {
+  std::optional<TensorOf<M>> segments = {};  // label map [H,W] or [N,H,W]: the features
   int64_t samples = 1000;
   uint64_t seed = 0;
-  PerturbationOptions evaluation = {};
+  PerturbationOptions<M> evaluation = {};
 };
 
 namespace detail {
+inline Eigen::VectorXd eigen_vector(const std::vector<double>& values) {
+  return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(values.size()));
+}
 
-// Counts masked evaluations across the items of a batch for the progress callback.
-class EvaluationCounter {
+// The bound target of item i as a Target for a one-image call.
+template <ForwardModel M>
+TargetOf<M> item_target(const ResolvedTarget<TensorOf<M>>& resolved, int64_t i) {
+  if (resolved.is_custom()) return TargetOf<M>(resolved.custom);
+  return TargetOf<M>(resolved.classes.at(static_cast<std::size_t>(i)));
+}
+
+// RISE's masks: grids of cells x cells kept with probability p, bilinearly upsampled to
+// (cells + 1) x the cell size (PyTorch's interpolate, align_corners=False) and cropped at a
+// random shift. Every draw is made up front, so the masks do not depend on the batch size.
+class RiseMasks {
  public:
-  EvaluationCounter(const Progress& progress, int64_t total) : progress_(progress), total_(total) {}
-  void add(int64_t n) {
-    done_ += n;
-    if (progress_) progress_(done_, total_);
+  RiseMasks(int64_t count, int64_t cells, double keep, uint64_t seed, int64_t h, int64_t w)
+      : cells_(cells), h_(h), w_(w), grids_(static_cast<std::size_t>(count * cells * cells)) {
+    Random random(seed);
+    for (auto& g : grids_) g = random.uniform() < keep ? 1 : 0;
+    const int64_t cell_h = (h + cells - 1) / cells, cell_w = (w + cells - 1) / cells;
+    for (int64_t k = 0; k < count; ++k) shift_y_.push_back(random.below(cell_h));
+    for (int64_t k = 0; k < count; ++k) shift_x_.push_back(random.below(cell_w));
+    rows_ = taps(cells, (cells + 1) * cell_h);
+    cols_ = taps(cells, (cells + 1) * cell_w);
+  }
+
+  // Masks [begin, end) as doubles, one H*W block each.
+  std::vector<double> make(int64_t begin, int64_t end) const {
+    std::vector<double> masks(static_cast<std::size_t>((end - begin) * h_ * w_));
+    for (int64_t k = begin; k < end; ++k) {
+      const double* g = grids_.data() + k * cells_ * cells_;
+      double* out = masks.data() + (k - begin) * h_ * w_;
+      for (int64_t y = 0; y < h_; ++y) {
+        const Tap& r = rows_[shift_y_[k] + y];
+        for (int64_t x = 0; x < w_; ++x) {
+          const Tap& c = cols_[shift_x_[k] + x];
+          const double top = c.w0 * g[r.i0 * cells_ + c.i0] + c.w1 * g[r.i0 * cells_ + c.i1];
+          const double bottom = c.w0 * g[r.i1 * cells_ + c.i0] + c.w1 * g[r.i1 * cells_ + c.i1];
+          out[y * w_ + x] = std::clamp(r.w0 * top + r.w1 * bottom, 0.0, 1.0);
+        }
+      }
+    }
+    return masks;
   }
 
  private:
-  const Progress& progress_;
-  int64_t done_ = 0, total_;
+  struct Tap {
+    int64_t i0, i1;
+    double w0, w1;
+  };
+  // The two source cells of each of `out` positions and their weights.
+  static std::vector<Tap> taps(int64_t in, int64_t out) {
+    std::vector<Tap> result;
+    const double scale = static_cast<double>(in) / static_cast<double>(out);
+    for (int64_t o = 0; o < out; ++o) {
+      const double source = std::max(0.0, scale * (static_cast<double>(o) + 0.5) - 0.5);
+      const auto i0 = std::min(static_cast<int64_t>(source), in - 1);
+      const int64_t i1 = i0 < in - 1 ? i0 + 1 : i0;
+      const double w1 = source - static_cast<double>(i0);
+      result.push_back({i0, i1, 1.0 - w1, w1});
+    }
+    return result;
+  }
+
+  int64_t cells_, h_, w_;
+  std::vector<double> grids_;
+  std::vector<int64_t> shift_y_, shift_x_;
+  std::vector<Tap> rows_, cols_;
 };
 
-inline void check_perturbation_inputs(const torch::Tensor& inputs, const PerturbationOptions& options) {
-  check_inputs<TorchBackend>(inputs);
-  if (inputs.dim() != 4) fail("perturbation methods need images [N,C,H,W], got shape ", shape_string(inputs));
-  if (options.batch_size < 1) fail("batch size must be at least 1, got ", options.batch_size);
+// KernelSHAP's coalitions z [S, m] and their regression weights.
+inline std::pair<Eigen::MatrixXd, Eigen::VectorXd> shap_coalitions(int64_t m, int64_t samples, Random& random) {
+  if (m <= 1) return {Eigen::MatrixXd(0, m), Eigen::VectorXd(0)};
+  if (m < 31 && (int64_t{1} << m) - 2 <= samples) {
+    // Every coalition but the empty and the full one, with the Shapley kernel's weight
+    // (m - 1) / (C(m, k) k (m - k)).
+    const int64_t count = (int64_t{1} << m) - 2;
+    Eigen::MatrixXd z = Eigen::MatrixXd::Zero(count, m);
+    Eigen::VectorXd weights(count);
+    for (int64_t c = 1; c <= count; ++c) {
+      int64_t k = 0;
+      for (int64_t j = 0; j < m; ++j)
+        if ((c >> j) & 1) z(c - 1, j) = 1, ++k;
+      const double log_choose = std::lgamma(m + 1.0) - std::lgamma(k + 1.0) - std::lgamma(m - k + 1.0);
+      weights(c - 1) = (m - 1.0) / (std::exp(log_choose) * static_cast<double>(k * (m - k)));
+    }
+    return {z, weights};
+  }
+  // Sizes k in 1..m-1 with probability proportional to (m - 1) / (k (m - k)); each coalition
+  // with its complement (paired sampling); weights 1.
+  std::vector<double> size_probability;
+  for (int64_t k = 1; k < m; ++k) size_probability.push_back((m - 1.0) / static_cast<double>(k * (m - k)));
+  const int64_t pairs = samples / 2;
+  Eigen::MatrixXd z = Eigen::MatrixXd::Zero(2 * pairs, m);
+  for (int64_t p = 0; p < pairs; ++p)
+    for (int64_t j : random.choose(m, 1 + random.weighted(size_probability))) z(p, j) = 1;
+  z.bottomRows(pairs) = Eigen::MatrixXd::Ones(pairs, m) - z.topRows(pairs);
+  return {z, Eigen::VectorXd::Ones(2 * pairs)};
 }
-
-// The target's score in each row of `outputs` (one image's masked copies).
-inline torch::Tensor target_scores(const torch::Tensor& outputs, const ResolvedTarget<torch::Tensor>& target,
-                                   bool probabilities) {
-  auto scored = probabilities ? torch::softmax(outputs.to(torch::kFloat), 1) : outputs;
-  auto t = target.is_custom() ? target : target.tiled(outputs.size(0));
-  return TorchBackend::select(scored, t).to(torch::kDouble).cpu();
-}
-
-// Scores [count] (double) of the image [1,C,H,W] under masks made chunk by chunk by
-// `make_masks(begin, end)` ([end - begin, 1, H, W], 1 = keep), so that no more than one
-// batch of masks exists at a time.
-template <class MakeMasks>
-torch::Tensor masked_scores(TorchModel& model, const torch::Tensor& image, const ResolvedTarget<torch::Tensor>& target,
-                            int64_t count, MakeMasks&& make_masks, const PerturbationOptions& options,
-                            EvaluationCounter& counter) {
-  std::vector<torch::Tensor> parts;
-  for_each_chunk(count, options.batch_size, [&](int64_t begin, int64_t end) {
-    auto outputs = options.masker.outputs(model, image, make_masks(begin, end), {.batch_size = options.batch_size});
-    parts.push_back(target_scores(outputs, target, options.probabilities));
-    counter.add(end - begin);
-  });
-  return torch::cat(parts);
-}
-
-// The unmasked score of the image.
-inline double full_score(TorchModel& model, const torch::Tensor& image, const ResolvedTarget<torch::Tensor>& target,
-                         const PerturbationOptions& options) {
-  torch::NoGradGuard no_grad;
-  return target_scores(model.forward(image), target, options.probabilities).item<double>();
-}
-
-// The segmentation of item `item` as consecutive labels 0..K-1 ([H*W] int64) and K.
-struct Segments {
-  torch::Tensor labels;  // [H*W]
-  int64_t count = 0;
-};
-
-inline Segments segments_of(const torch::Tensor& segments, const torch::Tensor& inputs, int64_t item) {
-  const int64_t h = inputs.size(2), w = inputs.size(3);
-  if (segments.scalar_type() != torch::kLong && segments.scalar_type() != torch::kInt)
-    fail("segments must be an integer label map, got ", segments.scalar_type());
-  auto s = segments;
-  if (s.dim() == 2) s = s.unsqueeze(0);
-  if (s.dim() != 3 || s.size(1) != h || s.size(2) != w || (s.size(0) != 1 && s.size(0) != inputs.size(0)))
-    fail("segments of shape ", shape_string(segments), " do not fit ", inputs.size(0), " images of ", h, "x", w,
-         " (expected [", h, ",", w, "] or [", inputs.size(0), ",", h, ",", w, "])");
-  auto labels = s[s.size(0) == 1 ? 0 : item].reshape({-1}).to(torch::kLong).cpu();
-  auto [values, inverse] = torch::_unique(labels, /*sorted=*/true, /*return_inverse=*/true);
-  return {inverse, values.numel()};
-}
-
-// Masks [M,1,H,W] keeping the segments whose entry of z [M,K] is 1.
-inline torch::Tensor coalition_masks(const torch::Tensor& z, const Segments& segments, int64_t h, int64_t w,
-                                     const torch::TensorOptions& options) {
-  return z.to(options.dtype()).index_select(1, segments.labels).view({z.size(0), 1, h, w}).to(options.device());
-}
-
-// Per-segment values [K] painted onto the image: [1,1,H,W].
-inline torch::Tensor paint(const torch::Tensor& values, const Segments& segments, int64_t h, int64_t w,
-                           const torch::TensorOptions& options) {
-  return values.index_select(0, segments.labels).view({1, 1, h, w}).to(options);
-}
-
-inline Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
-  auto d = t.to(torch::kDouble).contiguous().cpu();
-  Eigen::MatrixXd m(d.size(0), d.size(1));
-  auto a = d.accessor<double, 2>();
-  for (int64_t i = 0; i < d.size(0); ++i)
-    for (int64_t j = 0; j < d.size(1); ++j) m(i, j) = a[i][j];
-  return m;
-}
-
-inline Eigen::VectorXd to_eigen_vector(const torch::Tensor& t) {
-  auto d = t.to(torch::kDouble).contiguous().cpu();
-  return Eigen::Map<const Eigen::VectorXd>(d.data_ptr<double>(), d.numel());
-}
-
-inline torch::Tensor from_values(const std::vector<double>& values) {
-  return torch::tensor(values, torch::kDouble);
-}
-
-inline at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
-
 }  // namespace detail
 
-inline torch::Tensor occlusion(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                               const OcclusionOptions& options = {}) {
+template <ForwardModel M>
+TensorOf<M> occlusion(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                      const OcclusionOptions<M>& options = {}) {
+  using B = BackendOf<M>;
   const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(inputs, evaluation);
-  const int64_t n = inputs.size(0), size[2] = {inputs.size(2), inputs.size(3)};
+  const auto image_size = detail::check_perturbation_inputs(inputs, evaluation);
+  const int64_t n = image_size.n, h = image_size.h, w = image_size.w, size[2] = {h, w};
   int64_t counts[2];
   for (int d = 0; d < 2; ++d) {
     const int64_t window = options.window[d], stride = options.strides[d];
@@ -203,161 +205,145 @@ inline torch::Tensor occlusion(TorchModel& model, const torch::Tensor& inputs, c
     counts[d] = (size[d] - window + stride - 1) / stride + 1;
   }
   const int64_t windows = counts[0] * counts[1];
-  auto window_box = [&](int64_t k) {
+  // Calls fn(pixel) for every pixel of window k (the last window of a row or column is clipped).
+  auto for_each_pixel = [&](int64_t k, auto&& fn) {
     const int64_t top = (k / counts[1]) * options.strides[0], left = (k % counts[1]) * options.strides[1];
-    return std::array<int64_t, 4>{top, std::min(top + options.window[0], size[0]), left,
-                                  std::min(left + options.window[1], size[1])};
+    for (int64_t y = top; y < std::min(top + options.window[0], h); ++y)
+      for (int64_t x = left; x < std::min(left + options.window[1], w); ++x) fn(y * w + x);
   };
   const auto resolved = resolve_target(model, inputs, target);
   detail::EvaluationCounter counter(evaluation.progress, n * windows);
   // How many windows cover each pixel: the same for every item.
-  auto coverage = torch::zeros({size[0], size[1]}, torch::kDouble);
-  for (int64_t k = 0; k < windows; ++k) {
-    auto [y0, y1, x0, x1] = window_box(k);
-    coverage.slice(0, y0, y1).slice(1, x0, x1) += 1;
-  }
-  std::vector<torch::Tensor> maps;
+  std::vector<double> coverage(static_cast<std::size_t>(h * w), 0.0);
+  for (int64_t k = 0; k < windows; ++k) for_each_pixel(k, [&](int64_t p) { coverage[p] += 1; });
+  std::vector<std::vector<double>> maps;
   for (int64_t i = 0; i < n; ++i) {
-    auto image = inputs.slice(0, i, i + 1);
+    auto image = B::slice_rows(inputs, i, i + 1);
     const auto item_target = resolved.slice(i, i + 1);
     const double full = detail::full_score(model, image, item_target, evaluation);
     auto scores = detail::masked_scores(
         model, image, item_target, windows,
         [&](int64_t begin, int64_t end) {
-          auto masks = torch::ones({end - begin, 1, size[0], size[1]}, inputs.options());
-          for (int64_t k = begin; k < end; ++k) {
-            auto [y0, y1, x0, x1] = window_box(k);
-            masks[k - begin].slice(1, y0, y1).slice(2, x0, x1).zero_();
-          }
-          return masks;
+          std::vector<double> masks(static_cast<std::size_t>((end - begin) * h * w), 1.0);
+          for (int64_t k = begin; k < end; ++k) for_each_pixel(k, [&](int64_t p) { masks[(k - begin) * h * w + p] = 0; });
+          return detail::mask_tensor<B>(masks, h, w, inputs);
         },
         evaluation, counter);
-    auto drops = (full - scores).to(torch::kDouble);
-    auto total = torch::zeros({size[0], size[1]}, torch::kDouble);
-    auto d = drops.accessor<double, 1>();
-    for (int64_t k = 0; k < windows; ++k) {
-      auto [y0, y1, x0, x1] = window_box(k);
-      total.slice(0, y0, y1).slice(1, x0, x1) += d[k];
-    }
-    maps.push_back((total / coverage).view({1, 1, size[0], size[1]}));
+    std::vector<double> total(static_cast<std::size_t>(h * w), 0.0);
+    for (int64_t k = 0; k < windows; ++k) for_each_pixel(k, [&](int64_t p) { total[p] += full - scores[k]; });
+    for (int64_t p = 0; p < h * w; ++p) total[p] /= coverage[p];
+    maps.push_back(std::move(total));
   }
-  return torch::cat(maps).to(inputs.options());
+  return detail::maps_tensor<B>(maps, h, w, inputs);
 }
 
-inline torch::Tensor feature_ablation(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                      const torch::Tensor& segments, const AblationOptions& options = {}) {
+template <ForwardModel M>
+TensorOf<M> feature_ablation(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                             const AblationOptions<M>& options) {
+  using B = BackendOf<M>;
   const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(inputs, evaluation);
-  const int64_t n = inputs.size(0), h = inputs.size(2), w = inputs.size(3);
-  const auto resolved = resolve_target(model, inputs, target);
+  const auto image_size = detail::check_perturbation_inputs(inputs, evaluation);
+  const int64_t n = image_size.n, h = image_size.h, w = image_size.w;
   std::vector<detail::Segments> per_item;
   int64_t total = 0;
-  for (int64_t i = 0; i < n; ++i) total += per_item.emplace_back(detail::segments_of(segments, inputs, i)).count;
+  for (int64_t i = 0; i < n; ++i) total += per_item.emplace_back(detail::segments_of<B>(options.segments, inputs, i)).count;
+  const auto resolved = resolve_target(model, inputs, target);
   detail::EvaluationCounter counter(evaluation.progress, total);
-  std::vector<torch::Tensor> maps;
+  std::vector<std::vector<double>> maps;
   for (int64_t i = 0; i < n; ++i) {
     const auto& seg = per_item[i];
-    auto image = inputs.slice(0, i, i + 1);
+    auto image = B::slice_rows(inputs, i, i + 1);
     const auto item_target = resolved.slice(i, i + 1);
     const double full = detail::full_score(model, image, item_target, evaluation);
     auto scores = detail::masked_scores(
         model, image, item_target, seg.count,
         [&](int64_t begin, int64_t end) {
-          auto z = torch::ones({end - begin, seg.count});
-          for (int64_t k = begin; k < end; ++k) z[k - begin][k] = 0;
-          return detail::coalition_masks(z, seg, h, w, inputs.options());
+          Eigen::MatrixXd z = Eigen::MatrixXd::Ones(end - begin, seg.count);
+          for (int64_t k = begin; k < end; ++k) z(k - begin, k) = 0;
+          return detail::mask_tensor<B>(detail::coalition_masks(z, seg), h, w, inputs);
         },
         evaluation, counter);
-    maps.push_back(detail::paint(full - scores, seg, h, w, inputs.options()));
+    for (auto& s : scores) s = full - s;
+    maps.push_back(detail::paint(scores, seg));
   }
-  return torch::cat(maps);
+  return detail::maps_tensor<B>(maps, h, w, inputs);
 }
 
-inline torch::Tensor rise(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                          const RiseOptions& options = {}) {
+template <ForwardModel M>
+TensorOf<M> rise(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const RiseOptions<M>& options = {}) {
+  using B = BackendOf<M>;
   const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(inputs, evaluation);
+  const auto image_size = detail::check_perturbation_inputs(inputs, evaluation);
   if (options.masks < 1) detail::fail("RISE needs at least one mask, got ", options.masks);
   if (options.cells < 1) detail::fail("RISE needs at least one cell per side, got ", options.cells);
   if (!(options.keep_probability > 0 && options.keep_probability <= 1))
     detail::fail("RISE keep probability must be in (0, 1], got ", options.keep_probability);
-  const int64_t n = inputs.size(0), h = inputs.size(2), w = inputs.size(3);
-  const int64_t cell_h = (h + options.cells - 1) / options.cells, cell_w = (w + options.cells - 1) / options.cells;
-  // Every random draw up front, from the seed: the masks do not depend on the batch size.
-  auto generator = detail::seeded(options.seed);
-  auto grids = (at::rand({options.masks, 1, options.cells, options.cells}, generator) < options.keep_probability)
-                   .to(torch::kFloat);
-  auto shift_y = at::randint(0, cell_h, {options.masks}, generator);
-  auto shift_x = at::randint(0, cell_w, {options.masks}, generator);
-  auto make_masks = [&](int64_t begin, int64_t end) {
-    namespace F = torch::nn::functional;
-    auto up = F::interpolate(grids.slice(0, begin, end),
-                             F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{(options.cells + 1) * cell_h, (options.cells + 1) * cell_w})
-                                 .mode(torch::kBilinear)
-                                 .align_corners(false));
-    auto masks = torch::empty({end - begin, 1, h, w});
-    for (int64_t k = begin; k < end; ++k) {
-      const int64_t dy = shift_y[k].item<int64_t>(), dx = shift_x[k].item<int64_t>();
-      masks[k - begin] = up[k - begin].slice(1, dy, dy + h).slice(2, dx, dx + w);
-    }
-    return masks.clamp_(0, 1).to(inputs.options());  // interpolation rounding can step past [0, 1]
-  };
+  const int64_t n = image_size.n, h = image_size.h, w = image_size.w;
+  const detail::RiseMasks masks(options.masks, options.cells, options.keep_probability, options.seed, h, w);
   const auto resolved = resolve_target(model, inputs, target);
   detail::EvaluationCounter counter(evaluation.progress, n * options.masks);
-  std::vector<torch::Tensor> maps;
+  std::vector<std::vector<double>> maps;
   for (int64_t i = 0; i < n; ++i) {
-    auto image = inputs.slice(0, i, i + 1);
-    const auto item_target = resolved.slice(i, i + 1);
-    // The weighted sum is accumulated chunk by chunk, with the masks of that chunk.
-    auto saliency = torch::zeros({h * w}, torch::kDouble);
-    detail::for_each_chunk(options.masks, evaluation.batch_size, [&](int64_t begin, int64_t end) {
-      auto masks = make_masks(begin, end);
-      auto outputs = evaluation.masker.outputs(model, image, masks, {.batch_size = evaluation.batch_size});
-      auto scores = detail::target_scores(outputs, item_target, evaluation.probabilities);
-      saliency += scores.matmul(masks.reshape({end - begin, h * w}).to(torch::kDouble).cpu());
-      counter.add(end - begin);
-    });
-    maps.push_back((saliency / (static_cast<double>(options.masks) * options.keep_probability)).view({1, 1, h, w}));
+    // sum_k score_k * mask_k / (N p), accumulated chunk by chunk with that chunk's masks.
+    std::vector<double> saliency(static_cast<std::size_t>(h * w), 0.0), chunk;
+    detail::for_each_masked_chunk(
+        model, B::slice_rows(inputs, i, i + 1), resolved.slice(i, i + 1), options.masks,
+        [&](int64_t begin, int64_t end) {
+          chunk = masks.make(begin, end);
+          return detail::mask_tensor<B>(chunk, h, w, inputs);
+        },
+        evaluation, counter,
+        [&](int64_t begin, int64_t end, const std::vector<double>& scores) {
+          for (int64_t k = 0; k < end - begin; ++k)
+            for (int64_t p = 0; p < h * w; ++p) saliency[p] += scores[k] * chunk[k * h * w + p];
+        });
+    for (auto& v : saliency) v /= static_cast<double>(options.masks) * options.keep_probability;
+    maps.push_back(std::move(saliency));
   }
-  return torch::cat(maps).to(inputs.options());
+  return detail::maps_tensor<B>(maps, h, w, inputs);
 }
 
 // LIME of one image [1,C,H,W]: the surrogate's fit and its attribution map [1,1,H,W].
+template <class Tensor>
 struct LimeExplanation {
-  torch::Tensor attribution;
+  Tensor attribution;
   LinearFit fit;                  // coefficients per segment (0 for segments not selected)
   std::vector<int64_t> features;  // the segments the surrogate was fitted on
 };
 
-inline LimeExplanation lime_explanation(TorchModel& model, const torch::Tensor& image, const Target& target,
-                                        const torch::Tensor& segments, const LimeOptions& options = {}) {
+template <ForwardModel M>
+LimeExplanation<TensorOf<M>> lime_explanation(M& model, const TensorOf<M>& image, const TargetOf<M>& target,
+                                              const LimeOptions<M>& options) {
+  using B = BackendOf<M>;
   const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(image, evaluation);
-  if (image.size(0) != 1) detail::fail("lime_explanation explains one image, got a batch of ", image.size(0));
+  const auto image_size = detail::check_perturbation_inputs(image, evaluation);
+  if (image_size.n != 1) detail::fail("lime_explanation explains one image, got a batch of ", image_size.n);
   if (options.samples < 2) detail::fail("LIME needs at least 2 samples, got ", options.samples);
   if (!(options.kernel_width > 0)) detail::fail("LIME kernel width must be positive, got ", options.kernel_width);
   if (options.features < 0) detail::fail("LIME feature count must be >= 0, got ", options.features);
-  const int64_t h = image.size(2), w = image.size(3);
-  const auto seg = detail::segments_of(segments, image, 0);
+  const int64_t h = image_size.h, w = image_size.w;
+  const auto seg = detail::segments_of<B>(options.segments, image, 0);
   const auto resolved = resolve_target(model, image, target);
-  auto generator = detail::seeded(options.seed);
-  auto z = at::randint(0, 2, {options.samples, seg.count}, generator).to(torch::kFloat);
-  z[0].fill_(1);  // the image itself
+  detail::Random random(options.seed);
+  Eigen::MatrixXd z(options.samples, seg.count);
+  for (Eigen::Index s = 0; s < z.rows(); ++s)
+    for (Eigen::Index k = 0; k < z.cols(); ++k) z(s, k) = static_cast<double>(random.below(2));
+  z.row(0).setOnes();  // the image itself
   detail::EvaluationCounter counter(evaluation.progress, options.samples);
-  auto scores = detail::masked_scores(
+  const auto scores = detail::masked_scores(
       model, image, resolved, options.samples,
-      [&](int64_t begin, int64_t end) { return detail::coalition_masks(z.slice(0, begin, end), seg, h, w, image.options()); },
+      [&](int64_t begin, int64_t end) {
+        return detail::mask_tensor<B>(detail::coalition_masks(z.middleRows(begin, end - begin), seg), h, w, image);
+      },
       evaluation, counter);
   // Cosine distance to all ones: 1 - |z|_1 / sqrt(|z|_1 K) for binary z (1 for the empty z).
-  auto kept = z.sum(1).to(torch::kDouble);
-  auto distance = 1.0 - torch::sqrt(kept / static_cast<double>(seg.count));
-  auto weights = torch::sqrt(torch::exp(-distance.square() / (options.kernel_width * options.kernel_width)));
-  const Eigen::MatrixXd all = detail::to_eigen(z);
-  const Eigen::VectorXd y = detail::to_eigen_vector(scores), pi = detail::to_eigen_vector(weights);
-  LimeExplanation result;
+  const Eigen::ArrayXd distance = 1.0 - (z.rowwise().sum().array() / static_cast<double>(seg.count)).sqrt();
+  const Eigen::VectorXd pi =
+      (-distance.square() / (options.kernel_width * options.kernel_width)).exp().sqrt().matrix();
+  const Eigen::VectorXd y = detail::eigen_vector(scores);
+  LimeExplanation<TensorOf<M>> result;
   if (options.features > 0 && options.features < seg.count) {
-    const auto first = weighted_ridge(all, y, pi, 0.01);
+    const auto first = weighted_ridge(z, y, pi, 0.01);
     std::vector<int64_t> order(static_cast<std::size_t>(seg.count));
     for (int64_t k = 0; k < seg.count; ++k) order[k] = k;
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
@@ -368,100 +354,76 @@ inline LimeExplanation lime_explanation(TorchModel& model, const torch::Tensor& 
   } else {
     for (int64_t k = 0; k < seg.count; ++k) result.features.push_back(k);
   }
-  Eigen::MatrixXd selected(all.rows(), static_cast<Eigen::Index>(result.features.size()));
-  for (std::size_t j = 0; j < result.features.size(); ++j) selected.col(j) = all.col(result.features[j]);
+  Eigen::MatrixXd selected(z.rows(), static_cast<Eigen::Index>(result.features.size()));
+  for (std::size_t j = 0; j < result.features.size(); ++j) selected.col(j) = z.col(result.features[j]);
   const auto fit = weighted_ridge(selected, y, pi, options.ridge);
   result.fit = fit;
   result.fit.coefficients.assign(static_cast<std::size_t>(seg.count), 0.0);
   for (std::size_t j = 0; j < result.features.size(); ++j) result.fit.coefficients[result.features[j]] = fit.coefficients[j];
-  result.attribution = detail::paint(detail::from_values(result.fit.coefficients), seg, h, w, image.options());
+  result.attribution = detail::maps_tensor<B>({detail::paint(result.fit.coefficients, seg)}, h, w, image);
   return result;
 }
 
-inline torch::Tensor lime(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                          const torch::Tensor& segments, const LimeOptions& options = {}) {
-  detail::check_perturbation_inputs(inputs, options.evaluation);
+template <ForwardModel M>
+TensorOf<M> lime(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const LimeOptions<M>& options) {
+  using B = BackendOf<M>;
+  const int64_t n = detail::check_perturbation_inputs(inputs, options.evaluation).n;
   const auto resolved = resolve_target(model, inputs, target);
-  std::vector<torch::Tensor> maps;
-  for (int64_t i = 0; i < inputs.size(0); ++i) {
+  std::vector<TensorOf<M>> maps;
+  for (int64_t i = 0; i < n; ++i) {
     auto item_options = options;
     if (options.evaluation.progress)
       item_options.evaluation.progress = [&, i](int64_t done, int64_t) {
-        options.evaluation.progress(i * options.samples + done, inputs.size(0) * options.samples);
+        options.evaluation.progress(i * options.samples + done, n * options.samples);
       };
-    auto item_segments = segments.dim() == 3 && segments.size(0) > 1 ? segments[i] : segments;
-    const auto item_target = resolved.slice(i, i + 1);
-    Target bound = item_target.is_custom() ? Target(item_target.custom) : Target(item_target.classes[0]);
-    maps.push_back(lime_explanation(model, inputs.slice(0, i, i + 1), bound, item_segments, item_options).attribution);
+    if (options.segments && B::shape(*options.segments).size() == 3 && B::rows(*options.segments) > 1)
+      item_options.segments = B::slice_rows(*options.segments, i, i + 1);
+    maps.push_back(lime_explanation(model, B::slice_rows(inputs, i, i + 1), detail::item_target<M>(resolved, i),
+                                    item_options)
+                       .attribution);
   }
-  return torch::cat(maps);
+  return B::concat_rows(maps);
 }
 
-inline torch::Tensor kernel_shap(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                 const torch::Tensor& segments, const KernelShapOptions& options = {}) {
+template <ForwardModel M>
+TensorOf<M> kernel_shap(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                        const KernelShapOptions<M>& options) {
+  using B = BackendOf<M>;
   const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(inputs, evaluation);
+  const auto image_size = detail::check_perturbation_inputs(inputs, evaluation);
   if (options.samples < 2) detail::fail("KernelSHAP needs at least 2 samples, got ", options.samples);
-  const int64_t n = inputs.size(0), h = inputs.size(2), w = inputs.size(3);
+  const int64_t n = image_size.n, h = image_size.h, w = image_size.w;
+  std::vector<detail::Segments> per_item;
+  for (int64_t i = 0; i < n; ++i) per_item.push_back(detail::segments_of<B>(options.segments, inputs, i));
   const auto resolved = resolve_target(model, inputs, target);
-  auto generator = detail::seeded(options.seed);
+  detail::Random random(options.seed);
   detail::EvaluationCounter counter(evaluation.progress, n * (options.samples + 1));
-  std::vector<torch::Tensor> maps;
+  std::vector<std::vector<double>> maps;
   for (int64_t i = 0; i < n; ++i) {
-    const auto seg = detail::segments_of(segments, inputs, i);
-    const int64_t m = seg.count;
-    auto image = inputs.slice(0, i, i + 1);
+    const auto& seg = per_item[i];
+    auto image = B::slice_rows(inputs, i, i + 1);
     const auto item_target = resolved.slice(i, i + 1);
     const double full = detail::full_score(model, image, item_target, evaluation);
-    // Coalitions z [S,m] and their regression weights.
-    torch::Tensor z, weights;
-    if (m <= 1) {
-      z = torch::zeros({0, m});
-    } else if (m < 31 && (int64_t{1} << m) - 2 <= options.samples) {
-      // Every coalition but the empty and the full one, with the Shapley kernel's weight
-      // (m - 1) / (C(m, k) k (m - k)).
-      const int64_t count = (int64_t{1} << m) - 2;
-      z = torch::zeros({count, m});
-      weights = torch::empty({count}, torch::kDouble);
-      auto za = z.accessor<float, 2>();
-      for (int64_t c = 1; c <= count; ++c) {
-        int64_t k = 0;
-        for (int64_t j = 0; j < m; ++j)
-          if ((c >> j) & 1) za[c - 1][j] = 1, ++k;
-        const double log_choose = std::lgamma(m + 1.0) - std::lgamma(k + 1.0) - std::lgamma(m - k + 1.0);
-        weights[c - 1] = (m - 1.0) / (std::exp(log_choose) * k * (m - k));
-      }
-    } else {
-      // Sizes k in 1..m-1 with probability proportional to (m - 1) / (k (m - k)); each
-      // coalition with its complement (paired sampling); weights 1.
-      auto sizes = torch::arange(1, m, torch::kDouble);
-      auto size_probability = (m - 1.0) / (sizes * (m - sizes));
-      const int64_t pairs = options.samples / 2;
-      auto k = at::multinomial(size_probability, pairs, /*replacement=*/true, generator) + 1;
-      auto ranks = at::rand({pairs, m}, generator).argsort(int64_t{1}).argsort(int64_t{1});  // a random permutation per row
-      auto half = (ranks < k.unsqueeze(1)).to(torch::kFloat);
-      z = torch::cat(std::vector<torch::Tensor>{half, 1 - half});
-      weights = torch::ones({z.size(0)}, torch::kDouble);
-    }
-    auto empty_score = detail::masked_scores(
+    const auto [z, weights] = detail::shap_coalitions(seg.count, options.samples, random);
+    const double empty = detail::masked_scores(
         model, image, item_target, 1,
-        [&](int64_t, int64_t) { return torch::zeros({1, 1, h, w}, inputs.options()); }, evaluation, counter);
-    const double empty = empty_score.item<double>();
+        [&](int64_t, int64_t) { return detail::mask_tensor<B>(std::vector<double>(h * w, 0.0), h, w, inputs); },
+        evaluation, counter)[0];
     std::vector<double> phi;
-    if (m == 1) {
+    if (seg.count == 1) {
       phi = {full - empty};
     } else {
       auto scores = detail::masked_scores(
-          model, image, item_target, z.size(0),
-          [&](int64_t begin, int64_t end) { return detail::coalition_masks(z.slice(0, begin, end), seg, h, w, inputs.options()); },
+          model, image, item_target, z.rows(),
+          [&](int64_t begin, int64_t end) {
+            return detail::mask_tensor<B>(detail::coalition_masks(z.middleRows(begin, end - begin), seg), h, w, inputs);
+          },
           evaluation, counter);
-      phi = efficient_least_squares(detail::to_eigen(z), detail::to_eigen_vector(scores),
-                                    detail::to_eigen_vector(weights), empty, full)
-                .coefficients;
+      phi = efficient_least_squares(z, detail::eigen_vector(scores), weights, empty, full).coefficients;
     }
-    maps.push_back(detail::paint(detail::from_values(phi), seg, h, w, inputs.options()));
+    maps.push_back(detail::paint(phi, seg));
   }
-  return torch::cat(maps);
+  return detail::maps_tensor<B>(maps, h, w, inputs);
 }
 
 }  // namespace salient

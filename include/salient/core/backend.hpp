@@ -5,14 +5,28 @@
 //
 // Tensors are batches: dimension 0 indexes the items. Elementwise `+ - *` between tensors
 // of one shape and `* double` come from the tensor types themselves.
+#include <array>
 #include <concepts>
 #include <cstdint>
+#include <sstream>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "salient/core/target.hpp"
 
 namespace salient {
+
+namespace detail {
+// "[1,3,16,16]", for messages.
+inline std::string shape_text(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (std::size_t d = 0; d < shape.size(); ++d) out << (d ? "," : "") << shape[d];
+  out << "]";
+  return out.str();
+}
+}  // namespace detail
 
 // Model scores for a target ([N]) and their gradient w.r.t. the input (input's shape).
 template <class Tensor>
@@ -49,6 +63,16 @@ concept TensorBackend = requires(const typename B::Tensor& t, typename B::Tensor
   { B::argmax_rows(t) } -> std::same_as<std::vector<int64_t>>;  // per item of [N, K]
   { B::select(t, target) } -> std::same_as<typename B::Tensor>;  // [N, K] -> [N] scores
   { B::check_finite(t, what) };                                  // throws on NaN/Inf
+  // For the forward-only (perturbation) family: masks and maps are made as plain doubles
+  // and become tensors with the inputs' element type and device.
+  { B::shape(t) } -> std::same_as<std::vector<int64_t>>;
+  { B::reshape(t, rows) } -> std::same_as<typename B::Tensor>;
+  { B::from_values(alphas, rows, t) } -> std::same_as<typename B::Tensor>;  // like t
+  { B::value_range(t) } -> std::same_as<std::array<double, 2>>;            // min, max
+  { B::labels(t) } -> std::same_as<std::vector<int64_t>>;  // an integer label map, flattened
+  // x * m + fill * (1 - m): x and fill [1 or M, C, H, W], masks [M, 1, H, W] -> [M, C, H, W].
+  { B::blend(t, t, t) } -> std::same_as<typename B::Tensor>;
+  { B::softmax_rows(t) } -> std::same_as<typename B::Tensor>;  // over dimension 1 of [N, K]
 };
 
 }  // namespace salient

@@ -1,13 +1,17 @@
 #pragma once
-// The model concept shared by both backends, and target resolution.
+// The model concepts shared by both backends, and target resolution.
 //
-// A model has a backend, a forward-only evaluation `forward(x) -> output [N, ...]` and
-// `gradient(x, target) -> {scores [N], d scores / d x}` where each item's gradient is that
-// of its own score (batch items are independent: models are in eval mode).
+// A ForwardModel has a backend and a forward-only evaluation `forward(x) -> output [N, ...]`:
+// enough for the perturbation family (occlusion, ablation, RISE, LIME, KernelSHAP) and the
+// metrics. A Model adds `gradient(x, target) -> {scores [N], d scores / d x}` where each
+// item's gradient is that of its own score (batch items are independent: eval mode).
+// `forward_model<Backend>(callable)` makes a ForwardModel of any batch -> scores function.
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "salient/core/backend.hpp"
@@ -16,25 +20,43 @@
 namespace salient {
 
 template <class M>
-concept Model = requires { typename M::backend; } && TensorBackend<typename M::backend> &&
+concept ForwardModel = requires { typename M::backend; } && TensorBackend<typename M::backend> &&
+    requires(M& model, const typename M::backend::Tensor& x) {
+      { model.forward(x) } -> std::convertible_to<typename M::backend::Tensor>;
+    };
+
+template <class M>
+concept Model = ForwardModel<M> &&
     requires(M& model, const typename M::backend::Tensor& x,
              const ResolvedTarget<typename M::backend::Tensor>& target) {
-      { model.forward(x) } -> std::convertible_to<typename M::backend::Tensor>;
       { model.gradient(x, target) } -> std::same_as<ScoredGradient<typename M::backend::Tensor>>;
     };
 
-template <Model M>
+template <ForwardModel M>
 using BackendOf = typename M::backend;
-template <Model M>
+template <ForwardModel M>
 using TensorOf = typename M::backend::Tensor;
-template <Model M>
+template <ForwardModel M>
 using TargetOf = BasicTarget<TensorOf<M>>;
+
+// Any callable batch -> output as a ForwardModel of backend B.
+template <TensorBackend B, class Fn>
+  requires std::invocable<Fn&, const typename B::Tensor&>
+struct FunctionModel {
+  using backend = B;
+  Fn function;
+  typename B::Tensor forward(const typename B::Tensor& x) { return function(x); }
+};
+template <TensorBackend B, class Fn>
+FunctionModel<B, std::decay_t<Fn>> forward_model(Fn&& function) {
+  return {std::forward<Fn>(function)};
+}
 
 // Called as work proceeds: (done, total) in model evaluations.
 using Progress = std::function<void(int64_t done, int64_t total)>;
 
 // Binds `target` to the batch `inputs`: top-1 runs one forward pass on the inputs.
-template <Model M>
+template <ForwardModel M>
 ResolvedTarget<TensorOf<M>> resolve_target(M& model, const TensorOf<M>& inputs,
                                            const TargetOf<M>& target) {
   using B = BackendOf<M>;
@@ -43,7 +65,7 @@ ResolvedTarget<TensorOf<M>> resolve_target(M& model, const TensorOf<M>& inputs,
 }
 
 // The target scores of `inputs` ([N] as doubles), forward-only.
-template <Model M>
+template <ForwardModel M>
 std::vector<double> target_scores(M& model, const TensorOf<M>& inputs,
                                   const ResolvedTarget<TensorOf<M>>& target) {
   using B = BackendOf<M>;
@@ -71,7 +93,7 @@ void check_inputs(const typename B::Tensor& inputs) {
 }  // namespace detail
 // Forward-only outputs of many inputs, evaluated in chunks of `batch_size` (the building
 // block of perturbation methods and metrics, which evaluate thousands of masked inputs).
-template <Model M>
+template <ForwardModel M>
 TensorOf<M> evaluate(M& model, const TensorOf<M>& inputs, const EvaluateOptions& options = {}) {
   using B = BackendOf<M>;
   const int64_t n = B::rows(inputs);

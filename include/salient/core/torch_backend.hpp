@@ -6,6 +6,7 @@
 // only evaluation runs without autograd and, for TorchScript modules, optionally on an
 // inference-optimised copy (torch::jit::freeze + optimize_for_inference), made once on
 // first use. The adapter never changes global thread settings.
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -29,13 +30,7 @@ namespace graph {
 struct Program;
 }
 
-inline std::string shape_string(const torch::Tensor& t) {
-  std::ostringstream out;
-  out << "[";
-  for (int64_t d = 0; d < t.dim(); ++d) out << (d ? "," : "") << t.size(d);
-  out << "]";
-  return out.str();
-}
+inline std::string shape_string(const torch::Tensor& t) { return detail::shape_text(t.sizes().vec()); }
 
 struct TorchBackend {
   using Tensor = torch::Tensor;
@@ -124,6 +119,28 @@ struct TorchBackend {
   static void check_finite(const Tensor& t, std::string_view what) {
     if (!torch::isfinite(t).all().item<bool>()) detail::fail(what, " contains NaN or Inf");
   }
+  static std::vector<int64_t> shape(const Tensor& t) { return t.sizes().vec(); }
+  static Tensor reshape(const Tensor& t, const std::vector<int64_t>& shape) { return t.reshape(shape); }
+  static Tensor from_values(const std::vector<double>& values, const std::vector<int64_t>& shape, const Tensor& like) {
+    return torch::tensor(values, torch::kDouble).view(shape).to(like.options());
+  }
+  static std::array<double, 2> value_range(const Tensor& t) {
+    auto [lo, hi] = torch::aminmax(t.detach());
+    return {lo.item<double>(), hi.item<double>()};
+  }
+  static std::vector<int64_t> labels(const Tensor& t) {
+    if (t.scalar_type() != torch::kLong && t.scalar_type() != torch::kInt)
+      detail::fail("segments must be an integer label map, got ", t.scalar_type());
+    auto flat = t.to(torch::kCPU, torch::kLong).contiguous().reshape({-1});
+    return {flat.data_ptr<int64_t>(), flat.data_ptr<int64_t>() + flat.numel()};
+  }
+  static Tensor blend(const Tensor& x, const Tensor& masks, const Tensor& fill) {
+    auto sizes = x.sizes().vec();
+    sizes[0] = masks.size(0);
+    return torch::lerp(fill.to(x.options()).expand(sizes), x.expand(sizes), masks.to(x.options()).expand(sizes));
+  }
+  // Probabilities in float at least (a half-precision softmax loses small probabilities).
+  static Tensor softmax_rows(const Tensor& t) { return torch::softmax(t.to(torch::kFloat), 1); }
 
  private:
   static void check_logits(const Tensor& output) {

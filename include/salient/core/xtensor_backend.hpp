@@ -4,6 +4,7 @@
 // (completeness of integrated gradients, SmoothGrad of a linear model, ...) are tested on
 // them against exact answers. Needs no LibTorch.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -127,10 +128,60 @@ struct XtensorBackend {
       if (!std::isfinite(v)) detail::fail(what, " contains NaN or Inf");
   }
 
-  static std::string shape_string(const Tensor& t) {
-    std::string s = "[";
-    for (size_t d = 0; d < t.dimension(); ++d) s += (d ? "," : "") + std::to_string(t.shape()[d]);
-    return s + "]";
+  static std::vector<int64_t> shape(const Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
+  static std::string shape_string(const Tensor& t) { return detail::shape_text(shape(t)); }
+  static Tensor reshape(const Tensor& t, const std::vector<int64_t>& shape) {
+    Tensor out = t;
+    out.reshape(std::vector<size_t>(shape.begin(), shape.end()));
+    return out;
+  }
+  static Tensor from_values(const std::vector<double>& values, const std::vector<int64_t>& shape, const Tensor&) {
+    Tensor out = xt::adapt(values, std::vector<size_t>{values.size()});
+    return reshape(out, shape);
+  }
+  static std::array<double, 2> value_range(const Tensor& t) {
+    if (t.size() == 0) return {0, 0};
+    auto [lo, hi] = std::minmax_element(t.begin(), t.end());
+    return {*lo, *hi};
+  }
+  static std::vector<int64_t> labels(const Tensor& t) {
+    std::vector<int64_t> out;
+    out.reserve(t.size());
+    for (double v : t) {
+      if (!(std::abs(v) <= 0x1p53) || v != std::floor(v)) detail::fail("segments must be an integer label map, got ", v);
+      out.push_back(static_cast<int64_t>(v));
+    }
+    return out;
+  }
+  // Rows of x and fill repeat when there is one; the mask's single channel covers all.
+  static Tensor blend(const Tensor& x, const Tensor& masks, const Tensor& fill) {
+    auto shape = x.shape();
+    const size_t count = masks.shape()[0], channels = shape[1], pixels = masks.size() / count;
+    shape[0] = count;
+    Tensor out(shape);
+    const size_t per_row = channels * pixels;
+    for (size_t r = 0; r < count; ++r) {
+      const double* xr = x.data() + (x.shape()[0] == 1 ? 0 : r) * per_row;
+      const double* fr = fill.data() + (fill.shape()[0] == 1 ? 0 : r) * per_row;
+      const double* mr = masks.data() + r * pixels;
+      double* o = out.data() + r * per_row;
+      for (size_t c = 0; c < channels; ++c)
+        for (size_t p = 0; p < pixels; ++p) o[c * pixels + p] = fr[c * pixels + p] + mr[p] * (xr[c * pixels + p] - fr[c * pixels + p]);
+    }
+    return out;
+  }
+  static Tensor softmax_rows(const Tensor& t) {
+    check_logits(t);
+    Tensor out = t;
+    const int64_t classes = row_size(t);
+    for (int64_t r = 0; r < rows(t); ++r) {
+      double* row = out.data() + r * classes;
+      const double top = *std::max_element(row, row + classes);
+      double sum = 0;
+      for (int64_t k = 0; k < classes; ++k) sum += (row[k] = std::exp(row[k] - top));
+      for (int64_t k = 0; k < classes; ++k) row[k] /= sum;
+    }
+    return out;
   }
 
  private:

@@ -1,12 +1,7 @@
 #pragma once
 // Faithfulness: does an attribution point at what the model actually uses?
 //
-// - deletion / insertion curves (Petsiuk et al. 2018, RISE): features (pixels, or the segments
-//   of a label map) are removed from the image, or inserted into the removed image, in order of
-//   decreasing attribution, `step` features at a time, through any masker (an input fill or
-//   layer masking); the curve is the target's score after each step and its area the
-//   trapezoid over the fraction of features removed (x in [0, 1]). A good attribution makes
-//   deletion fall fast (small area) and insertion rise fast (large area).
+// - deletion / insertion curves: evaluation/curves.hpp (any ForwardModel).
 // - infidelity (Yeh et al. 2019; Captum's `infidelity`): the mean over random perturbations
 //   I of (sum(attribution * I) - (F(x) - F(x - I)))^2, optionally with the attribution first
 //   rescaled by the least-squares factor beta (Captum's `normalize=True`).
@@ -25,106 +20,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "salient/attribution/perturbation.hpp"
+#include "salient/evaluation/curves.hpp"
 #include "salient/core/torch_backend.hpp"
 
 namespace salient {
-
-struct CurveOptions {
-  // Features removed (or inserted) per step; 0: a hundredth of them (rounded up).
-  int64_t step = 0;
-  // A label map [H,W] (or [N,H,W]): features are its segments, ranked by mean attribution.
-  // Undefined: features are pixels, ranked by the attribution summed over channels.
-  torch::Tensor segments = {};
-  // The masker and the score; by default the target's softmax probability, as in RISE.
-  PerturbationOptions evaluation = {.probabilities = true};
-};
-
-// One curve per input: scores[s] after fractions[s] of the features were removed (deletion)
-// or inserted (insertion); fractions run from 0 to 1.
-struct Curve {
-  std::vector<double> fractions;
-  std::vector<double> scores;
-  double area = 0;  // trapezoid under scores over fractions
-};
-
-enum class CurveKind { deletion, insertion };
-
-namespace detail {
-inline double trapezoid(const std::vector<double>& x, const std::vector<double>& y) {
-  double area = 0;
-  for (size_t k = 1; k < x.size(); ++k) area += (x[k] - x[k - 1]) * (y[k] + y[k - 1]) / 2;
-  return area;
-}
-
-// Rank of every pixel's feature ([H*W] int64, 0 = most important) and the feature count.
-inline std::pair<torch::Tensor, int64_t> feature_ranks(const torch::Tensor& attribution, const torch::Tensor& inputs,
-                                                       const torch::Tensor& segments, int64_t item) {
-  auto per_pixel = attribution.to(torch::kDouble).sum(0).reshape({-1});  // channels summed
-  if (!segments.defined()) {
-    auto order = std::get<1>(per_pixel.sort(/*stable=*/true, 0, /*descending=*/true));
-    auto ranks = torch::empty_like(order);
-    ranks.index_put_({order}, torch::arange(order.size(0), torch::kLong));
-    return {ranks, order.size(0)};
-  }
-  auto s = segments_of(segments, inputs, item);
-  auto sums = torch::zeros({s.count}, torch::kDouble).index_add_(0, s.labels, per_pixel);
-  auto counts = torch::zeros({s.count}, torch::kDouble).index_add_(0, s.labels, torch::ones_like(per_pixel));
-  auto order = std::get<1>((sums / counts).sort(/*stable=*/true, 0, /*descending=*/true));
-  auto segment_rank = torch::empty_like(order);
-  segment_rank.index_put_({order}, torch::arange(s.count, torch::kLong));
-  return {segment_rank.index_select(0, s.labels), s.count};
-}
-}  // namespace detail
-
-// Deletion or insertion curves of `attributions` ([N,C,H,W] or [N,1,H,W]) for `inputs`.
-inline std::vector<Curve> perturbation_curves(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                              const torch::Tensor& attributions, CurveKind kind,
-                                              const CurveOptions& options = {}) {
-  const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(inputs, evaluation);
-  const int64_t n = inputs.size(0), h = inputs.size(2), w = inputs.size(3);
-  if (attributions.dim() != 4 || attributions.size(0) != n || attributions.size(2) != h || attributions.size(3) != w)
-    detail::fail("attributions of shape ", shape_string(attributions), " do not fit inputs ", shape_string(inputs),
-                 " (expected [", n, ",C,", h, ",", w, "])");
-  TorchBackend::check_finite(attributions, "attribution");
-  if (options.step < 0) detail::fail("curve step must be >= 0 (0: a hundredth of the features), got ", options.step);
-  auto resolved = resolve_target(model, inputs, target);
-  std::vector<Curve> curves;
-  for (int64_t i = 0; i < n; ++i) {
-    auto image = inputs.slice(0, i, i + 1);
-    auto [ranks, features] = detail::feature_ranks(attributions[i], inputs, options.segments, i);
-    const int64_t step = options.step > 0 ? options.step : (features + 99) / 100;
-    const int64_t points = (features + step - 1) / step + 1;
-    Curve curve;
-    for (int64_t p = 0; p < points; ++p)
-      curve.fractions.push_back(static_cast<double>(std::min(features, p * step)) / static_cast<double>(features));
-    auto rank_map = ranks.view({1, 1, h, w}).to(inputs.device());
-    detail::EvaluationCounter counter(evaluation.progress, points);
-    auto scores = detail::masked_scores(
-        model, image, resolved.slice(i, i + 1), points,
-        [&](int64_t begin, int64_t end) {
-          auto changed = torch::arange(begin, end, torch::kLong).mul_(step).clamp_max_(features).to(inputs.device());
-          auto removed = rank_map < changed.view({-1, 1, 1, 1});  // the first `changed` features
-          return (kind == CurveKind::deletion ? removed.logical_not() : removed).to(inputs.dtype());
-        },
-        evaluation, counter);
-    curve.scores.assign(scores.data_ptr<double>(), scores.data_ptr<double>() + points);
-    curve.area = detail::trapezoid(curve.fractions, curve.scores);
-    curves.push_back(std::move(curve));
-  }
-  return curves;
-}
-
-inline std::vector<Curve> deletion_curves(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                          const torch::Tensor& attributions, const CurveOptions& options = {}) {
-  return perturbation_curves(model, inputs, target, attributions, CurveKind::deletion, options);
-}
-
-inline std::vector<Curve> insertion_curves(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                           const torch::Tensor& attributions, const CurveOptions& options = {}) {
-  return perturbation_curves(model, inputs, target, attributions, CurveKind::insertion, options);
-}
 
 // A perturbation of a batch: {I, x - I}-style pair (the perturbation and the perturbed input).
 struct Perturbation {

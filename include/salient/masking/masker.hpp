@@ -1,0 +1,165 @@
+#pragma once
+// Maskers: how a perturbation method "removes" pixels. One image, many masks, one call:
+// `masker.outputs(model, image [1,C,H,W], masks [M,1,H,W], options) -> outputs [M, ...]`,
+// masks with 1 = keep, evaluated in batches of `batch_size` masked inputs.
+//
+// This header is the backend-neutral part: the Masker concept, the fill masker
+// (x * m + fill * (1 - m), soft masks blend) and the type-erased BasicAnyMasker. The
+// LibTorch maskers (the fill baselines, layer masking) are in masking/maskers.hpp.
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "salient/core/error.hpp"
+#include "salient/core/model.hpp"
+
+namespace salient {
+
+struct MaskerOptions {
+  int64_t batch_size = 32;  // masked inputs per forward pass
+  Progress progress = {};   // (masked inputs done, total)
+};
+
+namespace detail {
+// Masks as [M,1,H,W] for an image [.., C, H, W]: accepts [M,1,H,W], [M,H,W] and [H,W].
+template <TensorBackend B>
+typename B::Tensor check_masks(const typename B::Tensor& masks, const typename B::Tensor& image) {
+  const auto image_shape = B::shape(image);
+  if (image_shape.size() != 4) fail("masking needs an image batch [N,C,H,W], got shape ", shape_text(image_shape));
+  const int64_t h = image_shape[2], w = image_shape[3];
+  const auto given = B::shape(masks);
+  auto shape = given;
+  if (shape.size() == 2) shape.insert(shape.begin(), 1);
+  if (shape.size() == 3) shape.insert(shape.begin() + 1, 1);
+  if (shape.size() != 4 || shape[1] != 1 || shape[2] != h || shape[3] != w)
+    fail("mask of shape ", shape_text(given), " does not fit an image of ", h, "x", w, " (expected [M,1,", h, ",", w,
+         "], [M,", h, ",", w, "] or [", h, ",", w, "])");
+  if (shape[0] < 1) fail("no masks given");
+  B::check_finite(masks, "mask");
+  const auto [lo, hi] = B::value_range(masks);
+  if (lo < 0 || hi > 1) fail("mask values must be in [0, 1] (1 = keep), found values in [", lo, ", ", hi, "]");
+  return B::reshape(masks, shape);
+}
+
+// One image for all masks, or one per mask.
+template <TensorBackend B>
+void check_image_count(const typename B::Tensor& image, int64_t masks) {
+  const int64_t images = B::rows(image);
+  if (images != 1 && images != masks)
+    fail("masking ", images, " images with ", masks, " masks (expected one image, or one per mask)");
+}
+
+// Rows [begin, end) of a per-mask tensor, or the tensor itself when it has one row for all.
+template <TensorBackend B>
+typename B::Tensor rows_for(const typename B::Tensor& t, int64_t begin, int64_t end) {
+  return B::rows(t) == 1 ? t : B::slice_rows(t, begin, end);
+}
+
+// Outputs of `total` masked inputs, made and evaluated `batch_size` at a time by fn(begin, end).
+template <TensorBackend B, class Fn>
+typename B::Tensor masked_chunks(int64_t total, const MaskerOptions& options, Fn&& fn) {
+  std::vector<typename B::Tensor> parts;
+  for_each_chunk(total, options.batch_size, [&](int64_t begin, int64_t end) {
+    parts.push_back(fn(begin, end));
+    if (options.progress) options.progress(end, total);
+  });
+  return B::concat_rows(parts);
+}
+}  // namespace detail
+
+// Replaces removed pixels in the input by a fill made from the image(s).
+template <TensorBackend B>
+class BasicFillMasker {
+ public:
+  using Tensor = typename B::Tensor;
+  using Fill = std::function<Tensor(const Tensor& images)>;
+  BasicFillMasker(std::string name, Fill fill) : name_(std::move(name)), fill_(std::move(fill)) {}
+
+  // Removed pixels become 0 in model input (Captum's default baseline).
+  static BasicFillMasker zero() {
+    return {"zero", [](const Tensor& x) { return B::zeros_like(x); }};
+  }
+  // Removed pixels come from another image (model-input units, the image's item shape).
+  static BasicFillMasker image(Tensor other, std::string name = "image") {
+    return {std::move(name), [other](const Tensor& x) {
+              auto a = B::shape(other), b = B::shape(x);
+              if (a.size() != b.size() || !std::equal(a.begin() + 1, a.end(), b.begin() + 1))
+                detail::fail("fill image of shape ", detail::shape_text(a), " does not match inputs ", detail::shape_text(b));
+              return other;
+            }};
+  }
+
+  const std::string& name() const { return name_; }
+
+  // The masked inputs themselves: x * m + fill * (1 - m), [M,C,H,W].
+  Tensor masked_inputs(const Tensor& image, const Tensor& masks) const {
+    auto m = detail::check_masks<B>(masks, image);
+    detail::check_image_count<B>(image, B::rows(m));
+    return B::blend(image, m, fill_(image));
+  }
+
+  template <ForwardModel M>
+    requires std::same_as<BackendOf<M>, B>
+  Tensor outputs(M& model, const Tensor& image, const Tensor& masks, const MaskerOptions& options = {}) const {
+    detail::check_inputs<B>(image);
+    auto m = detail::check_masks<B>(masks, image);
+    const int64_t count = B::rows(m);
+    detail::check_image_count<B>(image, count);
+    auto fill = fill_(image);
+    return detail::masked_chunks<B>(count, options, [&](int64_t begin, int64_t end) {
+      return Tensor(model.forward(B::blend(detail::rows_for<B>(image, begin, end), B::slice_rows(m, begin, end),
+                                           detail::rows_for<B>(fill, begin, end))));
+    });
+  }
+
+ private:
+  std::string name_;
+  Fill fill_;
+};
+
+template <class K, class M>
+concept Masker = ForwardModel<M> &&
+    requires(const K& masker, M& model, const TensorOf<M>& t, const MaskerOptions& o) {
+      { masker.name() } -> std::convertible_to<std::string>;
+      { masker.outputs(model, t, t, o) } -> std::same_as<TensorOf<M>>;
+    };
+
+// Any masker for models of type M behind one type (chosen at run time).
+template <ForwardModel M>
+class BasicAnyMasker {
+ public:
+  using Tensor = TensorOf<M>;
+  template <class K>
+    requires(!std::same_as<std::remove_cvref_t<K>, BasicAnyMasker> && Masker<K, M>)
+  BasicAnyMasker(K masker) : self_(std::make_shared<Holder<K>>(std::move(masker))) {}
+
+  std::string name() const { return self_->name(); }
+  Tensor outputs(M& model, const Tensor& image, const Tensor& masks, const MaskerOptions& options = {}) const {
+    return self_->outputs(model, image, masks, options);
+  }
+
+ private:
+  struct Concept {
+    virtual ~Concept() = default;
+    virtual std::string name() const = 0;
+    virtual Tensor outputs(M&, const Tensor&, const Tensor&, const MaskerOptions&) const = 0;
+  };
+  template <class K>
+  struct Holder final : Concept {
+    explicit Holder(K k) : masker(std::move(k)) {}
+    std::string name() const override { return masker.name(); }
+    Tensor outputs(M& model, const Tensor& image, const Tensor& masks, const MaskerOptions& options) const override {
+      return masker.outputs(model, image, masks, options);
+    }
+    K masker;
+  };
+  std::shared_ptr<const Concept> self_;
+};
+
+}  // namespace salient

@@ -1,0 +1,213 @@
+// The perturbation family on the xtensor backend (no LibTorch): closed-form answers on
+// analytic models. Occlusion and feature ablation of a linear model are window and segment
+// sums of w * (x - b); KernelSHAP with every coalition is the exact Shapley value (checked by
+// enumeration, also for a model with interactions); LIME with a flat kernel recovers a linear
+// model's segment weights; RISE with every cell kept is F(x) everywhere; deletion and
+// insertion curves of a linear model step through its sorted contributions; any callable
+// batch -> scores is a model (forward_model).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "salient/attribution/perturbation.hpp"
+#include "salient/core/xtensor_backend.hpp"
+#include "xtensor_helpers.hpp"
+#include "salient/evaluation/curves.hpp"
+
+using salient::XtensorBackend;
+using Tensor = xt::xarray<double>;
+
+namespace {
+constexpr size_t C = 2, H = 6, W = 6, D = C * H * W;
+
+using salient::test::random_tensor;
+
+// Four 3x3 quadrants of a 6x6 image, plus the centre 2x2 as a fifth segment.
+Tensor five_segments() {
+  Tensor labels = xt::zeros<double>({H, W});
+  for (size_t y = 0; y < H; ++y)
+    for (size_t x = 0; x < W; ++x) labels(y, x) = (y >= 2 && y < 4 && x >= 2 && x < 4) ? 4 : (y / 3) * 2 + x / 3;
+  return labels;
+}
+
+// sum over channels of w_k * (x - b) at each pixel: a linear model's per-pixel contribution.
+std::vector<double> pixel_contributions(const salient::LinearModel& model, const Tensor& x, const Tensor& b, size_t k) {
+  std::vector<double> out(H * W, 0.0);
+  for (size_t c = 0; c < C; ++c)
+    for (size_t p = 0; p < H * W; ++p) out[p] += model.weight(k, c * H * W + p) * (x.data()[c * H * W + p] - b.data()[c * H * W + p]);
+  return out;
+}
+
+// The class-k score of x with the segments in `kept` (a bit set) kept and the rest from b.
+template <class M>
+double coalition_value(M& model, const Tensor& x, const Tensor& b, const Tensor& labels, unsigned kept, size_t k) {
+  Tensor blended = b;
+  for (size_t c = 0; c < C; ++c)
+    for (size_t p = 0; p < H * W; ++p)
+      if ((kept >> static_cast<unsigned>(labels.data()[p])) & 1u) blended.data()[c * H * W + p] = x.data()[c * H * W + p];
+  return model.forward(blended)(0, k);
+}
+
+// Shapley values by enumeration: phi_j = sum_S |S|! (m - |S| - 1)! / m! (v(S + j) - v(S)).
+template <class M>
+std::vector<double> exact_shapley(M& model, const Tensor& x, const Tensor& b, const Tensor& labels, int m, size_t k) {
+  std::vector<double> phi(m, 0.0);
+  for (int j = 0; j < m; ++j)
+    for (unsigned s = 0; s < (1u << m); ++s) {
+      if ((s >> j) & 1u) continue;
+      const int size = __builtin_popcount(s);
+      const double weight = std::tgamma(size + 1.0) * std::tgamma(m - size + 0.0) / std::tgamma(m + 1.0);
+      phi[j] += weight * (coalition_value(model, x, b, labels, s | (1u << j), k) - coalition_value(model, x, b, labels, s, k));
+    }
+  return phi;
+}
+
+// The value of each segment in a map [1,1,H,W] (its first pixel).
+std::vector<double> segment_values(const Tensor& map, const Tensor& labels, int m) {
+  std::vector<double> values(m, NAN);
+  for (size_t p = H * W; p-- > 0;) values[static_cast<size_t>(labels.data()[p])] = map.data()[p];
+  return values;
+}
+}  // namespace
+
+TEST_CASE("xtensor: occlusion of a linear model is the mean window sum of w * (x - b)", "[xtensor][perturbation]") {
+  salient::LinearModel model{random_tensor({3, D}, 1), random_tensor({3}, 2)};
+  const Tensor x = random_tensor({1, C, H, W}, 3), b = random_tensor({1, C, H, W}, 4);
+  salient::OcclusionOptions<salient::LinearModel> options{.window = {3, 2}, .strides = {2, 2}};
+  options.evaluation.masker = salient::BasicFillMasker<XtensorBackend>::image(b);
+  const Tensor map = salient::occlusion(model, x, 1, options);
+  REQUIRE(XtensorBackend::shape(map) == std::vector<int64_t>{1, 1, H, W});
+  const auto contribution = pixel_contributions(model, x, b, 1);
+  // Windows at rows 0, 2, 4 (height 3, the last clipped) and columns 0, 2, 4 (width 2).
+  std::vector<double> total(H * W, 0.0), count(H * W, 0.0);
+  for (size_t top = 0; top < H; top += 2)
+    for (size_t left = 0; left < W; left += 2) {
+      double sum = 0;
+      for (size_t y = top; y < std::min(top + 3, H); ++y)
+        for (size_t x0 = left; x0 < left + 2; ++x0) sum += contribution[y * W + x0];
+      for (size_t y = top; y < std::min(top + 3, H); ++y)
+        for (size_t x0 = left; x0 < left + 2; ++x0) total[y * W + x0] += sum, count[y * W + x0] += 1;
+    }
+  for (size_t p = 0; p < H * W; ++p) CHECK(map.data()[p] == Approx(total[p] / count[p]).margin(1e-12));
+}
+
+TEST_CASE("xtensor: feature ablation of a linear model is the segment sums of w * (x - b)", "[xtensor][perturbation]") {
+  salient::LinearModel model{random_tensor({3, D}, 5), random_tensor({3}, 6)};
+  const Tensor x = random_tensor({2, C, H, W}, 7);
+  const Tensor labels = five_segments();
+  const Tensor map = salient::feature_ablation(model, x, 2, {.segments = labels});  // zero fill
+  REQUIRE(XtensorBackend::shape(map) == std::vector<int64_t>{2, 1, H, W});
+  for (size_t i = 0; i < 2; ++i) {
+    const Tensor item = xt::view(x, xt::range(i, i + 1));
+    const auto contribution = pixel_contributions(model, item, xt::zeros<double>(item.shape()), 2);
+    std::vector<double> sums(5, 0.0);
+    for (size_t p = 0; p < H * W; ++p) sums[static_cast<size_t>(labels.data()[p])] += contribution[p];
+    for (size_t p = 0; p < H * W; ++p)
+      CHECK(map.data()[i * H * W + p] == Approx(sums[static_cast<size_t>(labels.data()[p])]).margin(1e-12));
+  }
+  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 2, {}), Catch::Contains("needs a segmentation"));
+  Tensor fractional = labels;
+  fractional(0, 0) = 0.5;
+  CHECK_THROWS_WITH(salient::feature_ablation(model, x, 2, {.segments = fractional}), Catch::Contains("integer label map"));
+}
+
+TEST_CASE("xtensor: KernelSHAP with every coalition is the exact Shapley value", "[xtensor][perturbation]") {
+  const Tensor x = random_tensor({1, C, H, W}, 8), b = random_tensor({1, C, H, W}, 9, 0.5);
+  const Tensor labels = five_segments();
+  auto check = [&](auto& model) {
+    salient::KernelShapOptions<std::remove_reference_t<decltype(model)>> options{.segments = labels, .samples = 30};
+    options.evaluation.masker = salient::BasicFillMasker<XtensorBackend>::image(b);
+    const Tensor map = salient::kernel_shap(model, x, 0, options);
+    const auto phi = segment_values(map, labels, 5);
+    const auto exact = exact_shapley(model, x, b, labels, 5, 0);
+    double total = 0;
+    for (int j = 0; j < 5; ++j) {
+      CHECK(phi[j] == Approx(exact[j]).margin(1e-9));
+      total += phi[j];
+    }
+    CHECK(total == Approx(coalition_value(model, x, b, labels, 31, 0) - coalition_value(model, x, b, labels, 0, 0)).margin(1e-9));
+  };
+  salient::LinearModel linear{random_tensor({2, D}, 10), random_tensor({2}, 11)};
+  check(linear);
+  // Interactions: a quadratic model's Shapley values split each pairwise term between segments.
+  salient::QuadraticModel quadratic{random_tensor({2, D, D}, 12, 0.1), random_tensor({2, D}, 13)};
+  check(quadratic);
+}
+
+TEST_CASE("xtensor: LIME with a flat kernel recovers a linear model's segment weights", "[xtensor][perturbation]") {
+  salient::LinearModel model{random_tensor({3, D}, 14), random_tensor({3}, 15)};
+  const Tensor x = random_tensor({1, C, H, W}, 16);
+  const Tensor labels = five_segments();
+  auto explanation = salient::lime_explanation(model, x, 1, {.segments = labels, .samples = 64, .kernel_width = 1e6, .ridge = 1e-10, .seed = 3});
+  const auto contribution = pixel_contributions(model, x, xt::zeros<double>(x.shape()), 1);
+  std::vector<double> sums(5, 0.0);
+  for (size_t p = 0; p < H * W; ++p) sums[static_cast<size_t>(labels.data()[p])] += contribution[p];
+  for (int j = 0; j < 5; ++j) CHECK(explanation.fit.coefficients[j] == Approx(sums[j]).margin(1e-7));
+  CHECK(explanation.fit.r2 == Approx(1.0).margin(1e-9));
+  // The same seed gives the same samples; another seed, others.
+  const Tensor a = salient::lime(model, x, 1, {.segments = labels, .samples = 20, .seed = 4});
+  CHECK(a == salient::lime(model, x, 1, {.segments = labels, .samples = 20, .seed = 4}));
+  CHECK(a != salient::lime(model, x, 1, {.segments = labels, .samples = 20, .seed = 5}));
+}
+
+TEST_CASE("xtensor: RISE with every cell kept is the score everywhere; any callable is a model",
+          "[xtensor][perturbation]") {
+  salient::LinearModel linear{random_tensor({3, D}, 17), random_tensor({3}, 18)};
+  // A LibTorch-free user's model: any function from a batch to scores.
+  auto model = salient::forward_model<XtensorBackend>([&](const Tensor& batch) { return linear.forward(batch); });
+  const Tensor x = random_tensor({1, C, H, W}, 19);
+  const double score = linear.forward(x)(0, 0);
+  salient::RiseOptions<decltype(model)> options{.masks = 10, .cells = 3, .keep_probability = 1.0};
+  options.evaluation.probabilities = false;
+  const Tensor map = salient::rise(model, x, 0, options);
+  for (double v : map) CHECK(v == Approx(score).margin(1e-12));
+  // Probabilities: the softmax of the target.
+  options.evaluation.probabilities = true;
+  const Tensor probabilities = XtensorBackend::softmax_rows(linear.forward(x));
+  for (double v : salient::rise(model, x, 0, options)) CHECK(v == Approx(probabilities(0, 0)).margin(1e-12));
+  // Half the cells: masks differ by seed and do not depend on the batch size.
+  options.keep_probability = 0.5;
+  const Tensor a = salient::rise(model, x, 0, options);
+  auto batched = options;
+  batched.evaluation.batch_size = 3;
+  CHECK(xt::allclose(a, salient::rise(model, x, 0, batched), 0.0, 1e-12));
+  auto reseeded = options;
+  reseeded.seed = 1;
+  CHECK(!xt::allclose(a, salient::rise(model, x, 0, reseeded)));
+  CHECK_THROWS_WITH(salient::occlusion(model, x, 0, {.window = {7, 2}}), Catch::Contains("does not fit the image"));
+  CHECK_THROWS_WITH(salient::occlusion(model, random_tensor({1, D}, 20), 0), Catch::Contains("need images [N,C,H,W]"));
+}
+
+TEST_CASE("xtensor: deletion and insertion curves of a linear model follow its sorted contributions",
+          "[xtensor][perturbation]") {
+  salient::LinearModel model{random_tensor({2, D}, 21), random_tensor({2}, 22)};
+  const Tensor x = random_tensor({1, C, H, W}, 23);
+  const auto contribution = pixel_contributions(model, x, xt::zeros<double>(x.shape()), 0);
+  // The exact contributions as the attribution (one channel): the best possible ranking.
+  Tensor attribution = xt::zeros<double>({size_t{1}, size_t{1}, H, W});
+  std::copy(contribution.begin(), contribution.end(), attribution.begin());
+  std::vector<double> sorted = contribution;
+  std::sort(sorted.rbegin(), sorted.rend());
+  const double full = model.forward(x)(0, 0), bias = model.bias(0);
+  salient::CurveOptions<salient::LinearModel> options{.step = 5, .evaluation = {.probabilities = false}};
+  const auto deletion = salient::deletion_curves(model, x, 0, attribution, options).at(0);
+  const auto insertion = salient::insertion_curves(model, x, 0, attribution, options).at(0);
+  REQUIRE(deletion.scores.size() == (H * W + 4) / 5 + 1);
+  double removed = 0;
+  for (size_t p = 0; p < deletion.scores.size(); ++p) {
+    const size_t changed = std::min(H * W, p * 5);
+    CHECK(deletion.fractions[p] == Approx(static_cast<double>(changed) / (H * W)));
+    CHECK(deletion.scores[p] == Approx(full - removed).margin(1e-9));
+    CHECK(insertion.scores[p] == Approx(bias + removed).margin(1e-9));
+    for (size_t q = changed; q < std::min(H * W, changed + 5); ++q) removed += sorted[q];
+  }
+  // Segments as features: ranked by mean attribution, removed one segment per step.
+  const Tensor labels = five_segments();
+  const auto by_segment = salient::deletion_curves(model, x, 0, attribution, {.step = 1, .segments = labels, .evaluation = {.probabilities = false}}).at(0);
+  REQUIRE(by_segment.scores.size() == 6);
+  CHECK(by_segment.scores.back() == Approx(bias).margin(1e-9));
+  CHECK_THROWS_WITH(salient::deletion_curves(model, x, 0, Tensor(xt::zeros<double>({size_t{1}, size_t{1}, size_t{4}, size_t{4}}))),
+                    Catch::Contains("do not fit inputs"));
+}
