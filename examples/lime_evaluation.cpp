@@ -25,7 +25,7 @@
 #include "salient/salient.hpp"
 
 using nlohmann::json;
-using salient::detail::fail;
+using salient::cli::fail;
 
 namespace {
 

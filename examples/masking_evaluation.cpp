@@ -31,7 +31,7 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using salient::detail::fail;
+using salient::cli::fail;
 
 namespace {
 using salient::cli::load_photos;

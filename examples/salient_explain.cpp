@@ -30,7 +30,7 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using salient::detail::fail;
+using salient::cli::fail;
 using salient::cli::parse_double;
 using salient::cli::parse_int;
 using salient::cli::read_labels;

@@ -31,7 +31,7 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using salient::detail::fail;
+using salient::cli::fail;
 using salient::cli::parse_double;
 using salient::cli::parse_int;
 

@@ -17,7 +17,7 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using salient::detail::fail;
+using salient::cli::fail;
 
 namespace {
 

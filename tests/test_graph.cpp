@@ -7,16 +7,14 @@
 
 #include "salient/salient.hpp"
 #include "shared_data.hpp"
+#include "error_matchers.hpp"
+#include "torch_helpers.hpp"
 
 namespace {
 namespace fs = std::filesystem;
 
 torch::Tensor first_tensor(const c10::IValue& v) {
   return v.isTensor() ? v.toTensor() : v.toTupleRef().elements()[0].toTensor();
-}
-
-double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
 }
 
 // A module scripted from source: x -> relu(x @ W1^T) @ W2^T, with a named submodule.
@@ -60,7 +58,7 @@ TEST_CASE("the plain executor reproduces module.forward on every supported CNN",
       auto expected = first_tensor(module.forward({x}));
       auto actual = first_tensor(salient::graph::run(program, salient::graph::plain_rules(), {x}).front());
       REQUIRE(actual.sizes() == expected.sizes());
-      CHECK(relative_difference(actual, expected) <= 1e-5);
+      CHECK(salient::test::max_relative(actual, expected) <= 1e-5);
     }
   }
 }
@@ -120,6 +118,11 @@ TEST_CASE("an op without a rule is an error naming the op, the rule set and the 
                     Catch::Contains("rule set 'plain' has no rule for op 'aten::cumsum' at 'block'"));
   CHECK_THROWS_WITH(salient::guided_backprop(model, x, 0),
                     Catch::Contains("rule set 'guided_relu' has no rule for op 'aten::cumsum' at 'block'"));
+  // A caller can tell "unsupported" from bad input.
+  salient::test::require_error_of_kind([&] { salient::run_layers(model, x, {}); }, salient::error_kind::unsupported,
+                                       "has no rule");
+  salient::test::require_error_of_kind([&] { salient::saliency(model, x, 9); }, salient::error_kind::bad_input,
+                                       "target class 9 out of range");
 }
 
 TEST_CASE("guided backprop and deconvnet change the gradient exactly where ReLU gates it", "[graph]") {

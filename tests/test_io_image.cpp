@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "error_matchers.hpp"
+#include "temp_dir.hpp"
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -22,24 +23,9 @@ using salient::Image;
 
 namespace {
 using salient::test::require_error_mentioning;
+using salient::test::require_error_of_kind;
 
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("salient_io_image_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using salient::test::TempDir;
 
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -160,7 +146,7 @@ TEST_CASE("load_image reports bad files with their path", "[io][image]") {
   TempDir dir;
   const fs::path missing = dir / "missing.png";
   require_error_mentioning([&] { salient::load_image(missing); }, missing.string());
-  require_error_mentioning([&] { salient::load_image(missing); }, "file not found");
+  require_error_of_kind([&] { salient::load_image(missing); }, salient::error_kind::io, "file not found");
 
   write_text(dir / "notes.png", "this is not an image\n");
   require_error_mentioning([&] { salient::load_image(dir / "notes.png"); },

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "error_matchers.hpp"
+#include "temp_dir.hpp"
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,21 +19,7 @@ using Catch::Matchers::Contains;
 namespace {
 using salient::test::require_error_mentioning;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("salient_io_npy_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using salient::test::TempDir;
 
 std::string read_all(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -10,6 +10,7 @@
 #include "salient/masking/maskers.hpp"
 #include "salient/salient.hpp"
 #include "shared_data.hpp"
+#include "torch_helpers.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -25,10 +26,6 @@ torch::Tensor rectangle_masks(int64_t n, int64_t h, int64_t w, uint64_t seed) {
     masks[i].slice(1, top, std::min(h, top + height)).slice(2, left, std::min(w, left + width)).fill_(1);
   }
   return masks;
-}
-
-double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
 }
 
 std::vector<fs::path> covered_models() {
@@ -54,14 +51,14 @@ TEST_CASE("an all-ones mask gives the plain forward on every covered model", "[m
     torch::manual_seed(1);
     auto x = torch::randn({2, 3, 96, 96});
     auto plain = model.forward(x);
-    CHECK(relative_difference(salient::layer_masked_forward(model, x, torch::ones({96, 96})), plain) <= 1e-5);
+    CHECK(salient::test::max_relative(salient::layer_masked_forward(model, x, torch::ones({96, 96})), plain) <= 1e-5);
     // In a batch where another item is masked, the kept item still gets its plain output.
     auto masks = torch::ones({2, 1, 96, 96});
     masks[1].slice(1, 0, 48).zero_();
     auto mixed = salient::layer_masked_forward(model, x, masks);
-    CHECK(relative_difference(mixed[0], plain[0]) <= 1e-5);
+    CHECK(salient::test::max_relative(mixed[0], plain[0]) <= 1e-5);
     // (GoogLeNet's random init gives outputs that do not depend on the input at all.)
-    if (relative_difference(plain[0], plain[1]) > 1e-3) CHECK(relative_difference(mixed[1], plain[1]) > 1e-3);
+    if (salient::test::max_relative(plain[0], plain[1]) > 1e-3) CHECK(salient::test::max_relative(mixed[1], plain[1]) > 1e-3);
     CHECK(torch::isfinite(mixed).all().item<bool>());
   }
 }
@@ -86,7 +83,7 @@ TEST_CASE("under layer masking the output does not depend on the removed pixels'
       auto fill_out = model.forward(filled);
       if (!reference.defined()) {
         reference = layer_out;
-        CHECK(relative_difference(layer.outputs(model, image, masks, {.batch_size = 4}), reference) <= 1e-5);
+        CHECK(salient::test::max_relative(layer.outputs(model, image, masks, {.batch_size = 4}), reference) <= 1e-5);
       }
       CHECK((layer_out - reference).abs().max().item<double>() <= 1e-4);
       fill_spread = std::max(fill_spread, (fill_out - reference).abs().max().item<double>());
@@ -185,8 +182,8 @@ TEST_CASE("layer masking under autograd (tensor-op fill) gives the no-grad outpu
   auto with_grad = run(x.clone().requires_grad_());
   REQUIRE(with_grad.requires_grad());
   torch::NoGradGuard no_grad;
-  CHECK(relative_difference(with_grad.detach(), run(x)) <= 1e-5);
-  CHECK(relative_difference(with_grad.detach(), salient::layer_masked_forward(model, x, masks)) <= 1e-5);
+  CHECK(salient::test::max_relative(with_grad.detach(), run(x)) <= 1e-5);
+  CHECK(salient::test::max_relative(with_grad.detach(), salient::layer_masked_forward(model, x, masks)) <= 1e-5);
 }
 
 TEST_CASE("bad masks give clear errors; an empty mask has a defined output", "[masking]") {

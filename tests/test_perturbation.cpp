@@ -9,6 +9,7 @@
 #include "salient/core/xtensor_backend.hpp"
 #include "salient/salient.hpp"
 #include "shared_data.hpp"
+#include "torch_helpers.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -49,9 +50,6 @@ torch::Tensor segment_values(const torch::Tensor& map, const torch::Tensor& labe
   return values;
 }
 
-double max_relative(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
-}
 }  // namespace
 
 TEST_CASE("feature ablation and KernelSHAP recover an additive model's contributions exactly", "[perturbation]") {
@@ -64,24 +62,24 @@ TEST_CASE("feature ablation and KernelSHAP recover an additive model's contribut
 
   auto ablation = salient::feature_ablation(model, x, 2, {.segments = labels});
   CHECK(ablation.sizes() == torch::IntArrayRef({1, 1, 16, 16}));
-  CHECK(max_relative(segment_values(ablation, labels, 16), truth) <= 1e-4);
+  CHECK(salient::test::max_relative(segment_values(ablation, labels, 16), truth) <= 1e-4);
 
   // 16 segments: sampled coalitions (2^16 - 2 > 1000).
   auto shap = salient::kernel_shap(model, x, 2, {.segments = labels, .samples = 400, .seed = 3});
-  CHECK(max_relative(segment_values(shap, labels, 16), truth) <= 1e-4);
+  CHECK(salient::test::max_relative(segment_values(shap, labels, 16), truth) <= 1e-4);
   // 4 segments: every coalition, exact Shapley weights.
   auto four = (torch::arange(16).div(8, "floor").view({16, 1}) * 2 + torch::arange(16).div(8, "floor").view({1, 16}));
   auto shap4 = salient::kernel_shap(model, x, 2, {.segments = four, .samples = 100});
-  CHECK(max_relative(segment_values(shap4, four, 4), linear.contributions(x, four, 2, 4)) <= 1e-4);
+  CHECK(salient::test::max_relative(segment_values(shap4, four, 4), linear.contributions(x, four, 2, 4)) <= 1e-4);
 
   // LIME with (almost) no regularisation fits the additive model exactly, R^2 = 1; the
   // default ridge (alpha 1) shrinks the coefficients a little.
   auto exact = salient::lime_explanation(model, x, 2, {.segments = labels, .samples = 300, .ridge = 1e-8, .seed = 5});
   CHECK(exact.fit.r2 == Approx(1.0).margin(1e-9));
-  CHECK(max_relative(torch::tensor(exact.fit.coefficients, torch::kDouble), truth) <= 1e-4);
+  CHECK(salient::test::max_relative(torch::tensor(exact.fit.coefficients, torch::kDouble), truth) <= 1e-4);
   auto shrunk = salient::lime_explanation(model, x, 2, {.segments = labels, .samples = 300, .seed = 5});
   auto c = torch::tensor(shrunk.fit.coefficients, torch::kDouble);
-  CHECK(max_relative(c, truth) > 1e-4);
+  CHECK(salient::test::max_relative(c, truth) > 1e-4);
   CHECK(torch::cosine_similarity(c, truth, 0).item<double>() > 0.99);
   // Only the K strongest segments.
   auto top = salient::lime_explanation(model, x, 2, {.segments = labels, .samples = 300, .features = 4, .seed = 5});
@@ -144,7 +142,7 @@ TEST_CASE("occlusion is Captum's mean output drop over covering windows", "[pert
     }
     if (top + wh >= 16) break;
   }
-  CHECK(max_relative(attribution[0][0].to(torch::kDouble), total / count) <= 1e-5);
+  CHECK(salient::test::max_relative(attribution[0][0].to(torch::kDouble), total / count) <= 1e-5);
   CHECK(torch::count_nonzero(attribution).item<int64_t>() > region_mask.sum().item<int64_t>());  // windows spill over
 }
 
@@ -170,7 +168,7 @@ TEST_CASE("RISE highlights the pixels a model looks at; seeds make random method
   // The batch size does not change the masks.
   auto batched = options;
   batched.evaluation.batch_size = 7;
-  CHECK(max_relative(salient::rise(model, x, 0, batched), saliency) <= 1e-6);
+  CHECK(salient::test::max_relative(salient::rise(model, x, 0, batched), saliency) <= 1e-6);
 
   LinearModel linear;
   salient::TorchModel dense(linear.net);
@@ -207,12 +205,12 @@ TEST_CASE("random methods draw the same masks on both backends: one seed, one an
 
   salient::RiseOptions<salient::TorchModel> rise_torch{.masks = 200, .cells = 4, .seed = 21};
   salient::RiseOptions<salient::LinearModel> rise_xt{.masks = 200, .cells = 4, .seed = 21};
-  CHECK(max_relative(salient::rise(model, x, 1, rise_torch).to(torch::kDouble), from_xt(salient::rise(analytic, xx, 1, rise_xt))) <= 1e-5);
-  CHECK(max_relative(salient::lime(model, x, 1, {.segments = labels, .samples = 100, .seed = 22}).to(torch::kDouble),
+  CHECK(salient::test::max_relative(salient::rise(model, x, 1, rise_torch).to(torch::kDouble), from_xt(salient::rise(analytic, xx, 1, rise_xt))) <= 1e-5);
+  CHECK(salient::test::max_relative(salient::lime(model, x, 1, {.segments = labels, .samples = 100, .seed = 22}).to(torch::kDouble),
                      from_xt(salient::lime(analytic, xx, 1, {.segments = xlabels, .samples = 100, .seed = 22}))) <= 1e-4);
-  CHECK(max_relative(salient::kernel_shap(model, x, 1, {.segments = labels, .samples = 100, .seed = 23}).to(torch::kDouble),
+  CHECK(salient::test::max_relative(salient::kernel_shap(model, x, 1, {.segments = labels, .samples = 100, .seed = 23}).to(torch::kDouble),
                      from_xt(salient::kernel_shap(analytic, xx, 1, {.segments = xlabels, .samples = 100, .seed = 23}))) <= 1e-4);
-  CHECK(max_relative(salient::occlusion(model, x, 1, {.window = {5, 5}, .strides = {3, 3}}).to(torch::kDouble),
+  CHECK(salient::test::max_relative(salient::occlusion(model, x, 1, {.window = {5, 5}, .strides = {3, 3}}).to(torch::kDouble),
                      from_xt(salient::occlusion(analytic, xx, 1, {.window = {5, 5}, .strides = {3, 3}}))) <= 1e-4);
 }
 

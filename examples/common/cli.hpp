@@ -27,7 +27,11 @@
 
 namespace salient::cli {
 
-using detail::fail;
+// A tool's own errors (bad options and values) as salient::error of kind bad_input.
+template <class... Parts>
+[[noreturn]] void fail(Parts&&... parts) {
+  raise(error_kind::bad_input, std::forward<Parts>(parts)...);
+}
 
 // Every count, size and thread option is read with its bounds (documented in each --help).
 inline int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum, int64_t maximum) {

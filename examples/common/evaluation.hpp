@@ -29,7 +29,7 @@ inline std::vector<Photo> load_photos(const std::filesystem::path& dir) {
     if ((ext == ".png" || ext == ".jpg") && stem.find("_mask") == std::string::npos) files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) detail::fail("no photos in '", dir.string(), "'");
+  if (files.empty()) raise(error_kind::io, "no photos in '", dir.string(), "'");
   for (const auto& file : files) photos.push_back({file.filename().string(), salient::load_input(file)});
   return photos;
 }

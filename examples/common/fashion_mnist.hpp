@@ -32,7 +32,7 @@ inline Dataset load_fashion_mnist(const std::string& split, const std::filesyste
   auto images = load_idx(dir / (split + "-images-idx3-ubyte.gz"));
   auto labels = load_idx(dir / (split + "-labels-idx1-ubyte.gz"));
   if (images.shape.size() != 3 || labels.shape.size() != 1 || images.shape[0] != labels.shape[0])
-    detail::fail("Fashion-MNIST ", split, " files in '", dir.string(), "' do not match (images vs labels)");
+    raise(error_kind::io, "Fashion-MNIST ", split, " files in '", dir.string(), "' do not match (images vs labels)");
   auto x = torch::from_blob(images.data.data(), {images.shape[0], 1, images.shape[1], images.shape[2]}, torch::kUInt8)
                .to(torch::kFloat32)
                .div_(255.0);

@@ -14,6 +14,8 @@
 
 #include "salient/salient.hpp"
 
+#include "common/cli.hpp"
+
 namespace salient::cli {
 
 struct Settings {
@@ -229,7 +231,7 @@ inline const MethodSpec& find_method(std::string_view name) {
     if (m.name == name || std::find(m.aliases.begin(), m.aliases.end(), name) != m.aliases.end()) return m;
   std::string known;
   for (const auto& m : methods()) known += (known.empty() ? "" : ", ") + m.name;
-  detail::fail("unknown method '", name, "' (expected one of: ", known, ")");
+  fail("unknown method '", name, "' (expected one of: ", known, ")");
 }
 
 }  // namespace salient::cli

@@ -38,23 +38,23 @@ class OutputFolder {
     std::error_code ec;
     const auto status = fs::symlink_status(dir_, ec);
     if (fs::exists(status)) {
-      if (!fs::is_directory(status)) detail::fail("output '", dir_.string(), "' exists and is not a folder; choose another --out");
+      if (!fs::is_directory(status)) raise(error_kind::io, "output '", dir_.string(), "' exists and is not a folder; choose another --out");
       if (fs::exists(dir_ / marker_name)) {
         std::ifstream in(dir_ / marker_name);
         std::string owner;
         std::getline(in, owner);
         if (owner != tool_)
-          detail::fail("output folder '", dir_.string(), "' holds the output of ", owner.empty() ? "another program" : owner,
+          raise(error_kind::io, "output folder '", dir_.string(), "' holds the output of ", owner.empty() ? "another program" : owner,
                        ", not of ", tool_, "; choose another --out");
         for (std::string line; std::getline(in, line);)
           if (safe_relative(line)) previous_.insert(line);
       } else if (!fs::is_empty(dir_, ec)) {
-        detail::fail("output folder '", dir_.string(), "' already holds files that ", tool_,
+        raise(error_kind::io, "output folder '", dir_.string(), "' already holds files that ", tool_,
                      " did not write; choose a new or empty folder for --out");
       }
     } else {
       fs::create_directories(dir_, ec);
-      if (ec) detail::fail("cannot create output folder '", dir_.string(), "': ", ec.message());
+      if (ec) raise(error_kind::io, "cannot create output folder '", dir_.string(), "': ", ec.message());
       created_ = true;
     }
     write_marker(previous_);
@@ -89,7 +89,7 @@ class OutputFolder {
   // so a run that dies half-way leaves nothing unrecorded.
   std::filesystem::path file(const std::string& relative) {
     namespace fs = std::filesystem;
-    if (!safe_relative(relative)) detail::fail("internal: output name '", relative, "' is not a plain relative path");
+    if (!safe_relative(relative)) raise(error_kind::bad_input, "internal: output name '", relative, "' is not a plain relative path");
     const auto path = dir_ / relative;
     if (std::find(written_.begin(), written_.end(), relative) != written_.end()) return path;
     std::error_code ec;
@@ -98,22 +98,22 @@ class OutputFolder {
       partial /= part;
       const auto status = fs::symlink_status(partial, ec);
       if (fs::is_symlink(status))
-        detail::fail("output folder '", dir_.string(), "' has a link at '", relative, "'; ", tool_, " does not write through links");
+        raise(error_kind::io, "output folder '", dir_.string(), "' has a link at '", relative, "'; ", tool_, " does not write through links");
     }
     if (fs::exists(fs::symlink_status(path, ec)) && !previous_.count(relative))
-      detail::fail("output folder '", dir_.string(), "' already has '", relative, "', which ", tool_,
+      raise(error_kind::io, "output folder '", dir_.string(), "' already has '", relative, "', which ", tool_,
                    " did not write; choose another --out");
     std::vector<std::string> new_folders;
     for (auto parent = path.parent_path(); parent != dir_ && !fs::exists(parent, ec); parent = parent.parent_path())
       new_folders.push_back(parent.string());
     fs::create_directories(path.parent_path(), ec);
-    if (ec) detail::fail("cannot create folder '", path.parent_path().string(), "': ", ec.message());
+    if (ec) raise(error_kind::io, "cannot create folder '", path.parent_path().string(), "': ", ec.message());
     for (auto it = new_folders.rbegin(); it != new_folders.rend(); ++it) written_paths_.push_back(*it + "/");
     written_paths_.push_back(path.string());
     written_.push_back(relative);
     std::ofstream marker(dir_ / marker_name, std::ios::app);
     marker << relative << "\n";
-    if (!marker) detail::fail("cannot write to output folder '", dir_.string(), "'");
+    if (!marker) raise(error_kind::io, "cannot write to output folder '", dir_.string(), "'");
     return path;
   }
 
@@ -176,7 +176,7 @@ class OutputFolder {
     marker << tool_ << "\n";
     for (const auto& f : files) marker << f << "\n";
     marker.close();
-    if (!marker) detail::fail("cannot write to output folder '", dir_.string(), "' (", std::strerror(errno), ")");
+    if (!marker) raise(error_kind::io, "cannot write to output folder '", dir_.string(), "' (", std::strerror(errno), ")");
   }
 
   // Removes one of this tool's files (never a folder or a link's target), then the folders
@@ -211,14 +211,14 @@ inline void check_output_file(const std::filesystem::path& path, const std::stri
   if (!fs::exists(status)) {
     const auto parent = path.parent_path();
     if (!parent.empty() && !fs::is_directory(parent, ec))
-      detail::fail("cannot write '", path.string(), "': folder '", parent.string(), "' does not exist");
+      raise(error_kind::io, "cannot write '", path.string(), "': folder '", parent.string(), "' does not exist");
     return;
   }
-  if (!fs::is_regular_file(status)) detail::fail("'", path.string(), "' exists and is not a file ", tool, " wrote; choose another name");
+  if (!fs::is_regular_file(status)) raise(error_kind::io, "'", path.string(), "' exists and is not a file ", tool, " wrote; choose another name");
   std::ifstream in(path);
   const auto document = nlohmann::json::parse(std::istreambuf_iterator<char>(in), {}, nullptr, /*allow_exceptions=*/false);
   if (!document.is_object() || document.value("written_by", std::string()) != tool)
-    detail::fail("'", path.string(), "' exists and was not written by ", tool, "; choose another name (", tool,
+    raise(error_kind::io, "'", path.string(), "' exists and was not written by ", tool, "; choose another name (", tool,
                  " replaces only its own files)");
 }
 

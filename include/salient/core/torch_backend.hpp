@@ -125,7 +125,7 @@ struct TorchBackend {
     return torch::tensor(values, torch::kDouble).view(shape).to(like.options());
   }
   static std::array<double, 2> value_range(const Tensor& t) {
-    auto [lo, hi] = torch::aminmax(t.detach());
+    auto [lo, hi] = torch::aminmax(t.is_floating_point() ? t.detach() : t.detach().to(torch::kDouble));
     return {lo.item<double>(), hi.item<double>()};
   }
   static std::vector<int64_t> labels(const Tensor& t) {
@@ -185,12 +185,12 @@ class TorchModel {
   // Loads a TorchScript file; clear errors for missing, unreadable or non-TorchScript files.
   static TorchModel load(const std::filesystem::path& path, ModelOptions options = {}) {
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) detail::fail("cannot load model '", path.string(), "': file not found");
-    if (std::filesystem::is_directory(path, ec)) detail::fail("cannot load model '", path.string(), "': is a directory");
+    if (!std::filesystem::exists(path, ec)) detail::fail_io("cannot load model '", path.string(), "': file not found");
+    if (std::filesystem::is_directory(path, ec)) detail::fail_io("cannot load model '", path.string(), "': is a directory");
     try {
       return TorchModel(Owned{torch::jit::load(path.string(), torch::kCPU)}, options);
     } catch (const c10::Error& e) {
-      detail::fail("cannot load model '", path.string(), "': not a TorchScript file or corrupt (",
+      detail::fail_io("cannot load model '", path.string(), "': not a TorchScript file or corrupt (",
                    first_line(e.what_without_backtrace()), ")");
     }
   }

@@ -24,7 +24,7 @@ namespace detail {
 inline void check_rules(const Program& program, const Block& block, const RuleSet& rules) {
   for (const auto& op : block.ops) {
     if (op.blocks.empty() && !rules.find(op.kind))
-      salient::detail::fail("rule set '", rules.name(), "' has no rule for op '", op.kind, "' at '",
+      salient::detail::fail_unsupported("rule set '", rules.name(), "' has no rule for op '", op.kind, "' at '",
                             op.path.empty() ? "<top level>" : op.path, "' of ", program.source);
     for (const auto& inner : op.blocks) check_rules(program, inner, rules);
   }

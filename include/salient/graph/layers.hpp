@@ -27,7 +27,7 @@ inline const graph::Program& program_of(TorchModel& model) {
     else if (model.nn_module())
       cache = std::make_shared<const graph::Program>(graph::from_sequential(model.nn_module()));
     else
-      detail::fail("layers and rule sets need a TorchScript module or a torch::nn::Sequential-style module; "
+      detail::fail_unsupported("layers and rule sets need a TorchScript module or a torch::nn::Sequential-style module; "
                    "this model was made from a C++ function");
   }
   return *cache;
@@ -44,7 +44,7 @@ inline graph::ValueId layer_value(const graph::Program& program, const LayerRef&
   const auto& layer = program.layer(ref.name);
   if (!ref.input) return layer.output;
   if (layer.inputs.size() != 1)
-    fail("layer '", ref.name, "' has ", layer.inputs.size(), " tensor inputs; its input is not one tensor "
+    fail_unsupported("layer '", ref.name, "' has ", layer.inputs.size(), " tensor inputs; its input is not one tensor "
          "(use its output, or the output of the layer before it)");
   return layer.inputs.front();
 }
@@ -79,7 +79,7 @@ inline LayerRun run_layers(TorchModel& model, const torch::Tensor& inputs, const
     torch::NoGradGuard no_grad;
     auto expected = model.forward(inputs);
     if (!expected.sizes().equals(run.output.sizes()) || !torch::allclose(expected, run.output.detach(), 1e-4, 1e-5))
-      detail::fail(program.source, ": running its children in registration order does not reproduce its "
+      detail::fail_unsupported(program.source, ": running its children in registration order does not reproduce its "
                    "forward; wrap the model in a torch::nn::Sequential");
     program.checked = true;
   }
@@ -168,7 +168,7 @@ inline std::string default_cam_layer(TorchModel& model, const torch::Tensor& exa
         if (alias.size() < best.size()) best = alias;
       return best;
     }
-  detail::fail(program_of(model).source, " has no layer with a 4-D output of spatial size above 1 for an input of shape ",
+  detail::fail_unsupported(program_of(model).source, " has no layer with a 4-D output of spatial size above 1 for an input of shape ",
                shape_string(example), "; name a layer");
 }
 

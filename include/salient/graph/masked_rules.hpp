@@ -54,7 +54,7 @@ namespace detail {
 namespace F = torch::nn::functional;
 
 inline std::vector<int64_t> int_pair(const Value& v, const char* what, const Op& op) {
-  if (!v.isIntList()) salient::detail::fail("layer masking: op '", op.kind, "' at '", op.path, "' has a non-integer ", what);
+  if (!v.isIntList()) salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", op.path, "' has a non-integer ", what);
   auto list = v.toIntVector();
   if (list.size() == 1) list.push_back(list[0]);
   return list;
@@ -303,7 +303,7 @@ class MaskedRules {
       auto m = mask(op.inputs[0]);
       if (!m.defined()) return op.implementation(stack);
       if (op.kind == "aten::_convolution" && stack[6].toBool())
-        salient::detail::fail("layer masking: transposed convolution at '", op.path, "' is not supported");
+        salient::detail::fail_unsupported("layer masking: transposed convolution at '", op.path, "' is not supported");
       auto weight = stack[1].toTensor();
       const std::vector<int64_t> kernel{weight.size(2), weight.size(3)};
       auto stride = int_pair(stack[3], "stride", op), dilation = int_pair(stack[5], "dilation", op);
@@ -381,11 +381,11 @@ class MaskedRules {
       auto m = mask(op.inputs[0]);
       if (m.defined() && op.kind == "aten::pad" && stack.size() > 2 && stack[2].isString() &&
           stack[2].toStringRef() != "constant")
-        salient::detail::fail("layer masking: padding mode '", stack[2].toStringRef(), "' at '", op.path,
+        salient::detail::fail_unsupported("layer masking: padding mode '", stack[2].toStringRef(), "' at '", op.path,
                               "' is not supported (only constant padding)");
       auto widths = stack[1].toIntVector();
       if (m.defined() && widths.size() > 4)
-        salient::detail::fail("layer masking: padding of more than the two spatial dimensions at '", op.path, "'");
+        salient::detail::fail_unsupported("layer masking: padding of more than the two spatial dimensions at '", op.path, "'");
       op.implementation(stack);
       if (m.defined())
         state_->set(op.outputs[0], F::pad(m, F::PadFuncOptions(widths).value(1.0)),
@@ -429,7 +429,7 @@ class MaskedRules {
       op.implementation(stack);
       if (!m.defined()) return;
       if (rank != 4 || (dim != 1 && dim != -3))
-        salient::detail::fail("layer masking: concatenation along dimension ", dim, " at '", op.path,
+        salient::detail::fail_unsupported("layer masking: concatenation along dimension ", dim, " at '", op.path,
                               "' (only channels of [N,C,H,W] activations can be concatenated with masks)");
       state_->set(op.outputs[0], m, true);  // a part's kept values where another part's are removed
     };
@@ -450,7 +450,7 @@ class MaskedRules {
     return [this](const Op& op, torch::jit::Stack& stack) {
       for (std::size_t i = 0; i < op.inputs.size(); ++i)
         if (stack[i].isTensor() && mask(op.inputs[i]).defined())
-          salient::detail::fail("rule set 'masked' cannot apply op '", op.kind, "' at '",
+          salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '",
                                 op.path.empty() ? "<top level>" : op.path, "' to a masked activation");
       op.implementation(stack);
     };

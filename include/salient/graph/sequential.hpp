@@ -143,7 +143,7 @@ class SequentialBuilder {
     auto sequential = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(module);
     auto children = module->named_children();
     if (children.is_empty())
-      salient::detail::fail("module '", path.empty() ? module->name() : path, "' (", module->name(),
+      salient::detail::fail_unsupported("module '", path.empty() ? module->name() : path, "' (", module->name(),
                             ") has no children to run in order");
     std::size_t index = 0;
     for (const auto& child : children) {
@@ -157,7 +157,7 @@ class SequentialBuilder {
         auto any = sequential->begin()[static_cast<long>(index)];
         x = add_op("nn::Module", child_path, x, {}, [any](const torch::Tensor& in) mutable { return any.forward(in); });
       } else {
-        salient::detail::fail("child '", child_path, "' of type ", m->name(), " cannot be run in order: only "
+        salient::detail::fail_unsupported("child '", child_path, "' of type ", m->name(), " cannot be run in order: only "
                               "torch::nn::Sequential runs modules of any type (wrap the model in one)");
       }
       ++index;

@@ -189,7 +189,7 @@ class ProgramBuilder {
         try {
           op.implementation = node->getOperation();
         } catch (const c10::Error& e) {
-          salient::detail::fail("op '", op.kind, "' at '", op.path, "' of ", program_.source,
+          salient::detail::fail_unsupported("op '", op.kind, "' at '", op.path, "' of ", program_.source,
                                 " has no LibTorch implementation: ", e.what_without_backtrace());
         }
       }

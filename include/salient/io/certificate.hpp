@@ -46,18 +46,18 @@ inline TopkCertificate load_certificate(const std::filesystem::path& json_path) 
   try {
     j = nlohmann::json::parse(bytes.begin(), bytes.end());
   } catch (const nlohmann::json::parse_error& e) {
-    detail::fail("cannot read certificate '", json_path.string(), "': malformed JSON (", e.what(), ")");
+    detail::fail_io("cannot read certificate '", json_path.string(), "': malformed JSON (", e.what(), ")");
   }
   try {
     return certificate_from_json(j, [&](const std::string& file) {
       if (file.empty() || std::filesystem::path(file).filename() != file || file == "." || file == "..")
-        detail::fail("mask file '", file, "' must be a file name in the certificate's folder");
+        detail::fail_io("mask file '", file, "' must be a file name in the certificate's folder");
       auto image = load_image(json_path.parent_path() / file);
       // White = keep; the PNG is grey (three equal channels after loading).
       return (to_tensor(image)[0][0] >= 0.5f).to(torch::kFloat);
     });
   } catch (const error& e) {
-    detail::fail("cannot read certificate '", json_path.string(), "': ", e.what());
+    detail::fail_io("cannot read certificate '", json_path.string(), "': ", e.what());
   }
 }
 

@@ -20,17 +20,17 @@ struct IdxArray {
 // Reads an unsigned-byte IDX file (gzip or plain).
 inline IdxArray load_idx(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) detail::fail("cannot read IDX file '", path.string(), "': file not found");
+  if (!std::filesystem::exists(path, ec)) detail::fail_io("cannot read IDX file '", path.string(), "': file not found");
   gzFile file = gzopen(path.string().c_str(), "rb");
-  if (!file) detail::fail("cannot read IDX file '", path.string(), "': cannot open");
+  if (!file) detail::fail_io("cannot read IDX file '", path.string(), "': cannot open");
   std::vector<uint8_t> bytes;
   uint8_t buffer[1 << 16];
   int got = 0;
   while ((got = gzread(file, buffer, sizeof buffer)) > 0) bytes.insert(bytes.end(), buffer, buffer + got);
   const bool failed = got < 0;
   gzclose(file);
-  if (failed) detail::fail("cannot read IDX file '", path.string(), "': corrupt gzip data");
-  auto bad = [&](const std::string& why) { detail::fail("bad IDX file '", path.string(), "': ", why); };
+  if (failed) detail::fail_io("cannot read IDX file '", path.string(), "': corrupt gzip data");
+  auto bad = [&](const std::string& why) { detail::fail_io("bad IDX file '", path.string(), "': ", why); };
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) bad("no IDX magic number");
   if (bytes[2] != 0x08) bad("only unsigned-byte data (type 0x08) is supported");
   const size_t dims = bytes[3];

@@ -23,7 +23,7 @@ namespace salient::detail {
 // stb reports broken internal invariants through STBI_ASSERT; by default that is assert(),
 // which would abort the process on a hostile file. Throwing keeps "bad input never crashes".
 [[noreturn]] inline void stb_check_failed(const char* what) {
-  fail("image codec internal check failed (", what, "); the file is probably corrupt");
+  fail_io("image codec internal check failed (", what, "); the file is probably corrupt");
 }
 }  // namespace salient::detail
 
@@ -361,9 +361,9 @@ inline Image::Image(int64_t channels_, int64_t height_, int64_t width_, float fi
 inline Image load_image(const std::filesystem::path& path) {
   const std::vector<unsigned char> bytes = detail::read_file_bytes(path, "image");
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
-    detail::fail("cannot read image '", path.string(), "': the file is larger than 2 GiB");
+    detail::fail_io("cannot read image '", path.string(), "': the file is larger than 2 GiB");
   if (!detail::jpeg_huffman_tables_ok(bytes.data(), bytes.size()))
-    detail::fail("cannot read image '", path.string(),
+    detail::fail_io("cannot read image '", path.string(),
                  "': corrupt JPEG (a Huffman table declares more than 256 codes)");
   // A corrupt or hostile header can claim any size; refuse before allocating for it.
   constexpr int64_t max_pixels = int64_t{1} << 27;  // 134 megapixels, 1.6 GB as float RGB
@@ -371,7 +371,7 @@ inline Image load_image(const std::filesystem::path& path) {
   if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h,
                             &channels_in_file) &&
       int64_t{w} * h > max_pixels)
-    detail::fail("cannot read image '", path.string(), "': ", w, "x", h,
+    detail::fail_io("cannot read image '", path.string(), "': ", w, "x", h,
                  " pixels is more than the supported ", max_pixels, " pixels");
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels_in_file,
@@ -383,10 +383,10 @@ inline Image load_image(const std::filesystem::path& path) {
     for (const char* c = stbi_failure_reason(); c && *c; ++c)
       reason += (*c >= 0x20 && *c < 0x7f) ? *c : '?';
     if (reason.empty()) reason = "no reason given";
-    detail::fail("cannot read image '", path.string(), "': not a valid PNG, JPEG or BMP image (decoder says: ", reason, ")");
+    detail::fail_io("cannot read image '", path.string(), "': not a valid PNG, JPEG or BMP image (decoder says: ", reason, ")");
   }
   if (w <= 0 || h <= 0)
-    detail::fail("cannot read image '", path.string(), "': it has zero size (", w, "x", h, ")");
+    detail::fail_io("cannot read image '", path.string(), "': it has zero size (", w, "x", h, ")");
   Image image(3, h, w);
   const int64_t plane = int64_t{h} * w;
   for (int64_t i = 0; i < plane; ++i)
@@ -405,7 +405,7 @@ inline void save_png(const Image& image, const std::filesystem::path& path) {
   const int comp = static_cast<int>(image.channels);
   const int ok =
       stbi_write_png_to_func(detail::append_bytes, &encoded, w, h, comp, pixels.data(), w * comp);
-  if (ok == 0) detail::fail("cannot write image '", path.string(), "': PNG encoding failed");
+  if (ok == 0) detail::fail_io("cannot write image '", path.string(), "': PNG encoding failed");
   detail::write_file_bytes(path, encoded.data(), encoded.size(), "image");
 }
 
@@ -419,7 +419,7 @@ inline void save_jpeg(const Image& image, const std::filesystem::path& path, int
   if (stbi_write_jpg_to_func(detail::append_bytes, &encoded, static_cast<int>(image.width),
                              static_cast<int>(image.height), static_cast<int>(image.channels),
                              pixels.data(), quality) == 0)
-    detail::fail("cannot write image '", path.string(), "': JPEG encoding failed");
+    detail::fail_io("cannot write image '", path.string(), "': JPEG encoding failed");
   detail::write_file_bytes(path, encoded.data(), encoded.size(), "image");
 }
 

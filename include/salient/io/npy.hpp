@@ -101,7 +101,7 @@ class NpyHeaderParser {
 
  private:
   [[noreturn]] void bad(const std::string& what) const {
-    fail("cannot read array '", name_, "': malformed .npy header (", what, " at offset ", pos_,
+    fail_io("cannot read array '", name_, "': malformed .npy header (", what, " at offset ", pos_,
          " of \"", s_, "\")");
   }
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
@@ -218,7 +218,7 @@ inline NpyArray load_npy(const std::filesystem::path& path) {
   const std::vector<unsigned char> bytes = detail::read_file_bytes(path, "array");
   if (bytes.size() < 10 ||
       std::memcmp(bytes.data(), detail::kNpyMagic, detail::kNpyMagicLength) != 0)
-    detail::fail("cannot read array '", name,
+    detail::fail_io("cannot read array '", name,
                  "': not a .npy file (expected it to start with \"\\x93NUMPY\")");
   const unsigned major = bytes[6];
   size_t header_len = 0, header_start = 0;
@@ -226,16 +226,16 @@ inline NpyArray load_npy(const std::filesystem::path& path) {
     header_len = size_t{bytes[8]} | size_t{bytes[9]} << 8;
     header_start = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) detail::fail("cannot read array '", name, "': truncated header");
+    if (bytes.size() < 12) detail::fail_io("cannot read array '", name, "': truncated header");
     header_len = size_t{bytes[8]} | size_t{bytes[9]} << 8 | size_t{bytes[10]} << 16 |
                  size_t{bytes[11]} << 24;
     header_start = 12;
   } else {
-    detail::fail("cannot read array '", name, "': .npy format version ", major, ".",
+    detail::fail_io("cannot read array '", name, "': .npy format version ", major, ".",
                  unsigned{bytes[7]}, " is not supported (expected 1.0, 2.0 or 3.0)");
   }
   if (header_len > bytes.size() - header_start)
-    detail::fail("cannot read array '", name, "': truncated header (", header_len,
+    detail::fail_io("cannot read array '", name, "': truncated header (", header_len,
                  " bytes announced, ", bytes.size() - header_start, " present)");
   const std::string_view header(reinterpret_cast<const char*>(bytes.data() + header_start),
                                 header_len);
@@ -244,17 +244,17 @@ inline NpyArray load_npy(const std::filesystem::path& path) {
   NpyArray array;
   detail::NpyHeaderParser(header, name).parse(descr, fortran_order, array.shape);
   if (descr != "<f4")
-    detail::fail("cannot read array '", name, "': dtype '", descr,
+    detail::fail_io("cannot read array '", name, "': dtype '", descr,
                  "' is not supported; expected '<f4' (little-endian float32), e.g. save "
                  "arr.astype(numpy.float32)");
   if (fortran_order)
-    detail::fail("cannot read array '", name,
+    detail::fail_io("cannot read array '", name,
                  "': Fortran-ordered arrays are not supported; save numpy.ascontiguousarray(arr)");
   const size_t count = detail::npy_count(array.shape, "cannot read array", name);
   const size_t data_start = header_start + header_len;
   const size_t present = bytes.size() - data_start;
   if (present != count * 4)
-    detail::fail("cannot read array '", name, "': shape ", detail::npy_shape_repr(array.shape),
+    detail::fail_io("cannot read array '", name, "': shape ", detail::npy_shape_repr(array.shape),
                  " needs ", count * 4, " bytes of data but the file holds ", present,
                  present < count * 4 ? " (truncated file)" : " (unexpected trailing bytes)");
   array.data.resize(count);

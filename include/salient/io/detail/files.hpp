@@ -22,15 +22,15 @@ inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& p
   std::error_code ec;
   const auto status = fs::status(path, ec);
   if (status.type() == fs::file_type::not_found)
-    fail("cannot read ", kind, " '", name, "': file not found");
-  if (ec) fail("cannot read ", kind, " '", name, "': ", ec.message());
+    fail_io("cannot read ", kind, " '", name, "': file not found");
+  if (ec) fail_io("cannot read ", kind, " '", name, "': ", ec.message());
   if (fs::is_directory(status))
-    fail("cannot read ", kind, " '", name, "': it is a directory, expected a file");
+    fail_io("cannot read ", kind, " '", name, "': it is a directory, expected a file");
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;
-    fail("cannot read ", kind, " '", name, "': cannot open the file (",
+    fail_io("cannot read ", kind, " '", name, "': cannot open the file (",
          err != 0 ? std::strerror(err) : "unknown reason", ")");
   }
   std::vector<unsigned char> bytes;
@@ -39,8 +39,8 @@ inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& p
     bytes.insert(bytes.end(), buffer, buffer + in.gcount());
     if (in.eof()) break;
   }
-  if (in.bad()) fail("cannot read ", kind, " '", name, "': read error");
-  if (bytes.empty()) fail("cannot read ", kind, " '", name, "': the file is empty");
+  if (in.bad()) fail_io("cannot read ", kind, " '", name, "': read error");
+  if (bytes.empty()) fail_io("cannot read ", kind, " '", name, "': the file is empty");
   return bytes;
 }
 
@@ -51,17 +51,17 @@ inline void write_file_bytes(const std::filesystem::path& path, const void* byte
   const fs::path parent = path.parent_path();
   std::error_code ec;
   if (!parent.empty() && !fs::is_directory(parent, ec))
-    fail("cannot write ", kind, " '", name, "': directory '", parent.string(), "' does not exist");
+    fail_io("cannot write ", kind, " '", name, "': directory '", parent.string(), "' does not exist");
   errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) {
     const int err = errno;
-    fail("cannot write ", kind, " '", name, "': cannot open the file for writing (",
+    fail_io("cannot write ", kind, " '", name, "': cannot open the file for writing (",
          err != 0 ? std::strerror(err) : "unknown reason", ")");
   }
   out.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(count));
   out.close();
-  if (!out) fail("cannot write ", kind, " '", name, "': write failed (disk full?)");
+  if (!out) fail_io("cannot write ", kind, " '", name, "': write failed (disk full?)");
 }
 
 }  // namespace salient::detail
