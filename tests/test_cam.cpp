@@ -54,6 +54,12 @@ TEST_CASE("CAMs and guided methods agree with Captum's definitions on resnet18",
   SECTION("LayerGradientXActivation") {
     check_close(salient::layer_gradient_x_activation(model, ref.input, ref.target, {.layer = "layer3"}),
                 reference("layer_gxa_layer3"));
+    // Without a layer: the CAM default, reported like the CAMs report theirs.
+    std::string used;
+    auto by_default = salient::layer_gradient_x_activation(model, ref.input, ref.target,
+                                                           {.on_layer = [&](const std::string& l) { used = l; }});
+    CHECK(used == salient::default_cam_layer(model, ref.input));
+    CHECK(torch::equal(by_default, salient::layer_gradient_x_activation(model, ref.input, ref.target, {.layer = used})));
   }
   SECTION("pytorch-grad-cam's Grad-CAM++, XGrad-CAM, Layer-CAM") {
     salient::CamOptions raw{.layer = "layer4", .relu = false, .upsample = false};
@@ -76,7 +82,7 @@ TEST_CASE("Grad-CAM equals the hand computation from the captured activation and
   torch::manual_seed(2);
   auto x = torch::randn({3, 3, 96, 96});
   std::vector<int64_t> classes{1, 20, 300};
-  auto captured = salient::layer_gradients(model, x, {classes, {}}, {{"layer3"}});
+  auto captured = salient::layer_gradients(model, x, classes, {{"layer3"}});
   auto a = captured.activations[0].to(torch::kDouble);
   auto g = captured.gradients[0].to(torch::kDouble);
   const int64_t channels = a.size(1);

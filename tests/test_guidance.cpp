@@ -92,7 +92,7 @@ TEST_CASE("boxes are scaled to the attribution's resolution and bad boxes are re
 TEST_CASE("a batch without annotations gives a zero loss, not NaN, and zero gradients", "[guidance]") {
   salient::TorchModel model(toy_net());
   auto x = torch::rand({3, 1, 8, 8});
-  auto forward = salient::guided_forward(model, x, {0, 1, 0});
+  auto forward = salient::guided_forward(model, x, std::vector<int64_t>{0, 1, 0});
   auto none = salient::box_annotations({{}, {}, {}}, 8, 8, 8, 8);
   for (auto kind : {salient::GuidanceLoss::energy, salient::GuidanceLoss::l1, salient::GuidanceLoss::rrr,
                     salient::GuidanceLoss::ppce}) {
@@ -121,7 +121,7 @@ TEST_CASE("every guided attribution backpropagates into the parameters (double b
   auto boxes = salient::box_annotations({{{0, 0, 4, 8}}, {{4, 0, 8, 8}}, {{0, 0, 8, 4}}, {}}, 8, 8, 8, 8);
   for (const auto& c : cases) {
     INFO(c.name);
-    auto forward = salient::guided_forward(model, x, {0, 1, 1, 0}, c.options);
+    auto forward = salient::guided_forward(model, x, std::vector<int64_t>{0, 1, 1, 0}, c.options);
     REQUIRE(forward.logits.sizes() == torch::IntArrayRef({4, 2}));
     REQUIRE(forward.attributions.sizes() == torch::IntArrayRef({4, 8, 8}));
     REQUIRE(forward.attributions.requires_grad());
@@ -139,12 +139,20 @@ TEST_CASE("every guided attribution backpropagates into the parameters (double b
     }
   }
   // The input x gradient map equals the ordinary (first-order) attribution.
-  auto forward = salient::guided_forward(model, x, {0, 1, 1, 0});
+  auto forward = salient::guided_forward(model, x, std::vector<int64_t>{0, 1, 1, 0});
   auto reference = salient::input_x_gradient(model, x, std::vector<int64_t>{0, 1, 1, 0}).sum(1);
   CHECK(torch::allclose(forward.attributions.detach(), reference, 1e-5, 1e-6));
-  require_error_mentioning([&] { salient::guided_forward(model, x, {0, 1}); }, "2 targets for a batch of 4");
-  require_error_mentioning([&] { salient::guided_forward(model, x, {0, 1, 2, 0}); }, "target class 2 out of range");
-  require_error_mentioning([&] { salient::guided_forward(model, x, {0, 1, 1, 0}, {.method = salient::GuidedMethod::integrated_gradients, .layer = "1"}); },
+  // Any Target: top-1 is each input's argmax; a custom score (here the margin of class 1 over 0).
+  auto top = torch::argmax(model.forward(x), 1);
+  std::vector<int64_t> top_classes(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + top.numel());
+  CHECK(torch::allclose(salient::guided_forward(model, x, salient::top1).attributions.detach(),
+                        salient::guided_forward(model, x, top_classes).attributions.detach()));
+  salient::Target margin([](const torch::Tensor& logits) { return logits.select(1, 1) - logits.select(1, 0); });
+  CHECK(torch::allclose(salient::guided_forward(model, x, margin).attributions.detach(),
+                        salient::input_x_gradient(model, x, margin).sum(1), 1e-5, 1e-6));
+  require_error_mentioning([&] { salient::guided_forward(model, x, std::vector<int64_t>{0, 1}); }, "2 class indices for a batch of 4");
+  require_error_mentioning([&] { salient::guided_forward(model, x, std::vector<int64_t>{0, 1, 2, 0}); }, "target class 2 out of range");
+  require_error_mentioning([&] { salient::guided_forward(model, x, std::vector<int64_t>{0, 1, 1, 0}, {.method = salient::GuidedMethod::integrated_gradients, .layer = "1"}); },
                            "input only");
 }
 
@@ -152,7 +160,7 @@ TEST_CASE("guided attributions train a TorchScript module", "[guidance]") {
   auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
   auto x = torch::rand({2, 3, 64, 64}, torch::Generator(at::detail::createCPUGenerator(6)));
   for (const auto& layer : {std::string(), std::string("layer3")}) {
-    auto forward = salient::guided_forward(model, x, {1, 2}, {.layer = layer});
+    auto forward = salient::guided_forward(model, x, std::vector<int64_t>{1, 2}, {.layer = layer});
     auto boxes = salient::box_annotations({{{0, 0, 32, 64}}, {{32, 0, 64, 64}}}, 64, 64, forward.attributions.size(1),
                                           forward.attributions.size(2));
     auto loss = salient::guidance_loss(salient::GuidanceLoss::energy, forward.attributions, boxes);
@@ -213,8 +221,8 @@ TEST_CASE("log-probability guidance sees evidence against the other classes", "[
     return torch::stack({flat.select(1, 0) - 0 * flat.select(1, 1), -2 * flat.select(1, 1)}, 1);
   });
   auto x = torch::tensor({1.f, 1.f}).view({1, 1, 1, 2});
-  auto logit = salient::guided_forward(model, x, {0}, {.method = salient::GuidedMethod::gradient});
-  auto logprob = salient::guided_forward(model, x, {0}, {.method = salient::GuidedMethod::gradient,
+  auto logit = salient::guided_forward(model, x, std::vector<int64_t>{0}, {.method = salient::GuidedMethod::gradient});
+  auto logprob = salient::guided_forward(model, x, std::vector<int64_t>{0}, {.method = salient::GuidedMethod::gradient,
                                                          .score = salient::GuidedScore::log_probability});
   CHECK(logit.attributions[0][0][1].item<float>() == 0.0f);
   // d log p0 / d x1 = 2 p1 (class 1's logit falls with x1).

@@ -239,7 +239,7 @@ TEST_CASE("PAMI scores the regions a model looks at highest; its two-stage varia
   LinearModel region(w);
   salient::TorchModel model(region.net);
   auto x = torch::rand({1, 3, 16, 16}) * 0.5 + 0.5;
-  salient::PamiOptions options{.segmentations = {"grid:4", "grid:8"},
+  salient::PamiOptions<salient::TorchModel> options{.segmentations = {"grid:4", "grid:8"},
                                .shifts = {{0, 0}, {2, 2}},
                                .normalization = salient::Normalization::none()};
   auto map = salient::pami(model, x, 0, options);

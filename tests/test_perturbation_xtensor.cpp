@@ -3,7 +3,8 @@
 // sums of w * (x - b); KernelSHAP with every coalition is the exact Shapley value (checked by
 // enumeration, also for a model with interactions); LIME with a flat kernel recovers a linear
 // model's segment weights; RISE with every cell kept is F(x) everywhere; deletion and
-// insertion curves of a linear model step through its sorted contributions; any callable
+// insertion curves of a linear model step through its sorted contributions; PAMI of an additive
+// model is each region's true contribution (plus the empty image's score); any callable
 // batch -> scores is a model (forward_model).
 #include <catch2/catch.hpp>
 
@@ -11,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
 #include "salient/core/xtensor_backend.hpp"
 #include "xtensor_helpers.hpp"
@@ -210,4 +212,39 @@ TEST_CASE("xtensor: deletion and insertion curves of a linear model follow its s
   CHECK(by_segment.scores.back() == Approx(bias).margin(1e-9));
   CHECK_THROWS_WITH(salient::deletion_curves(model, x, 0, Tensor(xt::zeros<double>({size_t{1}, size_t{1}, size_t{4}, size_t{4}}))),
                     Catch::Contains("do not fit inputs"));
+}
+
+TEST_CASE("xtensor: PAMI of an additive model gives each pixel its regions' true contributions", "[xtensor][perturbation]") {
+  constexpr size_t D3 = 3 * H * W;
+  salient::LinearModel model{random_tensor({2, D3}, 24), random_tensor({2}, 25)};
+  Tensor x = xt::abs(random_tensor({1, 3, H, W}, 26)) * 0.3;  // a photo in [0, 1] (no normalisation)
+  std::vector<double> contribution(H * W, 0.0);
+  for (size_t c = 0; c < 3; ++c)
+    for (size_t p = 0; p < H * W; ++p) contribution[p] += model.weight(1, c * H * W + p) * x.data()[c * H * W + p];
+  // grid:3 cuts the 6x6 image into 4 blocks, grid:2 into 9: the map is the mean, over the two
+  // partitions, of F(only the pixel's block kept) = bias + the block's contribution.
+  salient::PamiOptions<salient::LinearModel> options{.segmentations = {"grid:3", "grid:2"},
+                                                     .shifts = {{0, 0}},
+                                                     .normalization = salient::Normalization::none(),
+                                                     .evaluation = {.masker = salient::BasicFillMasker<XtensorBackend>::zero(),
+                                                                    .probabilities = false}};
+  const Tensor map = salient::pami(model, x, 1, options);
+  REQUIRE(XtensorBackend::shape(map) == std::vector<int64_t>{1, 1, H, W});
+  auto block_sum = [&](size_t cell, size_t y, size_t x0) {
+    double sum = 0;
+    for (size_t yy = y / cell * cell; yy < y / cell * cell + cell; ++yy)
+      for (size_t xx = x0 / cell * cell; xx < x0 / cell * cell + cell; ++xx) sum += contribution[yy * W + xx];
+    return sum;
+  };
+  const double bias = model.bias(1);
+  for (size_t y = 0; y < H; ++y)
+    for (size_t x0 = 0; x0 < W; ++x0)
+      CHECK(map(0, 0, y, x0) == Approx(bias + (block_sum(3, y, x0) + block_sum(2, y, x0)) / 2).margin(1e-9));
+  // Two-stage: the refinement's regions are bands of the first map; still a mean of region scores.
+  options.two_stage = true;
+  options.levels = 3;
+  const Tensor refined = salient::pami(model, x, 1, options);
+  CHECK(std::isfinite(xt::sum(refined)()));
+  CHECK(!xt::allclose(refined, map));
+  CHECK_THROWS_WITH(salient::pami(model, random_tensor({1, 2, H, W}, 27), 1, options), Catch::Contains("2 channels"));
 }

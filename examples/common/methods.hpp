@@ -218,7 +218,7 @@ inline const std::vector<MethodSpec>& methods() {
          return pami(m, x, t, {.normalization = s.normalization, .evaluation = evaluation_of(s, true)});
        },
        [](const torch::Tensor&, const Settings& s) {
-         PamiOptions defaults;
+         PamiOptions<TorchModel> defaults;
          return nlohmann::json{{"segmentations", defaults.segmentations}, {"shifts", defaults.shifts},
                                {"masker", s.masker}, {"batch_size", s.batch_size}, {"score", "probability"}};
        }},

@@ -118,7 +118,7 @@ inline torch::Tensor gradient_cam(CamKind kind, TorchModel& model, const torch::
   const auto layer = detail::cam_layer(model, inputs, options);
   const auto resolved = resolve_target(model, inputs, target);
   auto map = detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
-    auto result = layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end),
+    auto result = detail::layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end),
                                   {{layer, options.layer_input}});
     auto a = detail::check_activation(result.activations[0], layer);
     return detail::cam_from_gradients(kind, a, result.gradients[0]);
@@ -209,21 +209,23 @@ inline torch::Tensor eigen_cam(TorchModel& model, const torch::Tensor& inputs, c
 // Layer gradient x activation: A * d score / d A at the layer (Captum's
 // LayerGradientXActivation), in the layer's shape.
 struct LayerAttributionOptions {
-  std::string layer;          // required
+  std::string layer;          // "" = default_cam_layer() (the last 4-D spatial layer)
   bool layer_input = false;
   int64_t batch_size = 16;
   Progress progress = {};
+  std::function<void(const std::string& layer)> on_layer = {};  // told which layer was used
 };
 
 inline torch::Tensor layer_gradient_x_activation(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                                 const LayerAttributionOptions& options) {
+                                                 const LayerAttributionOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
-  if (options.layer.empty()) detail::fail("layer_gradient_x_activation needs a layer name");
-  program_of(model).layer(options.layer);
+  const auto layer = options.layer.empty() ? default_cam_layer(model, inputs) : options.layer;
+  program_of(model).layer(layer);  // unknown names fail here, before any work
+  if (options.on_layer) options.on_layer(layer);
   const auto resolved = resolve_target(model, inputs, target);
   return detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
-    auto result = layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end),
-                                  {{options.layer, options.layer_input}});
+    auto result = detail::layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end),
+                                  {{layer, options.layer_input}});
     return result.activations[0] * result.gradients[0];
   });
 }

@@ -35,25 +35,33 @@ struct GuidedGradCamOptions {
   std::function<void(const std::string& layer)> on_layer = {};
 };
 
-// d score / d input with `rules` applied, in chunks of `batch_size` items.
+struct RuleGradientOptions {
+  graph::RuleSet rules = graph::plain_rules();  // how each op is run and differentiated
+  int64_t batch_size = 16;
+  Progress progress = {};
+};
+
+// d score / d input with `options.rules` applied, in chunks of `batch_size` items.
 inline torch::Tensor rule_gradient(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                   const graph::RuleSet& rules, int64_t batch_size = 16, const Progress& progress = {}) {
+                                   const RuleGradientOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
   const auto resolved = resolve_target(model, inputs, target);
-  return detail::cam_chunks(inputs, batch_size, progress, [&](int64_t begin, int64_t end) {
-    return layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, rules, true)
+  return detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
+    return detail::layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, options.rules, true)
         .input_gradient;
   });
 }
 
 inline torch::Tensor guided_backprop(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                      const GuidedBackpropOptions& options = {}) {
-  return rule_gradient(model, inputs, target, graph::guided_relu_rules(), options.batch_size, options.progress);
+  return rule_gradient(model, inputs, target,
+                       {.rules = graph::guided_relu_rules(), .batch_size = options.batch_size, .progress = options.progress});
 }
 
 inline torch::Tensor deconvolution(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                    const GuidedBackpropOptions& options = {}) {
-  return rule_gradient(model, inputs, target, graph::deconv_relu_rules(), options.batch_size, options.progress);
+  return rule_gradient(model, inputs, target,
+                       {.rules = graph::deconv_relu_rules(), .batch_size = options.batch_size, .progress = options.progress});
 }
 
 inline torch::Tensor guided_grad_cam(TorchModel& model, const torch::Tensor& inputs, const Target& target,

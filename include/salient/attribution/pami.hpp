@@ -16,26 +16,42 @@
 // quantile bands, each connected band a region), those regions are scored the same way, and
 // the result is the mean of the two maps (our reading of the paper's refinement step: the
 // second partition follows the first map's contours instead of colour edges).
+//
+// Forward-only: written for any ForwardModel (LibTorch-free). The default substrate is black
+// after the model's normalisation (`options.normalization`).
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
+#include <Eigen/Dense>
 
 #include "salient/attribution/perturbation.hpp"
-#include "salient/masking/maskers.hpp"
-#include "salient/segmentation/segments.hpp"
+#include "salient/io/image.hpp"
+#include "salient/segmentation/superpixels.hpp"
 
 namespace salient {
 
+namespace detail {
+// Black (v = 0) or another grey level v after normalisation, per channel.
+inline std::vector<float> normalized_level(float v, const Normalization& n) {
+  return {(v - n.mean[0]) / n.std[0], (v - n.mean[1]) / n.std[1], (v - n.mean[2]) / n.std[2]};
+}
+}  // namespace detail
+
+template <ForwardModel M>
 struct PamiOptions {
   std::vector<std::string> segmentations = {"slic:25", "slic:50", "slic:100", "felzenszwalb:100", "felzenszwalb:250"};
   std::vector<std::array<int64_t, 2>> shifts = {{0, 0}, {6, 6}};  // (dy, dx) of the segmented copies
   Normalization normalization = Normalization::imagenet();        // to recover the photo from the model input
   bool two_stage = false;
   int64_t levels = 8;  // quantile bands of the first map (two-stage)
-  PerturbationOptions<TorchModel> evaluation = {.masker = FillMasker::baseline(BaselineKind::black), .probabilities = true};
+  // The black substrate of ImageNet-normalised inputs; set another masker for other models.
+  PerturbationOptions<M> evaluation = {
+      .masker = BasicFillMasker<BackendOf<M>>::constant(detail::normalized_level(0.f, Normalization::imagenet()), "black"),
+      .probabilities = true};
 };
 
 namespace detail {
@@ -53,75 +69,97 @@ inline Image shifted(const Image& photo, int64_t dy, int64_t dx) {
 }
 
 // Labels of the shifted copy mapped back: pixel (y, x) takes the label at (y + dy, x + dx).
-inline torch::Tensor unshift(const torch::Tensor& labels, int64_t dy, int64_t dx) {
-  const int64_t h = labels.size(0), w = labels.size(1);
-  auto rows = (torch::arange(h) + dy).clamp(0, h - 1), cols = (torch::arange(w) + dx).clamp(0, w - 1);
-  return labels.index_select(0, rows).index_select(1, cols);
+inline Segments unshift(const LabelMap& map, int64_t dy, int64_t dx) {
+  std::vector<int64_t> labels(map.labels.size());
+  for (int64_t y = 0; y < map.height; ++y)
+    for (int64_t x = 0; x < map.width; ++x) {
+      const int64_t sy = std::clamp<int64_t>(y + dy, 0, map.height - 1), sx = std::clamp<int64_t>(x + dx, 0, map.width - 1);
+      labels[y * map.width + x] = map.labels[sy * map.width + sx];
+    }
+  return segments_from_labels(std::move(labels));
 }
 
-// Each region kept alone: its score painted on its pixels, [H,W] double.
-inline torch::Tensor region_scores(TorchModel& model, const torch::Tensor& image, const ResolvedTarget<torch::Tensor>& target,
-                                   const torch::Tensor& labels, const PerturbationOptions<TorchModel>& evaluation,
-                                   EvaluationCounter& counter) {
-  const int64_t h = image.size(2), w = image.size(3);
-  const auto segments = segments_of<TorchBackend>(labels, image, 0);
+// Each region kept alone: its score painted on its pixels (H*W doubles).
+template <ForwardModel M>
+std::vector<double> region_scores(M& model, const TensorOf<M>& image, const ResolvedTarget<TensorOf<M>>& target,
+                                  const Segments& segments, int64_t h, int64_t w, const PerturbationOptions<M>& evaluation,
+                                  EvaluationCounter& counter) {
   auto scores = masked_scores(
       model, image, target, segments.count,
       [&](int64_t begin, int64_t end) {
         Eigen::MatrixXd z = Eigen::MatrixXd::Zero(end - begin, segments.count);
         for (int64_t k = begin; k < end; ++k) z(k - begin, k) = 1;
-        return mask_tensor<TorchBackend>(coalition_masks(z, segments), h, w, image);
+        return mask_tensor<BackendOf<M>>(coalition_masks(z, segments), h, w, image);
       },
       evaluation, counter);
-  return torch::tensor(paint(scores, segments), torch::kDouble).view({h, w});
+  return paint(scores, segments);
 }
 
-// Quantile bands of a map [H,W], each connected band its own label.
-inline torch::Tensor band_regions(const torch::Tensor& map, int64_t levels) {
-  auto flat = map.reshape({-1}).to(torch::kDouble);
-  auto quantiles = torch::quantile(flat, torch::linspace(0, 1, levels + 1, torch::kDouble).slice(0, 1, levels));
-  auto bands = torch::bucketize(flat, quantiles).view(map.sizes());
-  return to_tensor(connected_components(to_label_map(bands)));
+// Quantile bands of a map (H*W values), each connected band its own region. Quantiles
+// interpolate linearly between order statistics and a value goes to the first band whose
+// upper quantile it does not exceed (torch.quantile and torch.bucketize's definitions).
+inline Segments band_regions(const std::vector<double>& map, int64_t h, int64_t w, int64_t levels) {
+  std::vector<double> sorted = map;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> bounds;
+  for (int64_t q = 1; q < levels; ++q) {
+    const double position = static_cast<double>(q) / static_cast<double>(levels) * static_cast<double>(sorted.size() - 1);
+    const auto below = static_cast<std::size_t>(std::floor(position));
+    const std::size_t above = std::min(below + 1, sorted.size() - 1);
+    bounds.push_back(sorted[below] + (sorted[above] - sorted[below]) * (position - static_cast<double>(below)));
+  }
+  LabelMap bands;
+  bands.height = h;
+  bands.width = w;
+  bands.count = levels;
+  for (double v : map) bands.labels.push_back(std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin());
+  return segments_from_labels(connected_components(bands).labels);
 }
 
 }  // namespace detail
 
-inline torch::Tensor pami(TorchModel& model, const torch::Tensor& inputs, const Target& target, const PamiOptions& options = {}) {
+template <ForwardModel M>
+TensorOf<M> pami(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const PamiOptions<M>& options = {}) {
+  using B = BackendOf<M>;
   const auto& evaluation = options.evaluation;
-  detail::check_perturbation_inputs(inputs, evaluation);
+  const auto size = detail::check_perturbation_inputs(inputs, evaluation);
   if (options.segmentations.empty()) detail::fail("PAMI needs at least one segmentation");
   if (options.shifts.empty()) detail::fail("PAMI needs at least one shift (0,0 for none)");
   if (options.levels < 2) detail::fail("PAMI needs at least 2 levels for its second stage, got ", options.levels);
-  const int64_t n = inputs.size(0), h = inputs.size(2), w = inputs.size(3);
+  const int64_t n = size.n, h = size.h, w = size.w, channels = B::shape(inputs)[1];
   for (const auto& shift : options.shifts)
     if (std::abs(shift[0]) >= h || std::abs(shift[1]) >= w)
       detail::fail("PAMI shift (", shift[0], ", ", shift[1], ") is not smaller than the image of ", h, "x", w);
   const auto resolved = resolve_target(model, inputs, target);
-  std::vector<torch::Tensor> maps;
+  std::vector<std::vector<double>> maps;
   for (int64_t i = 0; i < n; ++i) {
-    auto image = inputs.slice(0, i, i + 1);
+    auto image = B::slice_rows(inputs, i, i + 1);
+    const auto values = B::to_vector(image);
+    Image input(channels, h, w);
+    std::transform(values.begin(), values.end(), input.data.begin(), [](double v) { return static_cast<float>(v); });
+    const auto photo = input_photo(input, options.normalization);
     const auto item_target = resolved.slice(i, i + 1);
-    const auto photo = input_photo(image, options.normalization);
     // Segment first, so the progress total is known.
-    std::vector<torch::Tensor> partitions;
+    std::vector<detail::Segments> partitions;
     int64_t regions = 0;
     for (const auto& spec : options.segmentations)
-      for (const auto& [dy, dx] : options.shifts) {
-        auto labels = detail::unshift(to_tensor(segment(spec, detail::shifted(photo, dy, dx))), dy, dx);
-        regions += detail::segments_of<TorchBackend>(labels, image, 0).count;
-        partitions.push_back(labels);
-      }
+      for (const auto& [dy, dx] : options.shifts)
+        regions += partitions.emplace_back(detail::unshift(segment(spec, detail::shifted(photo, dy, dx)), dy, dx)).count;
     detail::EvaluationCounter counter(evaluation.progress, regions * (options.two_stage ? 2 : 1));
-    auto map = torch::zeros({h, w}, torch::kDouble);
-    for (const auto& labels : partitions) map += detail::region_scores(model, image, item_target, labels, evaluation, counter);
-    map /= static_cast<double>(partitions.size());
-    if (options.two_stage)
-      map = (map + detail::region_scores(model, image, item_target, detail::band_regions(map, options.levels), evaluation,
-                                         counter)) /
-            2;
-    maps.push_back(map.view({1, 1, h, w}));
+    std::vector<double> map(static_cast<std::size_t>(h * w), 0.0);
+    for (const auto& partition : partitions) {
+      const auto scores = detail::region_scores(model, image, item_target, partition, h, w, evaluation, counter);
+      for (std::size_t p = 0; p < map.size(); ++p) map[p] += scores[p];
+    }
+    for (auto& v : map) v /= static_cast<double>(partitions.size());
+    if (options.two_stage) {
+      const auto refined = detail::region_scores(model, image, item_target, detail::band_regions(map, h, w, options.levels),
+                                                 h, w, evaluation, counter);
+      for (std::size_t p = 0; p < map.size(); ++p) map[p] = (map[p] + refined[p]) / 2;
+    }
+    maps.push_back(std::move(map));
   }
-  return torch::cat(maps).to(inputs.options());
+  return detail::maps_tensor<B>(maps, h, w, inputs);
 }
 
 }  // namespace salient

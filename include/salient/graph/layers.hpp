@@ -98,6 +98,8 @@ struct LayerGradients {
   torch::Tensor input_gradient;            // defined when asked for
 };
 
+namespace detail {
+// For a target already bound to the batch (the methods resolve top-1 once, then chunk).
 inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& inputs,
                                       const ResolvedTarget<torch::Tensor>& target, const std::vector<LayerRef>& layers,
                                       const graph::RuleSet& rules = graph::plain_rules(), bool input_gradient = false) {
@@ -117,6 +119,14 @@ inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& in
   }
   if (input_gradient) out.input_gradient = grads.back().defined() ? grads.back() : torch::zeros_like(x);
   return out;
+}
+}  // namespace detail
+
+inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& inputs, const Target& target,
+                                      const std::vector<LayerRef>& layers, const graph::RuleSet& rules = graph::plain_rules(),
+                                      bool input_gradient = false) {
+  detail::check_inputs<TorchBackend>(inputs);
+  return detail::layer_gradients(model, inputs, resolve_target(model, inputs, target), layers, rules, input_gradient);
 }
 
 // One addressable layer: its name, output shape for the example input, and the other names

@@ -57,23 +57,23 @@ struct GuidedForward {
 };
 
 namespace detail {
-inline torch::Tensor target_logits(const torch::Tensor& logits, const std::vector<int64_t>& targets,
+// The target's score of each row: its logit or log-probability (class targets), or a custom
+// target applied to the logits or log-probabilities.
+inline torch::Tensor target_logits(const torch::Tensor& logits, const ResolvedTarget<torch::Tensor>& target,
                                    GuidedScore score = GuidedScore::logit) {
   if (logits.dim() != 2) fail("guided attributions need logits [N, classes], got ", shape_string(logits));
-  if (static_cast<int64_t>(targets.size()) != logits.size(0))
-    fail(targets.size(), " targets for a batch of ", logits.size(0), " (expected one class per input)");
-  check_class_range(targets, logits.size(1));
-  auto index = torch::tensor(targets, torch::kLong).to(logits.device()).view({-1, 1});
   const auto& scored = score == GuidedScore::logit ? logits : torch::log_softmax(logits, 1);
-  return scored.gather(1, index).view({-1});
+  return TorchBackend::select(scored, target);
 }
 }  // namespace detail
 
-// Logits and differentiable attributions of `targets` (one class per input).
-inline GuidedForward guided_forward(TorchModel& model, const torch::Tensor& inputs, const std::vector<int64_t>& targets,
+// Logits and differentiable attributions of `target` (a class for all, one per input, top-1,
+// or a custom score of the logits).
+inline GuidedForward guided_forward(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                     const GuidedAttributionOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
   if (inputs.dim() != 4) detail::fail("guided attributions need images [N,C,H,W], got shape ", shape_string(inputs));
+  const auto resolved = resolve_target(model, inputs, target);
   torch::AutoGradMode grad(true);
   const bool at_input = options.layer.empty() && options.method != GuidedMethod::grad_cam;
   auto grad_of = [&](const torch::Tensor& scores, const torch::Tensor& wrt) {
@@ -88,13 +88,11 @@ inline GuidedForward guided_forward(TorchModel& model, const torch::Tensor& inpu
     for (int64_t k = 0; k < options.steps; ++k)
       scaled.push_back(x * ((static_cast<double>(k) + 0.5) / static_cast<double>(options.steps)));
     auto path = torch::cat(scaled).requires_grad_(true);
-    std::vector<int64_t> tiled;
-    for (int64_t k = 0; k < options.steps; ++k) tiled.insert(tiled.end(), targets.begin(), targets.end());
-    auto g = grad_of(detail::target_logits(model(path), tiled, options.score), path);
+    auto g = grad_of(detail::target_logits(model(path), resolved.tiled(options.steps), options.score), path);
     if (!g.defined()) g = torch::zeros_like(path);
     auto mean_gradient = g.view({options.steps, x.size(0), x.size(1), x.size(2), x.size(3)}).mean(0);
     auto logits = model(x);
-    detail::target_logits(logits, targets);  // checks targets
+    detail::target_logits(logits, resolved);  // checks the target
     return {logits, (x * mean_gradient).sum(1)};
   }
   torch::Tensor logits, activation;
@@ -109,7 +107,7 @@ inline GuidedForward guided_forward(TorchModel& model, const torch::Tensor& inpu
     if (activation.dim() != 4)
       detail::fail("layer '", layer, "' has output shape ", shape_string(activation), "; guided attributions need a 4-D layer");
   }
-  auto g = grad_of(detail::target_logits(logits, targets, options.score), activation);
+  auto g = grad_of(detail::target_logits(logits, resolved, options.score), activation);
   if (!g.defined()) g = torch::zeros_like(activation);
   switch (options.method) {
     case GuidedMethod::input_x_gradient: return {logits, (activation * g).sum(1)};

@@ -554,6 +554,20 @@ inline Image denormalize(const Image& image, const Normalization& norm) {
   return detail::affine_channels(image, norm, true, "denormalize");
 }
 
+// The RGB photo in [0, 1] of one model input as an image (channels x height x width, in
+// model-input units): normalisation undone, grey repeated to 3 channels, values clamped.
+inline Image input_photo(Image input, const Normalization& normalization) {
+  if (input.channels == 3) input = denormalize(input, normalization);
+  if (input.channels == 1) {
+    Image rgb(3, input.height, input.width);
+    for (int64_t c = 0; c < 3; ++c) std::copy(input.data.begin(), input.data.end(), rgb.data.begin() + c * input.data.size());
+    input = rgb;
+  }
+  if (input.channels != 3) detail::fail("cannot segment an input with ", input.channels, " channels (expected 1 or 3)");
+  for (auto& v : input.data) v = std::clamp(v, 0.f, 1.f);
+  return input;
+}
+
 // "imagenet" or "none" (command-line spelling).
 inline Normalization parse_normalization(std::string_view name) {
   if (name == "imagenet") return Normalization::imagenet();

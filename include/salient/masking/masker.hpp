@@ -85,6 +85,21 @@ class BasicFillMasker {
   static BasicFillMasker zero() {
     return {"zero", [](const Tensor& x) { return B::zeros_like(x); }};
   }
+  // Removed pixels become one value per channel (model-input units; channel c takes
+  // values[min(c, size - 1)]).
+  static BasicFillMasker constant(std::vector<float> values, std::string name) {
+    if (values.empty()) detail::fail("a constant fill needs at least one channel value");
+    return {std::move(name), [values](const Tensor& x) {
+              const auto shape = B::shape(x);
+              const int64_t rows = shape.at(0), channels = shape.at(1), pixels = shape.at(2) * shape.at(3);
+              std::vector<double> fill(static_cast<std::size_t>(rows * channels * pixels));
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < channels; ++c)
+                  std::fill_n(fill.begin() + (r * channels + c) * pixels, pixels,
+                              values[std::min<std::size_t>(static_cast<std::size_t>(c), values.size() - 1)]);
+              return B::from_values(fill, shape, x);
+            }};
+  }
   // Removed pixels come from another image (model-input units, the image's item shape).
   static BasicFillMasker image(Tensor other, std::string name = "image") {
     return {std::move(name), [other](const Tensor& x) {

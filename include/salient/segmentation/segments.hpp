@@ -35,16 +35,7 @@ inline LabelMap to_label_map(const torch::Tensor& labels) {
 
 // The RGB photo in [0, 1] of one model input [1,C,H,W] (grey inputs repeated to 3 channels).
 inline Image input_photo(const torch::Tensor& input, const Normalization& normalization) {
-  auto photo = to_image(input);
-  if (photo.channels == 3) photo = denormalize(photo, normalization);
-  if (photo.channels == 1) {
-    Image rgb(3, photo.height, photo.width);
-    for (int64_t c = 0; c < 3; ++c) std::copy(photo.data.begin(), photo.data.end(), rgb.data.begin() + c * photo.data.size());
-    photo = rgb;
-  }
-  if (photo.channels != 3) detail::fail("cannot segment an input with ", photo.channels, " channels (expected 1 or 3)");
-  for (auto& v : photo.data) v = std::clamp(v, 0.f, 1.f);
-  return photo;
+  return input_photo(to_image(input), normalization);
 }
 
 // Superpixels of a model input by spec ("slic:50", "felzenszwalb:100", "grid:16"; see

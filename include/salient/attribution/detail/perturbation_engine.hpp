@@ -111,6 +111,15 @@ struct Segments {
   int64_t count = 0;
 };
 
+// Any integer labels per pixel, renumbered 0..K-1 in the order of their values.
+inline Segments segments_from_labels(std::vector<int64_t> labels) {
+  std::vector<int64_t> values = labels;
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  for (auto& label : labels) label = std::lower_bound(values.begin(), values.end(), label) - values.begin();
+  return {std::move(labels), static_cast<int64_t>(values.size())};
+}
+
 // The segmentation of item `item` from `segments` [H,W] (one for all items) or [N,H,W].
 template <TensorBackend B>
 Segments segments_of(const std::optional<typename B::Tensor>& segments, const typename B::Tensor& inputs, int64_t item) {
@@ -123,14 +132,7 @@ Segments segments_of(const std::optional<typename B::Tensor>& segments, const ty
     fail("segments of shape ", shape_text(shape), " do not fit ", n, " images of ", h, "x", w, " (expected [", h, ",",
          w, "] or [", n, ",", h, ",", w, "])");
   const bool per_item = shape.size() == 3 && shape[0] > 1;
-  Segments result;
-  result.labels = B::labels(per_item ? B::slice_rows(*segments, item, item + 1) : *segments);
-  std::vector<int64_t> values = result.labels;
-  std::sort(values.begin(), values.end());
-  values.erase(std::unique(values.begin(), values.end()), values.end());
-  for (auto& label : result.labels) label = std::lower_bound(values.begin(), values.end(), label) - values.begin();
-  result.count = static_cast<int64_t>(values.size());
-  return result;
+  return segments_from_labels(B::labels(per_item ? B::slice_rows(*segments, item, item + 1) : *segments));
 }
 
 // Masks (doubles, [rows of z] x pixels) keeping in mask r the segments whose z(r, k) is 1.
