@@ -23,6 +23,7 @@
 #include <torch/torch.h>
 
 #include "salient/core/error.hpp"
+#include "salient/core/options.hpp"
 #include "salient/core/torch_backend.hpp"
 
 namespace salient::cli {
@@ -35,17 +36,7 @@ template <class... Parts>
 
 // Every count, size and thread option is read with its bounds (documented in each --help).
 inline int64_t parse_int(const std::string& flag, const std::string& value, int64_t minimum, int64_t maximum) {
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != value.size() || value.empty()) fail(flag, " expects an integer, got '", value, "'");
-  if (v < minimum) fail(flag, " must be at least ", minimum, ", got ", v);
-  if (v > maximum) fail(flag, " must be at most ", maximum, ", got ", v);
-  return v;
+  return detail::parse_integer(flag, value, minimum, maximum);
 }
 
 // Bounds shared by the tools.
@@ -57,17 +48,7 @@ inline int parse_threads(const std::string& flag, const std::string& value) {
   return static_cast<int>(parse_int(flag, value, 1, max_threads()));
 }
 
-inline double parse_double(const std::string& flag, const std::string& value) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != value.size() || value.empty() || !std::isfinite(v)) fail(flag, " expects a number, got '", value, "'");
-  return v;
-}
+inline double parse_double(const std::string& flag, const std::string& value) { return detail::parse_number(flag, value); }
 
 inline std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;

@@ -50,9 +50,7 @@ namespace detail {
 // Per-channel constant pixel value v after normalisation, shaped [1, C, 1, 1].
 inline torch::Tensor normalized_colour(const torch::Tensor& inputs, float v, const Normalization& n) {
   const int64_t channels = inputs.size(1);
-  std::vector<float> values(channels);
-  for (int64_t c = 0; c < channels; ++c) values[c] = (v - n.mean[std::min<int64_t>(c, 2)]) / n.std[std::min<int64_t>(c, 2)];
-  return torch::tensor(values, inputs.options()).reshape({1, channels, 1, 1});
+  return torch::tensor(n.level(v, channels), inputs.options()).reshape({1, channels, 1, 1});
 }
 
 // Separable Gaussian blur with reflect padding, on every channel of [N, C, H, W].

@@ -1,5 +1,6 @@
 #pragma once
-// Class activation maps at a layer of a TorchScript (or Sequential-style) model.
+// Class activation maps at a layer of any LayerModel (core/layers.hpp): a TorchScript or
+// Sequential-style TorchModel through the graph executor, or an analytic xtensor model.
 //
 // With A = the layer's activation [N,C,h,w] and G = d score / d A (score: the target's raw
 // output, no softmax), each method forms a map sum_c w_c A_c or a pixel-wise variant:
@@ -25,12 +26,23 @@
 //
 // Without a layer, CAMs use default_cam_layer(): the last layer whose output is 4-D with a
 // spatial size above 1; `on_layer` is told which layer was used.
+//
+// The model runs in the backend (autograd, the executor); the map arithmetic on the
+// activations and gradients is written once, in double precision on the host.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
-#include "salient/core/torch_backend.hpp"
-#include "salient/graph/layers.hpp"
+#include <Eigen/Dense>
+
+#include "salient/attribution/detail/perturbation_engine.hpp"
+#include "salient/core/layers.hpp"
+#include "salient/core/resample.hpp"
+#include "salient/masking/masker.hpp"
 
 namespace salient {
 
@@ -48,162 +60,203 @@ enum class CamKind { grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam };
 
 namespace detail {
 
-inline void check_cam_inputs(const torch::Tensor& inputs) {
-  if (inputs.dim() != 4) fail("CAM methods need image batches [N,C,H,W], got shape ", shape_string(inputs));
-  check_inputs<TorchBackend>(inputs);
+template <TensorBackend B>
+void check_cam_inputs(const typename B::Tensor& inputs) {
+  const auto shape = B::shape(inputs);
+  if (shape.size() != 4) fail("CAM methods need image batches [N,C,H,W], got shape ", shape_text(shape));
+  check_inputs<B>(inputs);
 }
 
-inline std::string cam_layer(TorchModel& model, const torch::Tensor& inputs, const CamOptions& options) {
-  auto layer = options.layer.empty() ? default_cam_layer(model, inputs) : options.layer;
-  program_of(model).layer(layer);  // unknown names fail here, before any work
-  if (options.on_layer) options.on_layer(layer);
+// The layer to use: the requested one, or the default CAM layer; reported to `on_layer`.
+template <LayerModel M>
+std::string chosen_layer(M& model, const TensorOf<M>& inputs, const std::string& requested,
+                         const std::function<void(const std::string&)>& on_layer) {
+  auto layer = requested.empty() ? default_cam_layer(model, inputs) : requested;
+  if (on_layer) on_layer(layer);
   return layer;
 }
 
-inline torch::Tensor check_activation(const torch::Tensor& a, const std::string& layer) {
-  if (a.dim() != 4)
-    fail("layer '", layer, "' has output shape ", shape_string(a), "; CAM methods need a 4-D [N,C,h,w] layer");
-  return a;
+// A 4-D activation [n, c, h, w] on the host.
+struct Activation {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  std::vector<double> values;
+  const double* plane(int64_t item, int64_t channel) const { return values.data() + (item * c + channel) * h * w; }
+};
+
+template <TensorBackend B>
+Activation host_activation(const typename B::Tensor& a, const std::string& layer) {
+  const auto shape = B::shape(a);
+  if (shape.size() != 4)
+    fail("layer '", layer, "' has output shape ", shape_text(shape), "; CAM methods need a 4-D [N,C,h,w] layer");
+  return {shape[0], shape[1], shape[2], shape[3], B::to_vector(a)};
 }
 
-// The map from activations and gradients, before ReLU and upsampling: [N,1,h,w].
-inline torch::Tensor cam_from_gradients(CamKind kind, const torch::Tensor& a, const torch::Tensor& g) {
-  const std::vector<int64_t> hw{2, 3};
-  switch (kind) {
-    case CamKind::grad_cam:
-      return (g.mean(hw, /*keepdim=*/true) * a).sum(1, /*keepdim=*/true);
-    case CamKind::grad_cam_plus_plus: {
-      auto g2 = g * g;
-      auto g3 = g2 * g;
-      auto alpha = g2 / (2 * g2 + a.sum(hw, true) * g3 + 1e-6);
-      alpha = torch::where(g != 0, alpha, torch::zeros_like(alpha));
-      return ((g.clamp_min(0) * alpha).sum(hw, true) * a).sum(1, true);
+// The maps [n, 1, h, w] from activations and their gradients, before ReLU and upsampling.
+inline std::vector<double> cam_from_gradients(CamKind kind, const Activation& a, const std::vector<double>& gradients) {
+  const int64_t hw = a.h * a.w;
+  std::vector<double> maps(static_cast<std::size_t>(a.n * hw), 0.0);
+  for (int64_t i = 0; i < a.n; ++i)
+    for (int64_t c = 0; c < a.c; ++c) {
+      const double* act = a.plane(i, c);
+      const double* g = gradients.data() + (act - a.values.data());
+      double* map = maps.data() + i * hw;
+      if (kind == CamKind::layer_cam) {
+        for (int64_t p = 0; p < hw; ++p) map[p] += std::max(g[p], 0.0) * act[p];
+        continue;
+      }
+      double weight = 0, activation_sum = 0;
+      for (int64_t p = 0; p < hw; ++p) activation_sum += act[p];
+      for (int64_t p = 0; p < hw; ++p) {
+        if (kind == CamKind::grad_cam) {
+          weight += g[p];
+        } else if (kind == CamKind::grad_cam_plus_plus) {
+          const double g2 = g[p] * g[p];
+          const double alpha = g[p] == 0 ? 0.0 : g2 / (2 * g2 + activation_sum * g2 * g[p] + 1e-6);
+          weight += std::max(g[p], 0.0) * alpha;
+        } else {  // xgrad_cam
+          weight += g[p] * act[p] / (activation_sum + 1e-7);
+        }
+      }
+      if (kind == CamKind::grad_cam) weight /= static_cast<double>(hw);
+      for (int64_t p = 0; p < hw; ++p) map[p] += weight * act[p];
     }
-    case CamKind::xgrad_cam:
-      return ((g * a / (a.sum(hw, true) + 1e-7)).sum(hw, true) * a).sum(1, true);
-    case CamKind::layer_cam:
-      return (g.clamp_min(0) * a).sum(1, true);
+  return maps;
+}
+
+// ReLU and bilinear upsampling (align_corners = false) of maps [n, 1, h, w], as tensors
+// like the inputs.
+template <TensorBackend B>
+typename B::Tensor finish_cam(std::vector<double> maps, int64_t n, int64_t h, int64_t w,
+                              const typename B::Tensor& inputs, const CamOptions& options) {
+  if (options.relu)
+    for (auto& v : maps) v = std::max(v, 0.0);
+  const auto shape = B::shape(inputs);
+  if (options.upsample && (h != shape[2] || w != shape[3])) {
+    maps = resize_bilinear(maps, n, h, w, shape[2], shape[3], /*align_corners=*/false);
+    h = shape[2], w = shape[3];
   }
-  fail("unknown CAM kind");
+  return B::from_values(maps, {n, 1, h, w}, inputs);
 }
 
-inline torch::Tensor finish_cam(torch::Tensor map, const torch::Tensor& inputs, const CamOptions& options) {
-  if (options.relu) map = map.clamp_min(0);
-  if (options.upsample && map.sizes().slice(2) != inputs.sizes().slice(2))
-    map = torch::nn::functional::interpolate(
-        map, torch::nn::functional::InterpolateFuncOptions()
-                 .size(std::vector<int64_t>{inputs.size(2), inputs.size(3)})
-                 .mode(torch::kBilinear)
-                 .align_corners(false));
-  return map;
-}
-
-// Activation-only work in chunks: fn(begin, end) -> [n,1,h,w] maps.
-template <class Fn>
-torch::Tensor cam_chunks(const torch::Tensor& inputs, int64_t batch_size, const Progress& progress, Fn&& fn) {
-  std::vector<torch::Tensor> parts;
-  const int64_t n = inputs.size(0);
-  for_each_chunk(n, batch_size, [&](int64_t begin, int64_t end) {
-    parts.push_back(fn(begin, end));
-    if (progress) progress(end, n);
-  });
-  return torch::cat(parts, 0);
-}
+// Maps made chunk by chunk: fn(begin, end) appends [end - begin, 1, h, w] and sets h, w.
+struct CamMaps {
+  std::vector<double> values;
+  int64_t h = 0, w = 0;
+};
 }  // namespace detail
 
 // Grad-CAM, Grad-CAM++, XGrad-CAM or Layer-CAM (see the header comment).
-inline torch::Tensor gradient_cam(CamKind kind, TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                  const CamOptions& options = {}) {
-  detail::check_cam_inputs(inputs);
-  const auto layer = detail::cam_layer(model, inputs, options);
+template <LayerModel M>
+TensorOf<M> gradient_cam(CamKind kind, M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                         const CamOptions& options = {}) {
+  using B = BackendOf<M>;
+  detail::check_cam_inputs<B>(inputs);
+  const std::vector<LayerRef> layers{{detail::chosen_layer(model, inputs, options.layer, options.on_layer), options.layer_input}};
   const auto resolved = resolve_target(model, inputs, target);
-  auto map = detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
-    auto result = detail::layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end),
-                                  {{layer, options.layer_input}});
-    auto a = detail::check_activation(result.activations[0], layer);
-    return detail::cam_from_gradients(kind, a, result.gradients[0]);
+  const int64_t n = B::rows(inputs);
+  detail::CamMaps maps;
+  detail::for_each_chunk(n, options.batch_size, [&](int64_t begin, int64_t end) {
+    auto result = layer_gradients(model, B::slice_rows(inputs, begin, end), resolved.slice(begin, end), layers);
+    const auto a = detail::host_activation<B>(result.activations[0], layers[0].name);
+    const auto part = detail::cam_from_gradients(kind, a, B::to_vector(result.gradients[0]));
+    maps.values.insert(maps.values.end(), part.begin(), part.end());
+    maps.h = a.h, maps.w = a.w;
+    if (options.progress) options.progress(end, n);
   });
-  return detail::finish_cam(map, inputs, options);
+  return detail::finish_cam<B>(std::move(maps.values), n, maps.h, maps.w, inputs, options);
 }
 
-inline torch::Tensor grad_cam(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                              const CamOptions& options = {}) {
+template <LayerModel M>
+TensorOf<M> grad_cam(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const CamOptions& options = {}) {
   return gradient_cam(CamKind::grad_cam, model, inputs, target, options);
 }
-inline torch::Tensor grad_cam_plus_plus(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                        const CamOptions& options = {}) {
+template <LayerModel M>
+TensorOf<M> grad_cam_plus_plus(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                               const CamOptions& options = {}) {
   return gradient_cam(CamKind::grad_cam_plus_plus, model, inputs, target, options);
 }
-inline torch::Tensor xgrad_cam(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                               const CamOptions& options = {}) {
+template <LayerModel M>
+TensorOf<M> xgrad_cam(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const CamOptions& options = {}) {
   return gradient_cam(CamKind::xgrad_cam, model, inputs, target, options);
 }
-inline torch::Tensor layer_cam(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                               const CamOptions& options = {}) {
+template <LayerModel M>
+TensorOf<M> layer_cam(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const CamOptions& options = {}) {
   return gradient_cam(CamKind::layer_cam, model, inputs, target, options);
 }
 
-// Score-CAM: C forward passes per image (C = the layer's channels), batched.
-inline torch::Tensor score_cam(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                               const CamOptions& options = {}) {
-  detail::check_cam_inputs(inputs);
-  const auto layer = detail::cam_layer(model, inputs, options);
+// Score-CAM: C forward passes per image (C = the layer's channels), through the chunk loop of
+// the perturbation family (the masked inputs of `batch_size` channels at a time).
+template <LayerModel M>
+TensorOf<M> score_cam(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, const CamOptions& options = {}) {
+  using B = BackendOf<M>;
+  detail::check_cam_inputs<B>(inputs);
+  const std::vector<LayerRef> layers{{detail::chosen_layer(model, inputs, options.layer, options.on_layer), options.layer_input}};
   const auto resolved = resolve_target(model, inputs, target);
-  torch::NoGradGuard no_grad;
-  const int64_t n = inputs.size(0);
-  std::vector<torch::Tensor> maps;
-  int64_t done = 0, total = -1;
+  const auto shape = B::shape(inputs);
+  const int64_t n = shape[0], height = shape[2], width = shape[3];
+  const PerturbationOptions<M> evaluation{.masker = BasicFillMasker<B>::zero(), .batch_size = options.batch_size,
+                                          .progress = options.progress};
+  std::optional<detail::EvaluationCounter> counter;  // n * channels evaluations, known after the first item
+  detail::CamMaps maps;
   for (int64_t i = 0; i < n; ++i) {
-    auto item = inputs.slice(0, i, i + 1);
-    auto a = detail::check_activation(run_layers(model, item, {{layer, options.layer_input}}).activations[0], layer);
-    const int64_t channels = a.size(1);
-    if (total < 0) total = n * channels;
-    auto up = torch::nn::functional::interpolate(
-        a, torch::nn::functional::InterpolateFuncOptions()
-               .size(std::vector<int64_t>{inputs.size(2), inputs.size(3)})
-               .mode(torch::kBilinear)
-               .align_corners(true))[0];  // [C,H,W]
-    auto flat = up.reshape({channels, -1});
-    auto lo = std::get<0>(flat.min(1)).view({channels, 1, 1});
-    auto hi = std::get<0>(flat.max(1)).view({channels, 1, 1});
-    auto masks = ((up - lo) / (hi - lo + 1e-8)).unsqueeze(1);  // [C,1,H,W]
-    auto item_target = resolved.slice(i, i + 1);
-    std::vector<torch::Tensor> scores;
-    detail::for_each_chunk(channels, options.batch_size, [&](int64_t begin, int64_t end) {
-      auto batch = item * masks.slice(0, begin, end);
-      auto chunk_target = item_target.is_custom() ? item_target : item_target.tiled(end - begin);
-      scores.push_back(TorchBackend::select(model.forward(batch), chunk_target));
-      done += end - begin;
-      if (options.progress) options.progress(done, total);
-    });
-    auto weights = torch::softmax(torch::cat(scores).to(a.dtype()), 0).view({1, channels, 1, 1});
-    maps.push_back((weights * a).sum(1, true));
+    const auto item = B::slice_rows(inputs, i, i + 1);
+    const auto a = detail::host_activation<B>(run_layers(model, item, layers).activations[0], layers[0].name);
+    const int64_t hw = a.h * a.w;
+    if (!counter) counter.emplace(evaluation.progress, n * a.c);
+    // Channels [begin, end) upsampled (align_corners = true) and min-max scaled: the masks.
+    auto channel_masks = [&](int64_t begin, int64_t end) {
+      const std::vector<double> planes(a.plane(0, begin), a.plane(0, end - 1) + hw);
+      auto masks = detail::resize_bilinear(planes, end - begin, a.h, a.w, height, width, /*align_corners=*/true);
+      const int64_t size = height * width;
+      for (int64_t k = 0; k < end - begin; ++k) {
+        const auto first = masks.begin() + k * size, last = first + size;
+        const auto [lo, hi] = std::minmax_element(first, last);
+        const double low = *lo, range = *hi - *lo + 1e-8;
+        std::for_each(first, last, [&](double& v) { v = (v - low) / range; });
+      }
+      return detail::mask_tensor<B>(masks, height, width, inputs);
+    };
+    const auto scores = detail::masked_scores(model, item, resolved.slice(i, i + 1), a.c, channel_masks, evaluation, *counter);
+    // weights = softmax over channels of the scores; map = sum_c weight_c * A_c.
+    const double top = *std::max_element(scores.begin(), scores.end());
+    double total = 0;
+    std::vector<double> weights(scores.size());
+    for (std::size_t c = 0; c < scores.size(); ++c) total += weights[c] = std::exp(scores[c] - top);
+    std::vector<double> map(static_cast<std::size_t>(hw), 0.0);
+    for (int64_t c = 0; c < a.c; ++c)
+      for (int64_t p = 0; p < hw; ++p) map[p] += weights[c] / total * a.plane(0, c)[p];
+    maps.values.insert(maps.values.end(), map.begin(), map.end());
+    maps.h = a.h, maps.w = a.w;
   }
-  return detail::finish_cam(torch::cat(maps, 0), inputs, options);
+  return detail::finish_cam<B>(std::move(maps.values), n, maps.h, maps.w, inputs, options);
 }
 
 // Eigen-CAM: the first principal component of the layer's activations (no target needed;
 // the target argument is accepted for the common calling convention and ignored).
-inline torch::Tensor eigen_cam(TorchModel& model, const torch::Tensor& inputs, const Target& /*target*/,
-                               const CamOptions& options = {}) {
-  detail::check_cam_inputs(inputs);
-  const auto layer = detail::cam_layer(model, inputs, options);
-  torch::NoGradGuard no_grad;
-  auto map = detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
-    auto a = detail::check_activation(
-        run_layers(model, inputs.slice(0, begin, end), {{layer, options.layer_input}}).activations[0], layer);
-    std::vector<torch::Tensor> maps;
-    for (int64_t i = 0; i < a.size(0); ++i) {
-      auto positions = a[i].reshape({a.size(1), -1}).t().to(torch::kDouble);  // [hw, C]
-      auto centred = positions - positions.mean(0, true);
-      auto vh = std::get<2>(torch::linalg::svd(centred, /*full_matrices=*/false, c10::nullopt));
-      auto projection = centred.matmul(vh[0]);
-      if (projection.dot(positions.mean(1)).item<double>() < 0) projection = -projection;
-      maps.push_back(projection.to(a.dtype()).view({1, 1, a.size(2), a.size(3)}));
+template <LayerModel M>
+TensorOf<M> eigen_cam(M& model, const TensorOf<M>& inputs, const TargetOf<M>& /*target*/, const CamOptions& options = {}) {
+  using B = BackendOf<M>;
+  detail::check_cam_inputs<B>(inputs);
+  const std::vector<LayerRef> layers{{detail::chosen_layer(model, inputs, options.layer, options.on_layer), options.layer_input}};
+  const int64_t n = B::rows(inputs);
+  detail::CamMaps maps;
+  detail::for_each_chunk(n, options.batch_size, [&](int64_t begin, int64_t end) {
+    const auto a = detail::host_activation<B>(run_layers(model, B::slice_rows(inputs, begin, end), layers).activations[0],
+                                              layers[0].name);
+    const int64_t hw = a.h * a.w;
+    for (int64_t i = 0; i < a.n; ++i) {
+      Eigen::MatrixXd positions(hw, a.c);  // [hw, C]
+      for (int64_t c = 0; c < a.c; ++c) positions.col(c) = Eigen::Map<const Eigen::VectorXd>(a.plane(i, c), hw);
+      const Eigen::MatrixXd centred = positions.rowwise() - positions.colwise().mean();
+      const Eigen::BDCSVD<Eigen::MatrixXd> svd(centred, Eigen::ComputeThinV);
+      Eigen::VectorXd projection = centred * svd.matrixV().col(0);
+      if (projection.dot(positions.rowwise().mean()) < 0) projection = -projection;
+      maps.values.insert(maps.values.end(), projection.data(), projection.data() + hw);
     }
-    return torch::cat(maps, 0);
+    maps.h = a.h, maps.w = a.w;
+    if (options.progress) options.progress(end, n);
   });
-  return detail::finish_cam(map, inputs, options);
+  return detail::finish_cam<B>(std::move(maps.values), n, maps.h, maps.w, inputs, options);
 }
 
 // Layer gradient x activation: A * d score / d A at the layer (Captum's
@@ -216,18 +269,21 @@ struct LayerAttributionOptions {
   std::function<void(const std::string& layer)> on_layer = {};  // told which layer was used
 };
 
-inline torch::Tensor layer_gradient_x_activation(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                                 const LayerAttributionOptions& options = {}) {
-  detail::check_inputs<TorchBackend>(inputs);
-  const auto layer = options.layer.empty() ? default_cam_layer(model, inputs) : options.layer;
-  program_of(model).layer(layer);  // unknown names fail here, before any work
-  if (options.on_layer) options.on_layer(layer);
+template <LayerModel M>
+TensorOf<M> layer_gradient_x_activation(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                                        const LayerAttributionOptions& options = {}) {
+  using B = BackendOf<M>;
+  detail::check_inputs<B>(inputs);
+  const std::vector<LayerRef> layers{{detail::chosen_layer(model, inputs, options.layer, options.on_layer), options.layer_input}};
   const auto resolved = resolve_target(model, inputs, target);
-  return detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
-    auto result = detail::layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end),
-                                  {{layer, options.layer_input}});
-    return result.activations[0] * result.gradients[0];
+  const int64_t n = B::rows(inputs);
+  std::vector<TensorOf<M>> parts;
+  detail::for_each_chunk(n, options.batch_size, [&](int64_t begin, int64_t end) {
+    auto result = layer_gradients(model, B::slice_rows(inputs, begin, end), resolved.slice(begin, end), layers);
+    parts.push_back(TensorOf<M>(result.activations[0] * result.gradients[0]));
+    if (options.progress) options.progress(end, n);
   });
+  return B::concat_rows(parts);
 }
 
 }  // namespace salient

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "salient/attribution/cam.hpp"
 #include "salient/graph/layers.hpp"
@@ -46,10 +47,13 @@ inline torch::Tensor rule_gradient(TorchModel& model, const torch::Tensor& input
                                    const RuleGradientOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
   const auto resolved = resolve_target(model, inputs, target);
-  return detail::cam_chunks(inputs, options.batch_size, options.progress, [&](int64_t begin, int64_t end) {
-    return detail::layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, options.rules, true)
-        .input_gradient;
+  std::vector<torch::Tensor> parts;
+  detail::for_each_chunk(inputs.size(0), options.batch_size, [&](int64_t begin, int64_t end) {
+    parts.push_back(
+        layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, options.rules, true).input_gradient);
+    if (options.progress) options.progress(end, inputs.size(0));
   });
+  return torch::cat(parts, 0);
 }
 
 inline torch::Tensor guided_backprop(TorchModel& model, const torch::Tensor& inputs, const Target& target,
@@ -66,7 +70,7 @@ inline torch::Tensor deconvolution(TorchModel& model, const torch::Tensor& input
 
 inline torch::Tensor guided_grad_cam(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                      const GuidedGradCamOptions& options = {}) {
-  detail::check_cam_inputs(inputs);
+  detail::check_cam_inputs<TorchBackend>(inputs);
   const auto resolved = resolve_target(model, inputs, target);  // once, for both passes
   const Target fixed = resolved.is_custom() ? Target(resolved.custom) : Target(resolved.classes);
   CamOptions cam{.layer = options.layer, .layer_input = options.layer_input, .relu = true, .upsample = false,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "salient/core/model.hpp"
+#include "salient/core/random.hpp"
 
 namespace salient {
 
@@ -40,20 +41,10 @@ struct NoiseTunnelOptions {
   Progress progress = {};    // in noisy inputs done
 };
 
-namespace detail {
-inline uint64_t mix_seed(uint64_t seed, uint64_t item, uint64_t sample) {
-  // splitmix64 of the three: well-spread, independent seeds per noisy copy.
-  uint64_t z = seed ^ (item * 0x9E3779B97F4A7C15ull) ^ (sample * 0xC2B2AE3D27D4EB4Full);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-}  // namespace detail
-
-// `method(model, noisy_inputs, target) -> attributions` is any attribution with the
-// uniform calling convention, e.g. a lambda calling salient::saliency.
-template <Model M, class Method>
-TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, Method&& method,
+// `method(model, noisy_inputs, target) -> attributions` is any method of the uniform calling
+// convention (MethodOf<M>), e.g. a lambda calling salient::saliency, or a Method<M>.
+template <ForwardModel M, MethodOf<M> F>
+TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, F&& method,
                          const NoiseTunnelOptions& options = {}) {
   using B = BackendOf<M>;
   using Tensor = TensorOf<M>;

@@ -34,13 +34,6 @@
 
 namespace salient {
 
-namespace detail {
-// Black (v = 0) or another grey level v after normalisation, per channel.
-inline std::vector<float> normalized_level(float v, const Normalization& n) {
-  return {(v - n.mean[0]) / n.std[0], (v - n.mean[1]) / n.std[1], (v - n.mean[2]) / n.std[2]};
-}
-}  // namespace detail
-
 template <ForwardModel M>
 struct PamiOptions {
   std::vector<std::string> segmentations = {"slic:25", "slic:50", "slic:100", "felzenszwalb:100", "felzenszwalb:250"};
@@ -50,7 +43,7 @@ struct PamiOptions {
   int64_t levels = 8;  // quantile bands of the first map (two-stage)
   // The black substrate of ImageNet-normalised inputs; set another masker for other models.
   PerturbationOptions<M> evaluation = {
-      .masker = BasicFillMasker<BackendOf<M>>::constant(detail::normalized_level(0.f, Normalization::imagenet()), "black"),
+      .masker = BasicFillMasker<BackendOf<M>>::constant(Normalization::imagenet().level(0.f, 3), "black"),
       .probabilities = true};
 };
 

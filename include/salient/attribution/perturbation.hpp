@@ -39,6 +39,7 @@
 #include "salient/attribution/detail/perturbation_engine.hpp"
 #include "salient/attribution/linear_surrogate.hpp"
 #include "salient/core/random.hpp"
+#include "salient/core/resample.hpp"
 
 namespace salient {
 
@@ -107,8 +108,8 @@ class RiseMasks {
     const int64_t cell_h = (h + cells - 1) / cells, cell_w = (w + cells - 1) / cells;
     for (int64_t k = 0; k < count; ++k) shift_y_.push_back(random.below(cell_h));
     for (int64_t k = 0; k < count; ++k) shift_x_.push_back(random.below(cell_w));
-    rows_ = taps(cells, (cells + 1) * cell_h);
-    cols_ = taps(cells, (cells + 1) * cell_w);
+    rows_ = bilinear_taps(cells, (cells + 1) * cell_h, /*align_corners=*/false);
+    cols_ = bilinear_taps(cells, (cells + 1) * cell_w, /*align_corners=*/false);
   }
 
   // Masks [begin, end) as doubles, one H*W block each.
@@ -118,9 +119,9 @@ class RiseMasks {
       const double* g = grids_.data() + k * cells_ * cells_;
       double* out = masks.data() + (k - begin) * h_ * w_;
       for (int64_t y = 0; y < h_; ++y) {
-        const Tap& r = rows_[shift_y_[k] + y];
+        const BilinearTap& r = rows_[shift_y_[k] + y];
         for (int64_t x = 0; x < w_; ++x) {
-          const Tap& c = cols_[shift_x_[k] + x];
+          const BilinearTap& c = cols_[shift_x_[k] + x];
           const double top = c.w0 * g[r.i0 * cells_ + c.i0] + c.w1 * g[r.i0 * cells_ + c.i1];
           const double bottom = c.w0 * g[r.i1 * cells_ + c.i0] + c.w1 * g[r.i1 * cells_ + c.i1];
           out[y * w_ + x] = std::clamp(r.w0 * top + r.w1 * bottom, 0.0, 1.0);
@@ -131,28 +132,10 @@ class RiseMasks {
   }
 
  private:
-  struct Tap {
-    int64_t i0, i1;
-    double w0, w1;
-  };
-  // The two source cells of each of `out` positions and their weights.
-  static std::vector<Tap> taps(int64_t in, int64_t out) {
-    std::vector<Tap> result;
-    const double scale = static_cast<double>(in) / static_cast<double>(out);
-    for (int64_t o = 0; o < out; ++o) {
-      const double source = std::max(0.0, scale * (static_cast<double>(o) + 0.5) - 0.5);
-      const auto i0 = std::min(static_cast<int64_t>(source), in - 1);
-      const int64_t i1 = i0 < in - 1 ? i0 + 1 : i0;
-      const double w1 = source - static_cast<double>(i0);
-      result.push_back({i0, i1, 1.0 - w1, w1});
-    }
-    return result;
-  }
-
   int64_t cells_, h_, w_;
   std::vector<double> grids_;
   std::vector<int64_t> shift_y_, shift_x_;
-  std::vector<Tap> rows_, cols_;
+  std::vector<BilinearTap> rows_, cols_;
 };
 
 // KernelSHAP's coalitions z [S, m] and their regression weights.

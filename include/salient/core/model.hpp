@@ -52,6 +52,16 @@ FunctionModel<B, std::decay_t<Fn>> forward_model(Fn&& function) {
   return {std::forward<Fn>(function)};
 }
 
+// An attribution method of the uniform calling convention, bound to its options:
+// (model, inputs, target) -> attributions. Algorithms that run a method (the noise tunnel,
+// sensitivity-max, the sanity tests) accept any such callable; Method<M> is its type-erased
+// form (a registry entry, a CLI's choice).
+template <class F, class M>
+concept MethodOf = ForwardModel<M> && std::invocable<F&, M&, const TensorOf<M>&, const TargetOf<M>&> &&
+    std::convertible_to<std::invoke_result_t<F&, M&, const TensorOf<M>&, const TargetOf<M>&>, TensorOf<M>>;
+template <ForwardModel M>
+using Method = std::function<TensorOf<M>(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target)>;
+
 // Called as work proceeds: (done, total) in model evaluations.
 using Progress = std::function<void(int64_t done, int64_t total)>;
 

@@ -24,6 +24,7 @@
 #include "salient/core/backend.hpp"
 #include "salient/core/error.hpp"
 #include "salient/core/model.hpp"
+#include "salient/core/parameters.hpp"
 
 namespace salient {
 namespace graph {
@@ -313,5 +314,44 @@ class TorchModel {
   std::shared_ptr<const graph::Program> program_;
 };
 static_assert(Model<TorchModel>);
+
+// The parameter capability (core/parameters.hpp): the module's parameters, changed in place
+// (the inference-optimised copy is dropped after every change).
+inline std::vector<ParameterInfo> parameter_list(const TorchModel& model) {
+  std::vector<ParameterInfo> list;
+  for (const auto& [name, tensor] : model.named_parameters()) list.push_back({name, tensor.sizes().vec()});
+  return list;
+}
+
+struct TorchParameterSnapshot {
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> saved;  // live parameter, its copy
+};
+
+inline TorchParameterSnapshot snapshot_parameters(const TorchModel& model) {
+  TorchParameterSnapshot snapshot;
+  for (const auto& [name, tensor] : model.named_parameters()) snapshot.saved.push_back({tensor, tensor.detach().clone()});
+  return snapshot;
+}
+
+inline void restore_parameters(TorchModel& model, const TorchParameterSnapshot& snapshot) {
+  torch::NoGradGuard no_grad;
+  for (const auto& [live, copy] : snapshot.saved) live.detach().copy_(copy);
+  model.parameters_changed();
+}
+
+inline void set_parameter(TorchModel& model, const std::string& name, const std::vector<double>& values) {
+  for (const auto& [n, live] : model.named_parameters()) {
+    if (n != name) continue;
+    if (static_cast<int64_t>(values.size()) != live.numel())
+      detail::fail("parameter '", name, "' has ", live.numel(), " values, got ", values.size());
+    torch::NoGradGuard no_grad;
+    auto source = torch::from_blob(const_cast<double*>(values.data()), live.sizes(), torch::kDouble);
+    live.detach().copy_(source);
+    model.parameters_changed();
+    return;
+  }
+  detail::fail("the model has no parameter '", name, "'");
+}
+static_assert(ParameterModel<TorchModel>);
 
 }  // namespace salient

@@ -8,110 +8,160 @@
 // - sensitivity_max (Yeh et al. 2019; Captum's `sensitivity_max`): the largest relative change
 //   ||Phi(x + d) - Phi(x)|| / ||Phi(x)|| (Frobenius norms, a zero norm counted as 1) of an
 //   explanation Phi over perturbations d ~ U[-radius, radius] of every input value.
+// Both work on any ForwardModel and return one value per input.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
-#include <numeric>
-#include <optional>
-#include <utility>
 #include <vector>
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
-
+#include "salient/core/model.hpp"
+#include "salient/core/random.hpp"
 #include "salient/evaluation/curves.hpp"
-#include "salient/core/torch_backend.hpp"
 
 namespace salient {
 
-// A perturbation of a batch: {I, x - I}-style pair (the perturbation and the perturbed input).
+// A perturbation of a batch: the perturbation I and the perturbed input (x - I by default).
+template <class Tensor>
 struct Perturbation {
-  torch::Tensor perturbation;
-  torch::Tensor perturbed;
+  Tensor perturbation;
+  Tensor perturbed;
 };
-using PerturbFunction = std::function<Perturbation(const torch::Tensor& inputs, at::Generator& generator)>;
+// Perturbs a batch of copies of the inputs; row r should draw from seeds[r] (a seed of its
+// own item and sample), so that results do not depend on the batch size.
+template <ForwardModel M>
+using PerturbFunction =
+    std::function<Perturbation<TensorOf<M>>(const TensorOf<M>& inputs, const std::vector<uint64_t>& seeds)>;
 
+template <ForwardModel M>
 struct InfidelityOptions {
-  int64_t samples = 10;      // perturbations per input (Captum's n_perturb_samples)
-  double stdev = 0.003;      // default perturbation: I ~ N(0, stdev^2), perturbed input x - I
-  PerturbFunction perturb;   // custom perturbation (replaces the default)
-  bool normalize = false;    // rescale the attribution by beta first (Captum's normalize)
+  int64_t samples = 10;        // perturbations per input (Captum's n_perturb_samples)
+  double stdev = 0.003;        // default perturbation: I ~ N(0, stdev^2), perturbed input x - I
+  PerturbFunction<M> perturb;  // custom perturbation (replaces the default)
+  bool normalize = false;      // rescale the attribution by beta first (Captum's normalize)
   uint64_t seed = 0;
-  int64_t batch_size = 64;   // perturbed inputs per forward pass
+  int64_t batch_size = 64;     // perturbed inputs per forward pass
+  Progress progress = {};      // (perturbed inputs evaluated, total)
 };
 
-// Infidelity of `attributions` (the inputs' shape) for each input: [N] (double).
-inline torch::Tensor infidelity(TorchModel& model, const torch::Tensor& inputs, const Target& target,
-                                const torch::Tensor& attributions, const InfidelityOptions& options = {}) {
-  detail::check_inputs<TorchBackend>(inputs);
-  if (attributions.sizes() != inputs.sizes())
-    detail::fail("attributions of shape ", shape_string(attributions), " do not match inputs ", shape_string(inputs));
-  TorchBackend::check_finite(attributions, "attribution");
+// Infidelity of `attributions` (the inputs' shape) for each input.
+template <ForwardModel M>
+std::vector<double> infidelity(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                               const TensorOf<M>& attributions, const InfidelityOptions<M>& options = {}) {
+  using B = BackendOf<M>;
+  using Tensor = TensorOf<M>;
+  detail::check_inputs<B>(inputs);
+  if (B::shape(attributions) != B::shape(inputs))
+    detail::fail("attributions of shape ", detail::shape_text(B::shape(attributions)), " do not match inputs ",
+                 detail::shape_text(B::shape(inputs)));
+  B::check_finite(attributions, "attribution");
   if (options.samples < 1) detail::fail("infidelity needs at least 1 sample, got ", options.samples);
   if (!(options.stdev >= 0)) detail::fail("infidelity noise stdev must be >= 0, got ", options.stdev);
-  const int64_t n = inputs.size(0), s = options.samples;
-  auto resolved = resolve_target(model, inputs, target);
-  auto score = [&](const torch::Tensor& x, const ResolvedTarget<torch::Tensor>& t) {
-    return TorchBackend::select(model.forward(x), t).to(torch::kDouble).cpu();
-  };
-  auto full = score(inputs, resolved);  // F(x) [N]
-  at::Generator generator = at::detail::createCPUGenerator(options.seed);
-  // Sample-major copies [x_0..x_{N-1}, x_0..]: one target tiling for all chunks.
-  auto tiled = inputs.repeat({s, 1, 1, 1}).contiguous();
-  Perturbation p;
-  if (options.perturb) {
-    p = options.perturb(tiled, generator);
-    if (p.perturbation.sizes() != tiled.sizes() || p.perturbed.sizes() != tiled.sizes())
-      detail::fail("the perturbation function returned shapes ", shape_string(p.perturbation), " and ",
-                   shape_string(p.perturbed), " for inputs ", shape_string(tiled));
-  } else {
-    auto noise = torch::empty(tiled.sizes(), torch::kDouble).normal_(0, options.stdev, generator).to(tiled.options());
-    p = {noise, tiled - noise};
-  }
-  std::vector<torch::Tensor> parts;
-  auto tiled_target = resolved.tiled(s);
-  detail::for_each_chunk(n * s, options.batch_size, [&](int64_t begin, int64_t end) {
-    parts.push_back(score(p.perturbed.slice(0, begin, end), tiled_target.slice(begin, end)));
+  const int64_t n = B::rows(inputs), s = options.samples, total = n * s;
+  const auto resolved = resolve_target(model, inputs, target);
+  const auto full = target_scores(model, inputs, resolved);  // F(x)
+  // Copies sample-major (row r: item r % n, sample r / n), evaluated a chunk at a time.
+  const auto tiled_target = resolved.tiled(s);
+  std::vector<double> drop(static_cast<std::size_t>(total)), explained(drop.size());  // F(x) - F(x~), sum(attr * I)
+  detail::for_each_chunk(total, options.batch_size, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> items;
+    std::vector<uint64_t> seeds;
+    for (int64_t r = begin; r < end; ++r) {
+      items.push_back(r % n);
+      seeds.push_back(detail::mix_seed(options.seed, static_cast<uint64_t>(r % n), static_cast<uint64_t>(r / n)));
+    }
+    const Tensor copies = B::take_rows(inputs, items);
+    Perturbation<Tensor> p;
+    if (options.perturb) {
+      p = options.perturb(copies, seeds);
+      if (B::shape(p.perturbation) != B::shape(copies) || B::shape(p.perturbed) != B::shape(copies))
+        detail::fail("the perturbation function returned shapes ", detail::shape_text(B::shape(p.perturbation)), " and ",
+                     detail::shape_text(B::shape(p.perturbed)), " for inputs ", detail::shape_text(B::shape(copies)));
+    } else {
+      p.perturbation = B::zeros_like(copies);
+      B::add_normal_noise(p.perturbation, options.stdev, seeds);
+      p.perturbed = copies - p.perturbation;
+    }
+    const auto scores = B::to_vector(B::select(model.forward(p.perturbed), tiled_target.slice(begin, end)));
+    const auto sums = B::row_sums(Tensor(B::take_rows(attributions, items) * p.perturbation));
+    for (int64_t r = begin; r < end; ++r) {
+      drop[r] = full[r % n] - scores[r - begin];
+      explained[r] = sums[r - begin];
+    }
+    if (options.progress) options.progress(end, total);
   });
-  auto drop = (full.repeat({s}) - torch::cat(parts)).view({s, n});                     // F(x) - F(x~)
-  auto explained = (attributions.to(torch::kDouble).repeat({s, 1, 1, 1}) * p.perturbation.to(torch::kDouble))
-                       .view({s, n, -1}).sum(2);                                          // sum(attr * I)
-  if (!options.normalize) return (explained - drop).pow(2).mean(0);
-  auto a0 = explained.pow(2).sum(0), a1 = (explained * drop).sum(0), a2 = drop.pow(2).sum(0);
-  auto beta = torch::where(a0 == 0, torch::zeros_like(a0), a1 / a0);
-  return (beta * beta * a0 - 2 * beta * a1 + a2) / static_cast<double>(s);
+  std::vector<double> result(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    double a0 = 0, a1 = 0, a2 = 0, squared_error = 0;
+    for (int64_t k = 0; k < s; ++k) {
+      const double e = explained[k * n + i], d = drop[k * n + i];
+      a0 += e * e, a1 += e * d, a2 += d * d, squared_error += (e - d) * (e - d);
+    }
+    if (!options.normalize) {
+      result[i] = squared_error / static_cast<double>(s);
+    } else {
+      const double beta = a0 == 0 ? 0.0 : a1 / a0;
+      result[i] = (beta * beta * a0 - 2 * beta * a1 + a2) / static_cast<double>(s);
+    }
+  }
+  return result;
 }
 
 struct SensitivityOptions {
-  int64_t samples = 10;   // perturbations per input
-  double radius = 0.02;   // d ~ U[-radius, radius] per input value
+  int64_t samples = 10;    // perturbations per input
+  double radius = 0.02;    // d ~ U[-radius, radius] per input value
   uint64_t seed = 0;
+  Progress progress = {};  // (perturbed batches explained, samples)
 };
 
-// The explanation being tested: attributions of a batch for per-item classes.
-using ExplainFunction = std::function<torch::Tensor(const torch::Tensor& inputs, const Target& target)>;
-
-// Sensitivity-max of an explanation for each input: [N] (double). The target is resolved once
-// on the unperturbed inputs, so every perturbed copy explains the same class.
-inline torch::Tensor sensitivity_max(TorchModel& model, const ExplainFunction& explain, const torch::Tensor& inputs,
-                                     const Target& target, const SensitivityOptions& options = {}) {
-  detail::check_inputs<TorchBackend>(inputs);
+// Sensitivity-max of a method's explanation for each input. The target is resolved once on
+// the unperturbed inputs, so every perturbed copy explains the same class. The noise of item
+// i in sample k is drawn from its own seed, the same on every backend.
+template <ForwardModel M, MethodOf<M> F>
+std::vector<double> sensitivity_max(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, F&& method,
+                                    const SensitivityOptions& options = {}) {
+  using B = BackendOf<M>;
+  using Tensor = TensorOf<M>;
+  detail::check_inputs<B>(inputs);
   if (options.samples < 1) detail::fail("sensitivity_max needs at least 1 sample, got ", options.samples);
   if (!(options.radius >= 0)) detail::fail("sensitivity radius must be >= 0, got ", options.radius);
-  const int64_t n = inputs.size(0), s = options.samples;
-  auto resolved = resolve_target(model, inputs, target);
+  const int64_t n = B::rows(inputs);
+  const auto resolved = resolve_target(model, inputs, target);
   if (resolved.is_custom()) detail::fail("sensitivity_max needs a class target (one class per input)");
-  auto original = explain(inputs, Target(resolved.classes)).to(torch::kDouble).reshape({n, -1});
-  auto norms = original.norm(2, 1);
-  norms = torch::where(norms == 0, torch::ones_like(norms), norms);
-  at::Generator generator = at::detail::createCPUGenerator(options.seed);
-  auto noise = torch::empty(inputs.sizes(), torch::kDouble);
-  auto worst = torch::zeros({n}, torch::kDouble);
-  for (int64_t k = 0; k < s; ++k) {  // one batch of N per sample: the explanation batches itself
-    noise.uniform_(-options.radius, options.radius, generator);
-    auto perturbed = explain(inputs + noise.to(inputs.options()), Target(resolved.classes)).to(torch::kDouble).reshape({n, -1});
-    worst = torch::maximum(worst, (perturbed - original).norm(2, 1) / norms);
+  const TargetOf<M> classes(resolved.classes);
+  const auto explain = [&](const Tensor& x) {
+    const auto values = B::to_vector(Tensor(method(model, x, classes)));
+    if (static_cast<int64_t>(values.size()) % n != 0)
+      detail::fail("sensitivity_max: the method returned ", values.size(), " values for ", n, " inputs");
+    return values;
+  };
+  const auto original = explain(inputs);
+  const std::size_t per_item = original.size() / static_cast<std::size_t>(n);
+  std::vector<double> norms(static_cast<std::size_t>(n), 0.0), worst(norms.size(), 0.0);
+  for (std::size_t i = 0; i < norms.size(); ++i) {
+    for (std::size_t v = 0; v < per_item; ++v) norms[i] += original[i * per_item + v] * original[i * per_item + v];
+    norms[i] = norms[i] == 0 ? 1.0 : std::sqrt(norms[i]);
+  }
+  const auto x = B::to_vector(inputs);
+  const std::size_t values_per_input = x.size() / static_cast<std::size_t>(n);
+  std::vector<double> noisy(x.size());
+  for (int64_t k = 0; k < options.samples; ++k) {  // one batch of N per sample: the method batches itself
+    for (int64_t i = 0; i < n; ++i) {
+      detail::Random random(detail::mix_seed(options.seed, static_cast<uint64_t>(i), static_cast<uint64_t>(k)));
+      for (std::size_t v = i * values_per_input; v < (i + 1) * values_per_input; ++v)
+        noisy[v] = x[v] + (2 * random.uniform() - 1) * options.radius;
+    }
+    const auto perturbed = explain(B::from_values(noisy, B::shape(inputs), inputs));
+    if (perturbed.size() != original.size())
+      detail::fail("sensitivity_max: the method returned ", perturbed.size(), " values for perturbed inputs, ",
+                   original.size(), " for the inputs");
+    for (std::size_t i = 0; i < norms.size(); ++i) {
+      double change = 0;
+      for (std::size_t v = i * per_item; v < (i + 1) * per_item; ++v)
+        change += (perturbed[v] - original[v]) * (perturbed[v] - original[v]);
+      worst[i] = std::max(worst[i], std::sqrt(change) / norms[i]);
+    }
+    if (options.progress) options.progress(k + 1, options.samples);
   }
   return worst;
 }

@@ -9,6 +9,9 @@
 // parameters its own group. Parameters are changed in place (TorchScript and torch::nn
 // modules alike) and always restored bit-for-bit afterwards, also when a visitor throws.
 // Buffers (batch-norm running statistics) are left alone, as in the paper's code.
+//
+// Written once for any ParameterModel (core/parameters.hpp): TorchModel, or the xtensor
+// AnalyticCnn. New weights are drawn from salient's own seeded generator (core/random.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -17,11 +20,9 @@
 #include <utility>
 #include <vector>
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
-
 #include "salient/core/error.hpp"
-#include "salient/core/torch_backend.hpp"
+#include "salient/core/parameters.hpp"
+#include "salient/core/random.hpp"
 
 namespace salient {
 
@@ -79,33 +80,34 @@ inline std::string owner_path(const std::string& parameter, int depth) {
   return depth > 0 ? path.substr(0, end) : path;
 }
 
-inline std::vector<std::pair<std::string, torch::Tensor>> checked_parameters(const TorchModel& model) {
-  auto parameters = model.named_parameters();
+template <ParameterModel M>
+std::vector<ParameterInfo> checked_parameters(const M& model) {
+  auto parameters = parameter_list(model);
   if (parameters.empty())
-    fail("parameter randomisation needs a TorchScript or torch::nn model with parameters "
-         "(this model is a plain function or has none)");
+    fail("parameter randomisation needs a model with parameters (a TorchScript or torch::nn module, not a plain "
+         "function)");
   return parameters;
 }
 
-inline torch::Tensor find_parameter(const std::vector<std::pair<std::string, torch::Tensor>>& parameters,
-                                    const std::string& name) {
-  for (const auto& [n, t] : parameters)
-    if (n == name) return t;
-  fail("the model has no parameter '", name, "'");
+// fan_in of a weight [out, in, k...] (PyTorch's _calculate_fan_in_and_fan_out).
+inline int64_t fan_in(const std::vector<int64_t>& weight) {
+  int64_t fan = weight.size() > 1 ? weight[1] : 1;
+  for (std::size_t d = 2; d < weight.size(); ++d) fan *= weight[d];
+  return fan;
 }
 
-// fan_in of a weight [out, in, k...] (PyTorch's _calculate_fan_in_and_fan_out).
-inline int64_t fan_in(const torch::Tensor& weight) {
-  int64_t fan = weight.size(1);
-  for (int64_t d = 2; d < weight.dim(); ++d) fan *= weight.size(d);
-  return fan;
+inline int64_t element_count(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (auto d : shape) count *= d;
+  return count;
 }
 }  // namespace detail
 
 // The model's parameter groups in registration order (input side first).
-inline std::vector<ParameterGroup> parameter_groups(const TorchModel& model, int group_depth = 2) {
+template <ParameterModel M>
+std::vector<ParameterGroup> parameter_groups(const M& model, int group_depth = 2) {
   std::vector<ParameterGroup> groups;
-  for (const auto& [name, tensor] : detail::checked_parameters(model)) {
+  for (const auto& [name, shape] : detail::checked_parameters(model)) {
     auto group = detail::owner_path(name, group_depth);
     if (group.empty()) group = "(model)";
     auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.name == group; });
@@ -116,75 +118,72 @@ inline std::vector<ParameterGroup> parameter_groups(const TorchModel& model, int
 }
 
 // A copy of every parameter of a model; restores them (bit-for-bit) when destroyed.
+template <ParameterModel M>
 class ParameterSnapshot {
  public:
-  explicit ParameterSnapshot(TorchModel& model) : model_(model) {
-    for (const auto& [name, tensor] : detail::checked_parameters(model))
-      saved_.push_back({tensor, tensor.detach().clone()});
+  explicit ParameterSnapshot(M& model) : model_(model), saved_(snapshot_parameters(model)) {
+    detail::checked_parameters(model);
   }
   ParameterSnapshot(const ParameterSnapshot&) = delete;
   ParameterSnapshot& operator=(const ParameterSnapshot&) = delete;
   ~ParameterSnapshot() { restore(); }
 
-  void restore() {
-    torch::NoGradGuard no_grad;
-    for (auto& [live, copy] : saved_) live.detach().copy_(copy);
-    model_.parameters_changed();
-  }
+  void restore() { restore_parameters(model_, saved_); }
 
  private:
-  TorchModel& model_;
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> saved_;
+  M& model_;
+  ParameterSnapshotOf<M> saved_;
 };
 
 // Re-initialises one group's parameters in place. `stream` separates the random draws of
 // different groups (use the group's index) so a group gets the same weights in cascading and
 // independent tests.
-inline void reinitialise(TorchModel& model, const ParameterGroup& group, const ReinitOptions& options,
-                         uint64_t stream = 0) {
+template <ParameterModel M>
+void reinitialise(M& model, const ParameterGroup& group, const ReinitOptions& options, uint64_t stream = 0) {
   if (options.scheme == Reinitialisation::normal && !(options.stdev >= 0))
     detail::fail("normal re-initialisation needs stdev >= 0, got ", options.stdev);
   if (options.scheme == Reinitialisation::uniform && !(options.low <= options.high))
     detail::fail("uniform re-initialisation needs low <= high, got [", options.low, ", ", options.high, "]");
-  auto parameters = detail::checked_parameters(model);
-  auto generator = at::detail::createCPUGenerator(options.seed * 0x9E3779B97F4A7C15ull + stream + 1);
-  torch::NoGradGuard no_grad;
-  // The fan_in of a bias is that of the weight registered next to it (same module).
-  auto weight_of = [&](const std::string& bias_name) -> torch::Tensor {
-    auto weight = bias_name.substr(0, bias_name.size() - 4) + "weight";
-    for (const auto& [n, t] : parameters)
-      if (n == weight) return t;
-    return {};
+  const auto parameters = detail::checked_parameters(model);
+  auto shape_of = [&](const std::string& name) -> const std::vector<int64_t>* {
+    for (const auto& p : parameters)
+      if (p.name == name) return &p.shape;
+    return nullptr;
   };
+  detail::Random random(options.seed * 0x9E3779B97F4A7C15ull + stream + 1);
   for (const auto& name : group.parameters) {
-    auto live = detail::find_parameter(parameters, name);
-    auto fresh = torch::empty(live.sizes(), torch::TensorOptions().dtype(torch::kFloat64));
+    const auto* shape = shape_of(name);
+    if (!shape) detail::fail("the model has no parameter '", name, "'");
+    std::vector<double> fresh(static_cast<std::size_t>(detail::element_count(*shape)));
     switch (options.scheme) {
-      case Reinitialisation::normal: fresh.normal_(options.mean, options.stdev, generator); break;
-      case Reinitialisation::uniform: fresh.uniform_(options.low, options.high, generator); break;
+      case Reinitialisation::normal:
+        for (auto& v : fresh) v = random.normal(options.mean, options.stdev);
+        break;
+      case Reinitialisation::uniform:
+        for (auto& v : fresh) v = options.low + (options.high - options.low) * random.uniform();
+        break;
       case Reinitialisation::layer_default: {
+        // The fan_in of a bias is that of the weight registered next to it (same module).
         const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
-        auto weight = is_bias ? weight_of(name) : live;
-        if (weight.defined() && weight.dim() >= 2) {
-          const double bound = 1.0 / std::sqrt(static_cast<double>(detail::fan_in(weight)));
-          fresh.uniform_(-bound, bound, generator);
+        const auto* weight = is_bias ? shape_of(name.substr(0, name.size() - 4) + "weight") : shape;
+        if (weight && weight->size() >= 2) {
+          const double bound = 1.0 / std::sqrt(static_cast<double>(detail::fan_in(*weight)));
+          for (auto& v : fresh) v = -bound + 2 * bound * random.uniform();
         } else {
-          fresh.fill_(is_bias ? 0.0 : 1.0);  // norm layers: scale 1, shift 0
+          std::fill(fresh.begin(), fresh.end(), is_bias ? 0.0 : 1.0);  // norm layers: scale 1, shift 0
         }
         break;
       }
     }
-    live.detach().copy_(fresh);
+    set_parameter(model, name, fresh);
   }
-  model.parameters_changed();
 }
 
 // Runs `visit(model, step)` on the original model (step 0) and then on each randomised state:
 // cascading adds one group per step from the top (logits) down; independent randomises one
 // group per step, restoring the others. The model's parameters are restored afterwards.
-template <class Visit>
-std::vector<RandomisationStep> for_each_randomisation(TorchModel& model, const RandomisationOptions& options,
-                                                      Visit&& visit) {
+template <ParameterModel M, class Visit>
+std::vector<RandomisationStep> for_each_randomisation(M& model, const RandomisationOptions& options, Visit&& visit) {
   auto all = parameter_groups(model, options.group_depth);
   std::vector<std::pair<ParameterGroup, uint64_t>> chosen;  // group and its stream, top first
   for (size_t i = all.size(); i-- > 0;)

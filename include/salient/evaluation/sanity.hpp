@@ -24,7 +24,7 @@ namespace salient {
 // A named attribution method: attributions [N, ...] of a batch for per-item targets.
 struct SanityMethod {
   std::string name;
-  std::function<torch::Tensor(TorchModel& model, const torch::Tensor& inputs, const Target& target)> attribute;
+  Method<TorchModel> attribute;
 };
 
 // Sobel gradient magnitude of the inputs' channel mean, [N,1,H,W] (replicated borders): the

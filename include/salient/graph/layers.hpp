@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "salient/core/layers.hpp"
 #include "salient/core/torch_backend.hpp"
 #include "salient/graph/executor.hpp"
 #include "salient/graph/sequential.hpp"
@@ -33,12 +34,6 @@ inline const graph::Program& program_of(TorchModel& model) {
   return *cache;
 }
 
-// A layer's output (or, with `input`, the tensor flowing into it).
-struct LayerRef {
-  std::string name;
-  bool input = false;
-};
-
 namespace detail {
 inline graph::ValueId layer_value(const graph::Program& program, const LayerRef& ref) {
   const auto& layer = program.layer(ref.name);
@@ -53,17 +48,12 @@ inline graph::ValueId layer_value(const graph::Program& program, const LayerRef&
 // The model's output and the tensors at `layers`, computed under `rules`. Autograd records
 // the run when grad mode is on; a captured tensor that does not require grad (nothing
 // before it does) is made a leaf that does, so its gradient can always be taken.
-struct LayerRun {
-  torch::Tensor output;
-  std::vector<torch::Tensor> activations;
-};
-
-inline LayerRun run_layers(TorchModel& model, const torch::Tensor& inputs, const std::vector<LayerRef>& layers,
+inline LayerRun<torch::Tensor> run_layers(TorchModel& model, const torch::Tensor& inputs, const std::vector<LayerRef>& layers,
                            const graph::RuleSet& rules = graph::plain_rules()) {
   const auto& program = program_of(model);
   graph::Watch watch;
   for (const auto& layer : layers) watch.values.push_back(detail::layer_value(program, layer));
-  LayerRun run;
+  LayerRun<torch::Tensor> run;
   run.activations.resize(layers.size());
   const bool grad = torch::GradMode::is_enabled();
   watch.on_value = [&](graph::ValueId v, graph::Value& value) {
@@ -91,16 +81,9 @@ inline LayerRun run_layers(TorchModel& model, const torch::Tensor& inputs, const
 
 // d(target score)/d(layer) for every item (each its own score), with the activations; under
 // `rules` (plain: ordinary gradients). `input_gradient` adds d score / d input.
-struct LayerGradients {
-  torch::Tensor scores;                    // [N]
-  std::vector<torch::Tensor> activations;  // detached
-  std::vector<torch::Tensor> gradients;
-  torch::Tensor input_gradient;            // defined when asked for
-};
-
-namespace detail {
-// For a target already bound to the batch (the methods resolve top-1 once, then chunk).
-inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& inputs,
+// This form takes a target already bound to the batch (the methods resolve top-1 once, then
+// chunk); the one below resolves any Target.
+inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const torch::Tensor& inputs,
                                       const ResolvedTarget<torch::Tensor>& target, const std::vector<LayerRef>& layers,
                                       const graph::RuleSet& rules = graph::plain_rules(), bool input_gradient = false) {
   torch::AutoGradMode enable_grad(true);
@@ -111,7 +94,7 @@ inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& in
   if (input_gradient) wrt.push_back(x);
   auto grads = torch::autograd::grad({scores}, wrt, {torch::ones_like(scores)}, /*retain_graph=*/false,
                                      /*create_graph=*/false, /*allow_unused=*/true);
-  LayerGradients out;
+  LayerGradients<torch::Tensor> out;
   out.scores = scores.detach();
   for (std::size_t i = 0; i < layers.size(); ++i) {
     out.activations.push_back(run.activations[i].detach());
@@ -120,23 +103,13 @@ inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& in
   if (input_gradient) out.input_gradient = grads.back().defined() ? grads.back() : torch::zeros_like(x);
   return out;
 }
-}  // namespace detail
 
-inline LayerGradients layer_gradients(TorchModel& model, const torch::Tensor& inputs, const Target& target,
+inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                       const std::vector<LayerRef>& layers, const graph::RuleSet& rules = graph::plain_rules(),
                                       bool input_gradient = false) {
   detail::check_inputs<TorchBackend>(inputs);
-  return detail::layer_gradients(model, inputs, resolve_target(model, inputs, target), layers, rules, input_gradient);
+  return layer_gradients(model, inputs, resolve_target(model, inputs, target), layers, rules, input_gradient);
 }
-
-// One addressable layer: its name, output shape for the example input, and the other names
-// of the same tensor.
-struct LayerInfo {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<std::string> aliases;  // other layers with the same output tensor
-  int calls = 1;                     // how often its module runs in one forward pass
-};
 
 // Every addressable layer with its output shape on `example`, in the order outputs are computed.
 inline std::vector<LayerInfo> list_layers(TorchModel& model, const torch::Tensor& example) {
@@ -167,19 +140,6 @@ inline std::vector<LayerInfo> list_layers(TorchModel& model, const torch::Tensor
   return layers;
 }
 
-// The usual Grad-CAM layer: the last computed layer output that is 4-D with a spatial size
-// above 1 (of its aliases the shortest name: "layer4", not "layer4.1.relu").
-inline std::string default_cam_layer(TorchModel& model, const torch::Tensor& example) {
-  auto layers = list_layers(model, example.slice(0, 0, 1));
-  for (auto it = layers.rbegin(); it != layers.rend(); ++it)
-    if (it->shape.size() == 4 && it->shape[2] * it->shape[3] > 1) {
-      auto best = it->name;
-      for (const auto& alias : it->aliases)
-        if (alias.size() < best.size()) best = alias;
-      return best;
-    }
-  detail::fail_unsupported(program_of(model).source, " has no layer with a 4-D output of spatial size above 1 for an input of shape ",
-               shape_string(example), "; name a layer");
-}
+static_assert(LayerModel<TorchModel>);
 
 }  // namespace salient

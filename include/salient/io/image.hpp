@@ -518,6 +518,16 @@ struct Normalization {
     return mean == std::array<float, 3>{0.f, 0.f, 0.f} &&
            std == std::array<float, 3>{1.f, 1.f, 1.f};
   }
+  // The grey level v (0 = black, 1 = white) as model input, per channel; channels past the
+  // third use the third's statistics.
+  std::vector<float> level(float v, int64_t channels) const {
+    std::vector<float> values(static_cast<size_t>(channels));
+    for (int64_t c = 0; c < channels; ++c) {
+      const auto k = static_cast<size_t>(std::min<int64_t>(c, 2));
+      values[static_cast<size_t>(c)] = (v - mean[k]) / std[k];
+    }
+    return values;
+  }
 };
 
 namespace detail {

@@ -61,8 +61,9 @@ ImageSize check_perturbation_inputs(const TensorOf<M>& inputs, const Perturbatio
 template <TensorBackend B>
 std::vector<double> target_scores(const typename B::Tensor& outputs, const ResolvedTarget<typename B::Tensor>& target,
                                   bool probabilities) {
-  const auto& scored = probabilities ? B::softmax_rows(outputs) : outputs;
-  return B::to_vector(B::select(scored, target.is_custom() ? target : target.tiled(B::rows(outputs))));
+  const auto& rows = target.is_custom() ? target : target.tiled(B::rows(outputs));
+  if (probabilities) return B::to_vector(B::select(B::softmax_rows(outputs), rows));
+  return B::to_vector(B::select(outputs, rows));
 }
 
 // The unmasked score of one image [1,C,H,W].
