@@ -21,7 +21,7 @@
 
 #include "common/cli.hpp"
 #include "common/fashion_mnist.hpp"
-#include "common/methods.hpp"
+#include "common/method_settings.hpp"
 #include "common/output.hpp"
 #include "common/report.hpp"
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -38,36 +38,23 @@ using salient::cli::split_commas;
 
 namespace {
 
-const char* usage = R"(usage: salient-explain [options]
+// --help: the method list and the shared method flags come from the library's registry.
+std::string usage() {
+  return std::string(R"(usage: salient-explain [options]
   --model m.pt          TorchScript classifier (default: the embedded Fashion-MNIST demo CNN)
   --image f             image to explain (PNG/JPEG/BMP, or a .npy model input); repeatable
   --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
   --normalize imagenet|none          input normalisation (default imagenet)
   --target top1|<index>              class to explain (default top1)
-  --method m1,m2,...    saliency, saliency_abs, input_x_gradient (ixg), integrated_gradients (ig),
-                        smoothgrad, smoothgrad_sq, vargrad, gradcam, gradcampp, xgradcam, layercam,
-                        scorecam, eigencam, guided_backprop (gbp), deconvolution, guided_gradcam,
-                        occlusion, ablation, rise, lime, kernelshap, pami (default: ig)
-  --layer NAME          layer for CAM methods (default: the last layer with a spatial 4-D output)
-  --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
-  --steps N             integrated gradients steps (default 50, at most 10000)
-  --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
-  --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
-  --samples N           noise tunnel samples (default 16), LIME/KernelSHAP samples (1000), RISE masks (2000); at most 100000
-  --masker M            how perturbation methods remove pixels: mean (default: a zero model input, as
-                        Captum), black, grey, blur, noise, or layer (layer masking)
-  --segments S          regions for ablation/lime/kernelshap: slic:N[:compactness],
-                        felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL, or model:SEG.pt (a segmentation
-                        model's argmax classes split into connected regions) (default slic:50)
-  --window H[,W]        occlusion window (default 15, at most 2048)
-  --strides H[,W]       occlusion strides (default 8)
-  --stdev S             noise tunnel stdev in model-input units (default 15% of the input range)
-  --batch-size N        model inputs per call (default 16, at most 1024)
-  --seed N              seed for noise (default 0)
-  --threads N           LibTorch threads (default: all cores, at most twice the cores)
+  --method m1,m2,...    methods (default: ig), from:
+)") + salient::method_list("                          ") +
+         R"(  --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
+)" + salient::cli::method_flags_help() +
+         R"(  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --labels file         class names, one per line (default: imagenet_classes.txt beside the model)
   --out dir             output folder (default salient-report)
 )";
+}
 
 struct Options {
   std::string model;
@@ -77,7 +64,7 @@ struct Options {
   std::string normalize = "imagenet";
   std::string target = "top1";
   std::vector<std::string> methods = {"integrated_gradients"};
-  salient::cli::Settings settings;
+  salient::MethodSettings settings = salient::cli::tool_method_settings();
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string labels;
   std::string out = "salient-report";
@@ -86,7 +73,9 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  salient::cli::parse_options(argc, argv, usage, {"--list-layers"}, [&](const std::string& flag, const std::string& value) {
+  static const std::string help = usage();
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers"}, [&](const std::string& flag, const std::string& value) {
+    if (salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--list-layers") o.list_layers = true;
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
@@ -94,35 +83,13 @@ Options parse(int argc, char** argv) {
     else if (flag == "--normalize") { o.settings.normalization = salient::parse_normalization(value); o.normalize = value; }
     else if (flag == "--target") o.target = value;
     else if (flag == "--method") o.methods = split_commas(value);
-    else if (flag == "--steps") o.settings.steps = parse_int(flag, value, 1, 10000);
-    else if (flag == "--ig-method") o.settings.ig_method = salient::parse_integration_method(value);
-    else if (flag == "--baseline") o.settings.baseline = salient::parse_baseline(value);
-    else if (flag == "--samples") o.settings.samples = parse_int(flag, value, 1, 100000);
-    else if (flag == "--stdev") {
-      o.settings.stdev = parse_double(flag, value);
-      if (o.settings.stdev < 0) fail("--stdev must be >= 0, got ", value);
-    } else if (flag == "--batch-size") o.settings.batch_size = parse_int(flag, value, 1, 1024);
-    else if (flag == "--seed") o.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0, salient::cli::max_seed));
     else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--labels") o.labels = value;
-    else if (flag == "--layer") o.settings.layer = value;
-    else if (flag == "--masker") { salient::make_masker(value); o.settings.masker = value; }  // validated here
-    else if (flag == "--segments") {
-      if (value.rfind("model:", 0) != 0) salient::segment(value, salient::Image(3, 16, 16, 0.5f));  // validates the spec
-      else if (!fs::exists(value.substr(6))) fail("segmentation model '", value.substr(6), "' not found");
-      o.settings.segments = value;
-    }
-    else if (flag == "--window" || flag == "--strides") {
-      auto parts = split_commas(value);
-      if (parts.empty() || parts.size() > 2) fail(flag, " takes H or H,W, got '", value, "'");
-      std::array<int64_t, 2> hw{parse_int(flag, parts[0], 1, salient::cli::max_input_size), parse_int(flag, parts.back(), 1, salient::cli::max_input_size)};
-      (flag == "--window" ? o.settings.window : o.settings.strides) = hw;
-    }
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
   if (o.methods.empty()) fail("--method needs at least one method name");
-  for (auto& m : o.methods) m = salient::cli::find_method(m).name;  // validates, canonical names
+  for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
   return o;
 }
 
@@ -227,7 +194,7 @@ int run(int argc, char** argv) {
     options.normalize = "none";
     if (options.methods == std::vector<std::string>{"integrated_gradients"}) {
       options.methods.clear();
-      for (const auto& m : salient::cli::methods()) options.methods.push_back(m.name);
+      for (const auto& m : salient::methods()) options.methods.push_back(m.name);
     }
     auto test = salient::demo::load_fashion_mnist("t10k");
     for (int64_t i = 0; i < 4; ++i) {
@@ -240,7 +207,8 @@ int run(int argc, char** argv) {
     salient::Preprocessing preprocessing{options.size, options.settings.normalization};
     for (const auto& file : options.images) items.push_back(load_item(file, preprocessing));
     model.emplace(salient::TorchModel::load(options.model));
-    if (!options.settings.layer.empty()) salient::program_of(*model).layer(options.settings.layer);  // fail early
+    const auto layer = salient::cli::requested_layer(options.settings);
+    if (!layer.empty()) salient::program_of(*model).layer(layer);  // fail early
     summary["model"] = options.model;
     fs::path label_file = options.labels.empty() ? fs::path(options.model).parent_path() / "imagenet_classes.txt"
                                                  : fs::path(options.labels);
@@ -277,32 +245,31 @@ int run(int argc, char** argv) {
     json method_reports = json::array();
     std::vector<salient::cli::ReportCell> cells;
     for (const auto& name : options.methods) {
-      const auto& method = salient::cli::find_method(name);
+      const auto& method = salient::find_method(name);
       auto settings = options.settings;
       std::string layer_used;
-      settings.layer_used = &layer_used;
+      settings.on_layer = [&](const std::string& layer) { layer_used = layer; };
       int64_t segment_count = 0;
-      settings.segment_count = &segment_count;
+      settings.on_segments = [&](int64_t count) { segment_count = count; };
       settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(items.size()) + "] " +
                                             item.stem + " " + method.name);
+      const salient::Target target(target_class);
       auto start = std::chrono::steady_clock::now();
-      auto attribution = method.run(*model, item.input, salient::Target(target_class), settings);
+      auto attribution = method.run(*model, item.input, target, settings);
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      json entry{{"method", method.name}, {"parameters", method.parameters(item.input, settings)}, {"seconds", seconds}};
+      json entry{{"method", method.name}, {"parameters", method.parameters(settings)}, {"seconds", seconds}};
       if (segment_count > 0) entry["parameters"]["segment_count"] = segment_count;
       if (!layer_used.empty()) {
         entry["parameters"]["layer"] = layer_used;
         if (index == 0)  // the same layer for every image of one model
           std::cerr << "  " << method.name << ": layer " << layer_used
-                    << (options.settings.layer.empty() ? " (automatic)" : "") << "\n";
+                    << (salient::cli::requested_layer(options.settings).empty() ? " (automatic)" : "") << "\n";
       }
-      if (method.name == "integrated_gradients") {
-        auto baseline = salient::cli::baseline_for(item.input, settings);
-        auto delta = salient::convergence_delta(*model, attribution, item.input, salient::Target(target_class),
-                                                std::optional<torch::Tensor>(baseline));
-        entry["convergence_delta"] = delta[0];
+      if (method.delta) {
+        const double delta = method.delta(*model, item.input, target, attribution, settings)[0];
+        entry["convergence_delta"] = delta;
         // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
-        entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta[0];
+        entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta;
       }
       auto files = salient::cli::write_attribution(output, item.stem, method.name, attribution, item.photo,
                                                    method.is_signed);

@@ -25,7 +25,7 @@
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
 #include "common/fashion_mnist.hpp"
-#include "common/methods.hpp"
+#include "common/method_settings.hpp"
 #include "common/output.hpp"
 #include "salient/evaluation/randomisation.hpp"
 #include "salient/evaluation/sanity.hpp"
@@ -40,25 +40,28 @@ using salient::cli::parse_int;
 
 namespace {
 
-const char* usage = R"(usage: salient-sanity --model m.pt --images DIR|FILE [options]
+std::string usage() {
+  return std::string(R"(usage: salient-sanity --model m.pt --images DIR|FILE [options]
        salient-sanity --data-randomisation [options]
-  --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised 224x224 input)
+  --model m.pt          TorchScript classifier
   --images DIR|FILE     photos (a folder: every PNG/JPEG in it, sorted); repeatable
   --limit N             use the first N photos (default: all, at most 100000)
-  --methods m1,m2,...   gradient (saliency), ig, smoothgrad, gradcam, guided_backprop, guided_gradcam,
-                        or any salient-explain method (default: those six); the Sobel edge detector
-                        is always added as "edges"
-  --mode cascading|independent       randomise from the logits down, or one layer group at a time
+  --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
+  --normalize imagenet|none          input normalisation (default imagenet)
+  --methods m1,m2,...   gradient (saliency), ig, smoothgrad, gradcam, guided_backprop, guided_gradcam
+                        (the default), or any of these; the Sobel edge detector is always added as "edges":
+)") + salient::method_list("                          ") +
+         R"(  --mode cascading|independent       randomise from the logits down, or one layer group at a time
   --init default|normal|uniform      re-initialisation (default: the layer type's default init)
   --group-depth D       module path components per layer group (default 2: "features.3", "layer2.1"; at most 16)
-  --steps N             integrated gradients steps (default 32, at most 10000)
-  --samples N           SmoothGrad samples (default 16, at most 100000)
-  --seed S              seed for re-initialisation and noise (default 0)
+)" + salient::cli::method_flags_help() +
+         R"(  (salient-sanity's own defaults: --steps 32, --samples 16; --seed also seeds the re-initialisation)
   --data-randomisation  the data randomisation test on Fashion-MNIST instead
   --train-images N      training images for it (default 2000; the permuted model must memorise them; at most 60000)
   --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-sanity)
 )";
+}
 
 struct Options {
   std::string model;
@@ -66,7 +69,8 @@ struct Options {
   int64_t limit = 0;
   std::vector<std::string> methods = {"gradient", "ig", "smoothgrad", "gradcam", "guided_backprop", "guided_gradcam"};
   salient::RandomisationOptions randomisation;
-  salient::cli::Settings settings;
+  salient::MethodSettings settings = salient::cli::tool_method_settings();
+  int64_t size = 224;
   bool data_randomisation = false;
   int64_t train_images = 2000;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -76,11 +80,7 @@ struct Options {
 std::vector<salient::SanityMethod> make_methods(const Options& options) {
   std::vector<salient::SanityMethod> methods;
   for (const auto& name : options.methods) {
-    const auto& spec = salient::cli::find_method(name == "gradient" ? "saliency" : name);
-    auto settings = options.settings;
-    methods.push_back({name, [&spec, settings](salient::TorchModel& m, const torch::Tensor& x, const salient::Target& t) {
-                         return spec.run(m, x, t, settings);
-                       }});
+    methods.push_back({name, salient::find_method(name == "gradient" ? "saliency" : name).bind(options.settings)});
   }
   methods.push_back({"edges", [](salient::TorchModel&, const torch::Tensor& x, const salient::Target&) {
                        return salient::sobel_edges(x);
@@ -139,12 +139,13 @@ void write_charts(salient::cli::OutputFolder& out, const salient::RandomisationT
 int run_parameter_randomisation(const Options& options, salient::cli::OutputFolder& output) {
   if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
   auto model = salient::TorchModel::load(options.model);
+  const salient::Preprocessing preprocessing{options.size, options.settings.normalization};
   std::vector<salient::cli::Photo> photos;
   for (const auto& source : options.images) {
     if (fs::is_directory(source)) {
-      for (auto& p : salient::cli::load_photos(source)) photos.push_back(std::move(p));
+      for (auto& p : salient::cli::load_photos(source, preprocessing)) photos.push_back(std::move(p));
     } else {
-      photos.push_back({fs::path(source).filename().string(), salient::load_input(source)});
+      photos.push_back({fs::path(source).filename().string(), salient::load_input(source, preprocessing)});
     }
   }
   if (options.limit > 0 && static_cast<int64_t>(photos.size()) > options.limit) photos.resize(options.limit);
@@ -198,7 +199,9 @@ int run_parameter_randomisation(const Options& options, salient::cli::OutputFold
                {"init", std::string(options.randomisation.init.scheme == salient::Reinitialisation::layer_default ? "default"
                                     : options.randomisation.init.scheme == salient::Reinitialisation::normal ? "normal" : "uniform")},
                {"seed", options.randomisation.init.seed}, {"methods", result.methods}, {"images", images},
-               {"ig_steps", options.settings.steps}, {"smoothgrad_samples", options.settings.samples},
+               {"ig_steps", salient::find_method("ig").parameters(options.settings)["steps"]},
+               {"smoothgrad_samples", salient::find_method("smoothgrad").parameters(options.settings)["samples"]},
+               {"input_size", options.size},
                {"threads", options.threads}, {"seconds", seconds}, {"steps", steps}};
   std::ofstream(output.file("results.json")) << summary.dump(1) << "\n";
 
@@ -250,7 +253,7 @@ int run_data_randomisation(const Options& options, salient::cli::OutputFolder& o
   std::vector<int64_t> y(test.labels.data_ptr<int64_t>(), test.labels.data_ptr<int64_t>() + 16);
   auto settings_options = options;
   settings_options.settings.normalization = salient::Normalization::none();
-  settings_options.settings.layer = "";
+  settings_options.settings.options.erase("layer");
   auto methods = make_methods(settings_options);
   auto result = salient::data_randomisation_test(trained, memorised, x, y, methods);
   // Rows: methods; columns: 4 test images under the true-label model, then the same 4 under
@@ -285,12 +288,16 @@ int run_data_randomisation(const Options& options, salient::cli::OutputFolder& o
 
 int run(int argc, char** argv) {
   Options options;
-  options.settings.steps = 32;
-  options.settings.samples = 16;
-  salient::cli::parse_options(argc, argv, usage, {"--data-randomisation"}, [&](const std::string& flag, const std::string& value) {
+  options.settings.options["steps"] = "32";
+  options.settings.options["samples"] = "16";
+  static const std::string help = usage();
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--data-randomisation"}, [&](const std::string& flag, const std::string& value) {
+    if (salient::cli::method_flag(flag, value, options.settings)) return;
     if (flag == "--model") options.model = value;
     else if (flag == "--images") options.images.push_back(value);
     else if (flag == "--limit") options.limit = parse_int(flag, value, 1, 100000);
+    else if (flag == "--size") options.size = parse_int(flag, value, 1, salient::cli::max_input_size);
+    else if (flag == "--normalize") options.settings.normalization = salient::parse_normalization(value);
     else if (flag == "--methods") options.methods = salient::cli::split_commas(value);
     else if (flag == "--mode") {
       if (value == "cascading") options.randomisation.mode = salient::RandomisationMode::cascading;
@@ -302,18 +309,14 @@ int run(int argc, char** argv) {
       else if (value == "uniform") options.randomisation.init.scheme = salient::Reinitialisation::uniform;
       else fail("--init expects default, normal or uniform, got '", value, "'");
     } else if (flag == "--group-depth") options.randomisation.group_depth = static_cast<int>(parse_int(flag, value, 0, 16));
-    else if (flag == "--steps") options.settings.steps = parse_int(flag, value, 1, 10000);
-    else if (flag == "--samples") options.settings.samples = parse_int(flag, value, 1, 100000);
-    else if (flag == "--seed") {
-      options.settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0, salient::cli::max_seed));
-      options.randomisation.init.seed = options.settings.seed;
-    } else if (flag == "--data-randomisation") options.data_randomisation = true;
+    else if (flag == "--data-randomisation") options.data_randomisation = true;
     else if (flag == "--train-images") options.train_images = parse_int(flag, value, 10, 60000);
     else if (flag == "--threads") options.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") options.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
-  for (const auto& name : options.methods) salient::cli::find_method(name == "gradient" ? "saliency" : name);  // early error
+  options.randomisation.init.seed = options.settings.seed;
+  for (const auto& name : options.methods) salient::find_method(name == "gradient" ? "saliency" : name);  // early error
   salient::cli::configure_process(options.threads);
   salient::cli::OutputFolder output(options.out, "salient-sanity");  // before any work: a folder we may write
   return options.data_randomisation ? run_data_randomisation(options, output) : run_parameter_randomisation(options, output);

@@ -23,7 +23,7 @@
 
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
-#include "common/methods.hpp"
+#include "common/method_settings.hpp"
 #include "common/output.hpp"
 #include "salient/analysis/topk.hpp"
 #include "salient/io/certificate.hpp"
@@ -69,7 +69,7 @@ struct Options {
   salient::TopkOptions topk;
   salient::EntityOptions entities{.segmenter_size = 513};
   std::string entity_source, method = "gradcam";
-  salient::cli::Settings settings;
+  salient::MethodSettings settings = salient::cli::tool_method_settings();
   int64_t size = 0;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   fs::path out = "salient-topk";
@@ -202,7 +202,7 @@ int run_analysis(const Options& o) {
   const int64_t size = o.size > 0 ? o.size : 224;
   const auto [photo, input] = load_photo(o, size);
   const auto labels = class_names(o);
-  const auto& method = salient::cli::find_method(o.method);
+  const auto& method = salient::find_method(o.method);
   auto [classes, probabilities] = salient::top_k_classes(model, input, o.topk.k);
   if (!labels.empty()) {
     const int64_t class_count = model.forward(input).size(1);  // one forward pass for the check

@@ -166,6 +166,24 @@ TEST_CASE("noise tunnel", "[xtensor][noise]") {
     }
     REQUIRE(xt::allclose(xt::view(sg, 0, xt::all()), mean, 1e-12, 1e-12));
   }
+  SECTION("relative_stdev scales the noise by each input's value range") {
+    auto mlp = mlp_model();
+    Tensor wide = x;
+    xt::view(wide, 1, xt::all()) *= 3.0;  // item 1 has three times item 0's range
+    auto relative = salient::noise_tunnel(mlp, wide, 0, gradient, {.samples = 3, .relative_stdev = 0.15, .seed = 2, .batch_size = 4});
+    for (int64_t i = 0; i < 2; ++i) {
+      Tensor item = xt::view(wide, xt::range(i, i + 1), xt::all());
+      const double stdev = 0.15 * (xt::amax(item)() - xt::amin(item)());
+      // The same seeds per (item, sample) as a one-item call: item i's result with its absolute stdev.
+      Tensor mean = xt::zeros<double>({size_t{6}});
+      for (int64_t j = 0; j < 3; ++j) {
+        Tensor noisy = item;
+        XtensorBackend::add_normal_noise(noisy, stdev, {salient::detail::mix_seed(2, static_cast<uint64_t>(i), j)});
+        mean += xt::view(salient::saliency(mlp, noisy, 0, {.abs = false}), 0, xt::all()) / 3.0;
+      }
+      REQUIRE(xt::allclose(xt::view(relative, i, xt::all()), mean, 1e-12, 1e-12));
+    }
+  }
 }
 
 TEST_CASE("bad inputs give clear errors", "[xtensor][errors]") {

@@ -598,3 +598,21 @@ TEST_CASE("an interrupted tool says so and leaves no unfinished output folder", 
   }
   fs::remove_all(work);
 }
+
+TEST_CASE("the tools list the library's methods and shared flags in --help", "[cli]") {
+  for (const std::string name : {"salient-explain", "salient-sanity"}) {
+    std::string help;
+    REQUIRE(tool(name, "--help", &help).code == 0);
+    INFO(name);
+    // The registry's names, aliases and references, and the shared method flags with their defaults.
+    for (const std::string line : {"integrated_gradients (ig)", "kernelshap (kernel_shap)", "pami", "Sundararajan et al. 2017",
+                                   "--steps N             integrated gradients steps (default 50", "own: 5, 1000, 1000, 4000",
+                                   "--masker M", "--batch-size N"})
+      CHECK(help.find(line) != std::string::npos);
+  }
+  // salient-sanity takes the input options salient-explain takes.
+  std::string help;
+  tool("salient-sanity", "--help", &help);
+  CHECK(help.find("--size S") != std::string::npos);
+  CHECK(help.find("--normalize") != std::string::npos);
+}

@@ -20,7 +20,7 @@ struct Photo {
 };
 
 // The photos of a folder (PNG/JPEG, not *_mask files), sorted by name, as 224x224 inputs.
-inline std::vector<Photo> load_photos(const std::filesystem::path& dir) {
+inline std::vector<Photo> load_photos(const std::filesystem::path& dir, const Preprocessing& preprocessing = {}) {
   std::vector<Photo> photos;
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -30,7 +30,7 @@ inline std::vector<Photo> load_photos(const std::filesystem::path& dir) {
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) raise(error_kind::io, "no photos in '", dir.string(), "'");
-  for (const auto& file : files) photos.push_back({file.filename().string(), salient::load_input(file)});
+  for (const auto& file : files) photos.push_back({file.filename().string(), salient::load_input(file, preprocessing)});
   return photos;
 }
 

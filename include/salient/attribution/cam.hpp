@@ -56,6 +56,12 @@ struct CamOptions {
   std::function<void(const std::string& layer)> on_layer = {};
 };
 
+template <class Visit>
+void for_each_option(CamOptions& o, Visit&& visit) {
+  visit("layer", o.layer), visit("layer_input", o.layer_input), visit("relu", o.relu), visit("upsample", o.upsample);
+  visit("batch_size", o.batch_size), visit("progress", o.progress), visit("on_layer", o.on_layer);
+}
+
 enum class CamKind { grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam };
 
 namespace detail {
@@ -268,6 +274,12 @@ struct LayerAttributionOptions {
   Progress progress = {};
   std::function<void(const std::string& layer)> on_layer = {};  // told which layer was used
 };
+
+template <class Visit>
+void for_each_option(LayerAttributionOptions& o, Visit&& visit) {
+  visit("layer", o.layer), visit("layer_input", o.layer_input);
+  visit("batch_size", o.batch_size), visit("progress", o.progress), visit("on_layer", o.on_layer);
+}
 
 template <LayerModel M>
 TensorOf<M> layer_gradient_x_activation(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,

@@ -24,6 +24,16 @@ struct InputXGradientOptions {
   Progress progress = {};
 };
 
+// The fields by name (core/options.hpp).
+template <class Visit>
+void for_each_option(SaliencyOptions& o, Visit&& visit) {
+  visit("abs", o.abs), visit("batch_size", o.batch_size), visit("progress", o.progress);
+}
+template <class Visit>
+void for_each_option(InputXGradientOptions& o, Visit&& visit) {
+  visit("batch_size", o.batch_size), visit("progress", o.progress);
+}
+
 namespace detail {
 // d score / d input for every item of `inputs`, in chunks of `batch_size` items.
 template <Model M>

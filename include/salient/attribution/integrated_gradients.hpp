@@ -52,6 +52,7 @@ inline std::string_view to_string(IntegrationMethod method) {
   }
   return "?";
 }
+inline void from_string(std::string_view name, IntegrationMethod& method) { method = parse_integration_method(name); }
 
 struct IntegrationSteps {
   std::vector<double> alphas;
@@ -133,10 +134,17 @@ struct IntegratedGradientsOptions {
   int64_t steps = 50;                                  // Captum's n_steps default
   IntegrationMethod method = IntegrationMethod::gauss_legendre;
   std::optional<Tensor> baseline = {};                 // default: 0 (the all-zero input)
-  int64_t batch_size = 16;                             // model inputs per call
   bool multiply_by_inputs = true;                      // false: the integrated gradient only
+  int64_t batch_size = 16;                             // model inputs per call
   Progress progress = {};                              // in model inputs evaluated
 };
+
+// The fields by name (core/options.hpp); the baseline is a tensor, set directly.
+template <class Tensor, class Visit>
+void for_each_option(IntegratedGradientsOptions<Tensor>& o, Visit&& visit) {
+  visit("steps", o.steps), visit("method", o.method), visit("multiply_by_inputs", o.multiply_by_inputs);
+  visit("batch_size", o.batch_size), visit("progress", o.progress);
+}
 
 namespace detail {
 template <Model M>

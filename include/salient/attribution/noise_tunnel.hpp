@@ -5,8 +5,9 @@
 //   smoothgrad_sq  E[a(x + e)^2]               Hooker et al. 2019 (SG-SQ)
 //   vargrad        E[a^2] - E[a]^2             Adebayo et al. 2018 (population variance)
 //
-// e ~ N(0, stdev^2) element-wise with an absolute `stdev` (Captum's `stdevs`; PAIR and zennit
-// scale it by the input range instead). Noisy copies are laid out example-major
+// e ~ N(0, stdev^2) element-wise with an absolute `stdev` (Captum's `stdevs`), or, with
+// `relative_stdev` > 0, stdev = relative_stdev * (max - min) of each input (PAIR's
+// `stdev_spread`; the SmoothGrad paper recommends 0.1-0.2). Noisy copies are laid out example-major
 // ([x0+e00, x0+e01, ..., x1+e10, ...]) and handed to the method in calls of at most
 // `batch_size` inputs. The noise of copy j of item i is drawn from its own generator seeded
 // from (seed, i, j), so the same seed gives the same result whatever the batch size.
@@ -31,15 +32,31 @@ inline std::string_view to_string(NoiseTunnelType type) {
   }
   return "?";
 }
+inline void from_string(std::string_view name, NoiseTunnelType& type) {
+  for (auto t : {NoiseTunnelType::smoothgrad, NoiseTunnelType::smoothgrad_sq, NoiseTunnelType::vargrad})
+    if (name == to_string(t)) {
+      type = t;
+      return;
+    }
+  detail::fail("unknown noise tunnel type '", name, "' (expected smoothgrad, smoothgrad_sq or vargrad)");
+}
 
 struct NoiseTunnelOptions {
   NoiseTunnelType type = NoiseTunnelType::smoothgrad;
   int64_t samples = 5;       // Captum's nt_samples default
   double stdev = 1.0;        // absolute, in model-input units (Captum's stdevs default)
+  double relative_stdev = 0; // > 0: stdev = relative_stdev * each input's value range (replaces stdev)
   uint64_t seed = 0;
   int64_t batch_size = 16;   // noisy inputs per call of the wrapped method
   Progress progress = {};    // in noisy inputs done
 };
+
+template <class Visit>
+void for_each_option(NoiseTunnelOptions& o, Visit&& visit) {
+  visit("type", o.type), visit("samples", o.samples), visit("stdev", o.stdev);
+  visit("relative_stdev", o.relative_stdev), visit("seed", o.seed);
+  visit("batch_size", o.batch_size), visit("progress", o.progress);
+}
 
 // `method(model, noisy_inputs, target) -> attributions` is any method of the uniform calling
 // convention (MethodOf<M>), e.g. a lambda calling salient::saliency, or a Method<M>.
@@ -51,7 +68,14 @@ TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>&
   detail::check_inputs<B>(inputs);
   if (options.samples < 1) detail::fail("noise tunnel needs samples >= 1, got ", options.samples);
   if (!(options.stdev >= 0)) detail::fail("noise tunnel needs stdev >= 0, got ", options.stdev);
+  if (!(options.relative_stdev >= 0)) detail::fail("noise tunnel needs relative_stdev >= 0, got ", options.relative_stdev);
   const int64_t n = B::rows(inputs), m = options.samples, total = n * m;
+  std::vector<double> stdevs(static_cast<std::size_t>(n), options.stdev);  // per item
+  if (options.relative_stdev > 0)
+    for (int64_t i = 0; i < n; ++i) {
+      const auto [low, high] = B::value_range(B::slice_rows(inputs, i, i + 1));
+      stdevs[i] = options.relative_stdev * (high - low);
+    }
   // Every noisy copy explains its own item's class (top-1 of the clean input).
   const auto resolved = resolve_target(model, inputs, target).interleaved(m);
 
@@ -63,8 +87,17 @@ TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>&
       items.push_back(row / m);
       seeds.push_back(detail::mix_seed(options.seed, row / m, row % m));
     }
-    Tensor noisy = B::take_rows(inputs, items);
-    B::add_normal_noise(noisy, options.stdev, seeds);
+    // Rows of one item are consecutive: one noise call per item's run of rows.
+    std::vector<Tensor> runs;
+    for (std::size_t first = 0; first < items.size();) {
+      std::size_t last = first;
+      while (last < items.size() && items[last] == items[first]) ++last;
+      Tensor run = B::take_rows(inputs, std::vector<int64_t>(items.begin() + first, items.begin() + last));
+      B::add_normal_noise(run, stdevs[items[first]], std::vector<uint64_t>(seeds.begin() + first, seeds.begin() + last));
+      runs.push_back(std::move(run));
+      first = last;
+    }
+    Tensor noisy = runs.size() == 1 ? runs.front() : B::concat_rows(runs);
     auto part = resolved.slice(begin, end);
     TargetOf<M> chunk_target = part.is_custom() ? TargetOf<M>(part.custom) : TargetOf<M>(part.classes);
     Tensor attributions = method(model, noisy, chunk_target);

@@ -1,6 +1,6 @@
 #pragma once
 // PAMI (Shi et al. 2023, "PAMI: partition input and aggregate outputs for model
-// interpretation"; ../shared/PAPERS.md paper 3): keep one region of the image, remove the
+// interpretation"): keep one region of the image, remove the
 // rest through a masker (the paper's substrates: black, white, blur; layer masking works
 // too), and take the target's probability as that region's contribution. This is done for
 // every region of several partitions, and each pixel gets the mean contribution of the
@@ -46,6 +46,14 @@ struct PamiOptions {
       .masker = BasicFillMasker<BackendOf<M>>::constant(Normalization::imagenet().level(0.f, 3), "black"),
       .probabilities = true};
 };
+
+// The fields by name (core/options.hpp); the normalisation is set directly.
+template <class M, class Visit>
+void for_each_option(PamiOptions<M>& o, Visit&& visit) {
+  visit("segmentations", o.segmentations), visit("shifts", o.shifts), visit("two_stage", o.two_stage);
+  visit("levels", o.levels);
+  for_each_option(o.evaluation, visit);
+}
 
 namespace detail {
 

@@ -84,6 +84,33 @@ struct KernelShapOptions {
   PerturbationOptions<M> evaluation = {};
 };
 
+// The fields by name (core/options.hpp), the evaluation's included; segments are a tensor.
+template <class M, class Visit>
+void for_each_option(OcclusionOptions<M>& o, Visit&& visit) {
+  visit("window", o.window), visit("strides", o.strides);
+  for_each_option(o.evaluation, visit);
+}
+template <class M, class Visit>
+void for_each_option(AblationOptions<M>& o, Visit&& visit) {
+  for_each_option(o.evaluation, visit);
+}
+template <class M, class Visit>
+void for_each_option(RiseOptions<M>& o, Visit&& visit) {
+  visit("masks", o.masks), visit("cells", o.cells), visit("keep_probability", o.keep_probability), visit("seed", o.seed);
+  for_each_option(o.evaluation, visit);
+}
+template <class M, class Visit>
+void for_each_option(LimeOptions<M>& o, Visit&& visit) {
+  visit("samples", o.samples), visit("kernel_width", o.kernel_width), visit("ridge", o.ridge);
+  visit("features", o.features), visit("seed", o.seed);
+  for_each_option(o.evaluation, visit);
+}
+template <class M, class Visit>
+void for_each_option(KernelShapOptions<M>& o, Visit&& visit) {
+  visit("samples", o.samples), visit("seed", o.seed);
+  for_each_option(o.evaluation, visit);
+}
+
 namespace detail {
 inline Eigen::VectorXd eigen_vector(const std::vector<double>& values) {
   return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(values.size()));

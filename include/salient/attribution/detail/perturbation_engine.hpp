@@ -26,6 +26,12 @@ struct PerturbationOptions {
   Progress progress = {};      // (masked inputs evaluated, total)
 };
 
+// The fields by name (core/options.hpp); the masker is an object, set directly.
+template <class M, class Visit>
+void for_each_option(PerturbationOptions<M>& o, Visit&& visit) {
+  visit("probabilities", o.probabilities), visit("batch_size", o.batch_size), visit("progress", o.progress);
+}
+
 namespace detail {
 
 // Counts masked evaluations across the items of a batch for the progress callback.

@@ -1,0 +1,98 @@
+#pragma once
+// The method flags the tools share (salient-explain, salient-sanity, salient-topk): each
+// fills one salient::MethodSettings, which the library's registry applies to whichever
+// methods run (attribution/registry.hpp). Methods and their defaults come from the registry.
+#include <array>
+#include <string>
+#include <vector>
+
+#include "salient/attribution/registry.hpp"
+#include "salient/segmentation/superpixels.hpp"
+
+#include "common/cli.hpp"
+
+namespace salient::cli {
+
+// The tools' settings before any flag: SmoothGrad noise at 15% of each input's value range
+// (the SmoothGrad paper's level; the library's own default is Captum's absolute stdev 1).
+inline MethodSettings tool_method_settings() {
+  MethodSettings settings;
+  settings.options["relative_stdev"] = "0.15";
+  return settings;
+}
+
+// Help lines of the shared flags, with the defaults read from the options structs.
+inline std::string method_flags_help() {
+  const auto n = [](auto v) { return std::to_string(v); };
+  const IntegratedGradientsOptions<torch::Tensor> ig;
+  const OcclusionOptions<TorchModel> occlusion;
+  return R"(  --layer NAME          layer for CAM methods (default: the last layer with a spatial 4-D output)
+  --steps N             integrated gradients steps (default )" + n(ig.steps) + R"(, at most 10000)
+  --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
+  --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
+  --samples N           noise tunnel, LIME and KernelSHAP samples, RISE masks (default: each method's
+                        own: )" + n(NoiseTunnelOptions{}.samples) + ", " + n(LimeOptions<TorchModel>{}.samples) + ", " +
+         n(KernelShapOptions<TorchModel>{}.samples) + ", " + n(RiseOptions<TorchModel>{}.masks) + R"(); at most 100000
+  --stdev S             noise tunnel stdev in model-input units (default 15% of each input's range)
+  --masker M            how perturbation methods remove pixels: zero (default: a zero model input, as
+                        Captum; PAMI: black), mean, black, grey, blur, noise, or layer (layer masking)
+  --segments S          regions for ablation/lime/kernelshap: slic:N[:compactness],
+                        felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL, or model:SEG.pt (a segmentation
+                        model's argmax classes split into connected regions) (default )" + MethodSettings{}.segments + R"()
+  --window H[,W]        occlusion window (default )" + n(occlusion.window[0]) + R"(, at most 2048)
+  --strides H[,W]       occlusion strides (default )" + n(occlusion.strides[0]) + R"(, at most 2048)
+  --batch-size N        model inputs per call (default: each method's own, )" + n(SaliencyOptions{}.batch_size) + " or " +
+         n(PerturbationOptions<TorchModel>{}.batch_size) + R"(; at most 1024)
+  --seed N              seed for noise, masks and samples (default 0)
+)";
+}
+
+// Reads one shared method flag into `settings`; false when `flag` is not one of them. Values
+// are checked here, before any work.
+inline bool method_flag(const std::string& flag, const std::string& value, MethodSettings& settings) {
+  auto& options = settings.options;
+  if (flag == "--steps") {
+    options["steps"] = std::to_string(parse_int(flag, value, 1, 10000));
+  } else if (flag == "--ig-method") {
+    parse_integration_method(value);
+    options["method"] = value;
+  } else if (flag == "--baseline") {
+    parse_baseline(value);
+    settings.baseline = value;
+  } else if (flag == "--samples") {
+    options["samples"] = options["masks"] = std::to_string(parse_int(flag, value, 1, 100000));
+  } else if (flag == "--stdev") {
+    if (parse_double(flag, value) < 0) fail("--stdev must be >= 0, got ", value);
+    options["stdev"] = value;
+    options["relative_stdev"] = "0";
+  } else if (flag == "--masker") {
+    make_masker(value);
+    settings.masker = value;
+  } else if (flag == "--segments") {
+    if (value.rfind("model:", 0) != 0) segment(value, Image(3, 16, 16, 0.5f));  // validates the spec
+    else if (!std::filesystem::exists(value.substr(6))) fail("segmentation model '", value.substr(6), "' not found");
+    settings.segments = value;
+  } else if (flag == "--window" || flag == "--strides") {
+    auto parts = split_commas(value);
+    if (parts.empty() || parts.size() > 2) fail(flag, " takes H or H,W, got '", value, "'");
+    const auto h = parse_int(flag, parts[0], 1, max_input_size), w = parse_int(flag, parts.back(), 1, max_input_size);
+    options[flag.substr(2)] = std::to_string(h) + "," + std::to_string(w);
+  } else if (flag == "--layer") {
+    options["layer"] = value;
+  } else if (flag == "--batch-size") {
+    settings.batch_size = parse_int(flag, value, 1, 1024);
+  } else if (flag == "--seed") {
+    settings.seed = static_cast<uint64_t>(parse_int(flag, value, 0, max_seed));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The layer named by --layer, or "" for each method's default.
+inline std::string requested_layer(const MethodSettings& settings) {
+  auto it = settings.options.find("layer");
+  return it == settings.options.end() ? std::string() : it->second;
+}
+
+}  // namespace salient::cli
