@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "salient/io/image.hpp"
+#include "salient/io/heatmap.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
 namespace fs = std::filesystem;

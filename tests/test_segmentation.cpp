@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "salient/io/image.hpp"
+#include "salient/io/heatmap.hpp"
 #include "salient/segmentation/superpixels.hpp"
 #include "shared_data.hpp"
 

@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <typeindex>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -27,9 +30,6 @@
 #include "salient/core/parameters.hpp"
 
 namespace salient {
-namespace graph {
-struct Program;
-}
 
 inline std::string shape_string(const torch::Tensor& t) { return detail::shape_text(t.sizes().vec()); }
 
@@ -237,8 +237,14 @@ class TorchModel {
   // Call after changing parameters in place: the inference-optimised copy folded the old
   // values into constants, so it is dropped and made again on the next forward.
   void parameters_changed() { optimized_.reset(); }
-  // The model's graph for the executor, made on first use by salient/graph/layers.hpp.
-  std::shared_ptr<const graph::Program>& program_cache() { return program_; }
+  // What another part of the library derives from the model once (the graph executor's
+  // program: graph/layers.hpp), by type: made by `make()` on first use, shared by copies.
+  template <class T, class Make>
+  const T& derived(Make&& make) {
+    auto& slot = (*derived_)[std::type_index(typeid(T))];
+    if (!slot) slot = std::make_shared<const T>(make());
+    return *static_cast<const T*>(slot.get());
+  }
 
   // The output to explain from what the model returned (a tensor, or an element of a tuple).
   static torch::Tensor output_tensor(const c10::IValue& value, int element) {
@@ -311,7 +317,8 @@ class TorchModel {
   std::optional<torch::jit::Module> module_;
   std::optional<torch::jit::Module> optimized_;
   std::shared_ptr<torch::nn::Module> nn_module_;
-  std::shared_ptr<const graph::Program> program_;
+  std::shared_ptr<std::map<std::type_index, std::shared_ptr<const void>>> derived_ =
+      std::make_shared<std::map<std::type_index, std::shared_ptr<const void>>>();
 };
 static_assert(Model<TorchModel>);
 

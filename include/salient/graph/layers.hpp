@@ -21,17 +21,12 @@ namespace salient {
 
 // The executor's program for `model`, made on first use and shared by copies of the model.
 inline const graph::Program& program_of(TorchModel& model) {
-  auto& cache = model.program_cache();
-  if (!cache) {
-    if (model.module())
-      cache = std::make_shared<const graph::Program>(graph::from_torchscript(*model.module()));
-    else if (model.nn_module())
-      cache = std::make_shared<const graph::Program>(graph::from_sequential(model.nn_module()));
-    else
-      detail::fail_unsupported("layers and rule sets need a TorchScript module or a torch::nn::Sequential-style module; "
-                   "this model was made from a C++ function");
-  }
-  return *cache;
+  return model.derived<graph::Program>([&] {
+    if (model.module()) return graph::from_torchscript(*model.module());
+    if (model.nn_module()) return graph::from_sequential(model.nn_module());
+    detail::fail_unsupported("layers and rule sets need a TorchScript module or a torch::nn::Sequential-style module; "
+                             "this model was made from a C++ function");
+  });
 }
 
 namespace detail {

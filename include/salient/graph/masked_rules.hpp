@@ -1,6 +1,6 @@
 #pragma once
 // Layer masking (Balasubramanian & Feizi 2023, "Towards Improved Input Masking for
-// Convolutional Neural Networks"; ../shared/PAPERS.md paper 1) as a rule set of the executor.
+// Convolutional Neural Networks", CVPR 2023) as a rule set of the executor.
 //
 // A binary mask [N,1,h,w] (1 = keep) travels with every activation. What an activation holds
 // at removed positions never reaches a kept position: the rules below read only kept (or

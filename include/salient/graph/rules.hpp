@@ -6,7 +6,7 @@
 // has no default: running a program with an op the set does not name is an error that
 // names the op, the set and the module path (graph/executor.hpp), never a silent fallback.
 //
-// Built-in sets (the extension point for later methods: layer masking, randomisation):
+// Built-in sets here (layer masking's set is graph/masked_rules.hpp):
 // - plain: every op as itself, the same numbers as the model's own forward.
 // - guided_relu (guided backprop, Springenberg et al. 2015): ReLU and ReLU6 pass back only
 //   positive gradients, and only where their input was in the active range:

@@ -12,6 +12,7 @@
 
 #include "salient/core/error.hpp"
 #include "salient/io/image.hpp"
+#include "salient/segmentation/label_map.hpp"
 
 namespace salient {
 
@@ -494,6 +495,31 @@ inline Image grid(const std::vector<Image>& tiles, int64_t columns, int64_t padd
           out.data[static_cast<size_t>((c * out.height + top + y) * out.width + left + x)] =
               detail::rgb_channel(tile, c, y * tile.width + x);
   }
+  return out;
+}
+
+// The photo with segment borders painted in `color`: a pixel is painted when its right or lower
+// neighbour has another label (one-pixel lines).
+inline Image mark_boundaries(const Image& rgb, const LabelMap& map,
+                             const std::array<float, 3>& color = {1.f, 1.f, 0.f}) {
+  detail::check_image(rgb, "mark_boundaries");
+  detail::superpixels::check_label_map(map, "mark_boundaries");
+  if (rgb.channels != 3 || rgb.height != map.height || rgb.width != map.width)
+    detail::fail("mark_boundaries: image ", rgb.channels, "x", rgb.height, "x", rgb.width,
+                 " does not match the ", map.height, "x", map.width,
+                 " label map (expected an RGB image of the same size)");
+  Image out = rgb;
+  const int64_t h = map.height, w = map.width, n = h * w;
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t i = y * w + x;
+      const int64_t l = map.labels[static_cast<size_t>(i)];
+      const bool edge = (x + 1 < w && map.labels[static_cast<size_t>(i + 1)] != l) ||
+                        (y + 1 < h && map.labels[static_cast<size_t>(i + w)] != l);
+      if (edge)
+        for (size_t c = 0; c < 3; ++c)
+          out.data[c * static_cast<size_t>(n) + static_cast<size_t>(i)] = color[c];
+    }
   return out;
 }
 
