@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "salient/analysis/certificate.hpp"
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
 #include "salient/core/xtensor_backend.hpp"
@@ -247,4 +248,36 @@ TEST_CASE("xtensor: PAMI of an additive model gives each pixel its regions' true
   CHECK(std::isfinite(xt::sum(refined)()));
   CHECK(!xt::allclose(refined, map));
   CHECK_THROWS_WITH(salient::pami(model, random_tensor({1, 2, H, W}, 27), 1, options), Catch::Contains("2 channels"));
+}
+
+TEST_CASE("top-k certificates verify on any model: two halves of an image, two entities", "[xtensor][certificate]") {
+  // Class 0 sums the left half of a 4x4 image, class 1 the right half, class 2 is a constant 1.
+  salient::LinearModel model{xt::zeros<double>({3, 16}), Tensor{0.0, 0.0, 1.0}};
+  for (std::size_t p = 0; p < 16; ++p) model.weight(p % 4 < 2 ? 0 : 1, p) = 1;
+  const Tensor image = xt::ones<double>({1, 1, 4, 4});
+  Tensor left = xt::zeros<double>({4, 4}), right = xt::zeros<double>({4, 4});
+  xt::view(left, xt::all(), xt::range(0, 2)) = 1.0;
+  xt::view(right, xt::all(), xt::range(2, 4)) = 1.0;
+  salient::BasicTopkCertificate<Tensor> c{salient::EntityRelation::two_entities, 0, 1, 2, "zero", 4, 4,
+                                          {{"A", left}, {"B", right}}, salient::required_claims(salient::EntityRelation::two_entities, 0, 1), {}};
+  const salient::BasicAnyMasker<salient::LinearModel> zero = salient::BasicFillMasker<XtensorBackend>::zero();
+  auto v = salient::verify(model, image, c, zero);
+  CHECK(v.holds());
+  CHECK(v.image_top_k == std::vector<int64_t>{0, 1});          // 8, 8 (ties: the lower class first), then 1
+  CHECK(v.checks[0].top_k == std::vector<int64_t>{0, 2});      // left kept: 8, 0, 1
+  CHECK(v.checks[1].top_k == std::vector<int64_t>{1, 2});
+  // The masks swapped: the claims no longer hold.
+  auto swapped = c;
+  std::swap(swapped.masks.at("A"), swapped.masks.at("B"));
+  CHECK_FALSE(salient::verify(model, image, swapped, zero).holds());
+  // Another masker than the one the certificate names, overlapping masks, a claim that does
+  // not prove the relation: refused before the model runs.
+  CHECK_THROWS_WITH(salient::verify(model, image, c, salient::BasicFillMasker<XtensorBackend>::image(image, "white")),
+                    Catch::Contains("applied by the masker 'zero', but verify was given 'white'"));
+  auto overlapping = c;
+  overlapping.masks.at("B") = xt::ones<double>({4, 4});
+  CHECK_THROWS_WITH(salient::verify(model, image, overlapping, zero), Catch::Contains("masks 'A' and 'B' overlap"));
+  auto forged = c;
+  forged.claims[1].not_in_top_k.clear();
+  CHECK_THROWS_WITH(salient::verify(model, image, forged, zero), Catch::Contains("is not one that proves two_entities"));
 }

@@ -28,6 +28,7 @@
 #include "salient/masking/maskers.hpp"
 
 #include "salient/analysis/certificate.hpp"
+#include "salient/analysis/torch_certificate.hpp"
 #include "salient/analysis/topk.hpp"
 
 #include "salient/evaluation/curves.hpp"

@@ -1,9 +1,12 @@
 #pragma once
-// Counterfactual certificates for top-k disambiguation ("Two guesses or one? Disambiguating top-k predictions"): a set of masks
-// (1 = keep), the name of the masker that applies them, and claims about which classes are and
-// are not among the model's k highest outputs on each masked input. `verify` checks every
-// claim by running only the model on the masked inputs: no attribution, no segmentation, so
-// anyone with the model and the image can check a verdict without trusting the method.
+// Counterfactual certificates for top-k disambiguation ("Two guesses or one? Disambiguating
+// top-k predictions"): a set of masks (1 = keep), the name of the masker that applies them, and
+// claims about which classes are and are not among the model's k highest outputs on each
+// masked input. `verify` checks every claim by running only the model on the masked inputs: no
+// attribution, no segmentation, so anyone with the model and the image can check a verdict
+// without trusting the method. Written for any ForwardModel (LibTorch-free); TorchModel's
+// `TopkCertificate` and the verify that makes the named masker itself are in
+// analysis/torch_certificate.hpp.
 //
 // JSON form (io/certificate.hpp writes it with one PNG per mask):
 //   {"format": "salient-topk-certificate/2", "relation": "two_entities", "class_a": 171,
@@ -21,13 +24,13 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
-#include <torch/torch.h>
-
+#include "salient/core/backend.hpp"
 #include "salient/core/error.hpp"
-#include "salient/core/torch_backend.hpp"
-#include "salient/masking/maskers.hpp"
+#include "salient/core/model.hpp"
+#include "salient/masking/masker.hpp"
 
 namespace salient {
 
@@ -57,12 +60,13 @@ struct TopkClaim {
   std::vector<int64_t> not_in_top_k;  // classes that must not be
 };
 
-struct TopkCertificate {
+template <class Tensor>
+struct BasicTopkCertificate {
   EntityRelation relation = EntityRelation::undecided;
   int64_t class_a = 0, class_b = 0, k = 5;
-  std::string masker = "layer";                 // make_masker() name: how masked pixels are removed
-  int64_t height = 0, width = 0;                // the model input's size the masks belong to
-  std::map<std::string, torch::Tensor> masks;  // name -> [H,W] float, 1 = keep
+  std::string masker = "layer";          // the masker's name: how masked pixels are removed
+  int64_t height = 0, width = 0;         // the model input's size the masks belong to
+  std::map<std::string, Tensor> masks;  // name -> [H,W], 1 = keep
   std::vector<TopkClaim> claims;
   // What the verdict is about: role ("model", "image", "composite") -> SHA-256 of that file.
   // verify() sees tensors, not files; salient-topk verify checks these against its files.
@@ -88,13 +92,16 @@ struct Verification {
   }
 };
 
-// The k highest classes of one output row [classes], best first (ties: the lower index first).
-inline std::vector<int64_t> top_k_of(const torch::Tensor& row, int64_t k) {
-  if (row.dim() != 1) detail::fail("top-k of an output needs one row of class scores, got shape ", shape_string(row));
-  if (k < 1 || k > row.size(0)) detail::fail("k = ", k, " is out of range for a model with ", row.size(0), " classes (expected 1..", row.size(0), ")");
-  auto indices = std::get<1>(torch::topk(row.to(torch::kDouble), k, 0, /*largest=*/true, /*sorted=*/true));
-  indices = indices.contiguous().to(torch::kLong);
-  return {indices.data_ptr<int64_t>(), indices.data_ptr<int64_t>() + k};
+// The k highest classes of one output row of class scores, best first (ties: the lower index
+// first).
+inline std::vector<int64_t> top_k_of(const std::vector<double>& row, int64_t k) {
+  const auto classes = static_cast<int64_t>(row.size());
+  if (k < 1 || k > classes) detail::fail("k = ", k, " is out of range for a model with ", classes, " classes (expected 1..", classes, ")");
+  std::vector<int64_t> order(row.size());
+  for (int64_t c = 0; c < classes; ++c) order[static_cast<std::size_t>(c)] = c;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return row[x] > row[y]; });
+  order.resize(static_cast<std::size_t>(k));
+  return order;
 }
 
 // The claims that prove `relation` for classes a and b, derived from nothing else: a
@@ -136,7 +143,8 @@ inline bool same_claim(const TopkClaim& x, const TopkClaim& y) {
 // The form of a certificate, without its masks' contents: the claims are exactly those the
 // relation requires for the two classes named, the masks are exactly the ones they use; k,
 // classes and size in range (`classes` 0: not known yet).
-inline void check_certificate_form(const TopkCertificate& c, int64_t classes) {
+template <class Tensor>
+void check_certificate_form(const BasicTopkCertificate<Tensor>& c, int64_t classes) {
   if (c.k < 1 || (classes > 0 && c.k > classes))
     fail("certificate: k = ", c.k, " is out of range for a model with ", classes, " classes");
   if (c.height < 1 || c.width < 1 || c.height > max_certificate_side || c.width > max_certificate_side)
@@ -168,46 +176,72 @@ inline void check_certificate_form(const TopkCertificate& c, int64_t classes) {
 // Everything that does not need the model: the form, then the masks binary, of the
 // certificate's size, non-empty and in the relation's geometry (A and B disjoint; without_E the
 // complement of E).
-inline void check_certificate(const TopkCertificate& c, int64_t classes) {
+template <TensorBackend B>
+void check_certificate(const BasicTopkCertificate<typename B::Tensor>& c, int64_t classes) {
   check_certificate_form(c, classes);
+  std::map<std::string, std::vector<double>> values;
   for (const auto& [name, mask] : c.masks) {
-    if (mask.dim() != 2 || mask.size(0) != c.height || mask.size(1) != c.width)
-      fail("certificate: mask '", name, "' has shape ", shape_string(mask), " but the certificate is for ", c.height, "x",
+    const auto shape = B::shape(mask);
+    if (shape != std::vector<int64_t>{c.height, c.width})
+      fail("certificate: mask '", name, "' has shape ", shape_text(shape), " but the certificate is for ", c.height, "x",
            c.width, " inputs");
-    if (!mask.eq(0).logical_or(mask.eq(1)).all().item<bool>()) fail("certificate: mask '", name, "' is not binary (0 or 1)");
-    if (mask.sum().item<double>() == 0) fail("certificate: mask '", name, "' keeps nothing");
+    auto& v = values[name] = B::to_vector(mask);
+    if (!std::all_of(v.begin(), v.end(), [](double x) { return x == 0 || x == 1; }))
+      fail("certificate: mask '", name, "' is not binary (0 or 1)");
+    if (std::none_of(v.begin(), v.end(), [](double x) { return x == 1; })) fail("certificate: mask '", name, "' keeps nothing");
   }
-  if (c.relation == EntityRelation::two_entities && (c.masks.at("A") * c.masks.at("B")).sum().item<double>() != 0)
-    fail("certificate: masks 'A' and 'B' overlap (two entities need disjoint regions)");
-  if (c.relation == EntityRelation::one_entity && !torch::equal(c.masks.at("without_E"), 1 - c.masks.at("E")))
-    fail("certificate: mask 'without_E' is not the complement of mask 'E'");
+  const auto pixels = values.begin()->second.size();
+  if (c.relation == EntityRelation::two_entities)
+    for (std::size_t p = 0; p < pixels; ++p)
+      if (values.at("A")[p] == 1 && values.at("B")[p] == 1)
+        fail("certificate: masks 'A' and 'B' overlap (two entities need disjoint regions)");
+  if (c.relation == EntityRelation::one_entity)
+    for (std::size_t p = 0; p < pixels; ++p)
+      if (values.at("without_E")[p] != 1 - values.at("E")[p])
+        fail("certificate: mask 'without_E' is not the complement of mask 'E'");
 }
 }  // namespace detail
 
 // Checks `certificate` on `input` [1,C,H,W]: its form (detail::check_certificate: anything that
 // does not prove its relation for its two classes is an error), then, by running the model on
-// the unmasked and the masked inputs (one batch through the certificate's masker; forward
-// passes only), that both classes are in the image's top-k and that every claim holds.
-inline Verification verify(TorchModel& model, const torch::Tensor& input, const TopkCertificate& certificate,
-                           const MaskerOptions& options = {}) {
-  if (input.dim() != 4 || input.size(0) != 1) detail::fail("verify takes one input [1,C,H,W], got shape ", shape_string(input));
-  detail::check_certificate(certificate, /*classes=*/0);
-  if (input.size(2) != certificate.height || input.size(3) != certificate.width)
-    detail::fail("the certificate is for ", certificate.height, "x", certificate.width, " inputs, but the input is ",
-                 input.size(2), "x", input.size(3));
-  std::vector<torch::Tensor> masks{torch::ones({certificate.height, certificate.width}, input.options())};
-  for (const auto& claim : certificate.claims) masks.push_back(certificate.masks.at(claim.mask).to(input.options()));
-  auto outputs = make_masker(certificate.masker).outputs(model, input, torch::stack(masks).unsqueeze(1), options);
-  if (outputs.dim() != 2) detail::fail("verify needs a classifier's outputs [N, classes], got shape ", shape_string(outputs));
-  TorchBackend::check_finite(outputs, "model output");
-  detail::check_certificate(certificate, outputs.size(1));
+// the unmasked and the masked inputs (one batch through `masker`, which must be the masker the
+// certificate names; forward passes only), that both classes are in the image's top-k and that
+// every claim holds.
+template <ForwardModel M>
+Verification verify(M& model, const TensorOf<M>& input, const BasicTopkCertificate<TensorOf<M>>& certificate,
+                    const std::type_identity_t<BasicAnyMasker<M>>& masker, const MaskerOptions& options = {}) {
+  using B = BackendOf<M>;
+  const auto shape = B::shape(input);
+  if (shape.size() != 4 || shape[0] != 1) detail::fail("verify takes one input [1,C,H,W], got shape ", detail::shape_text(shape));
+  detail::check_certificate<B>(certificate, /*classes=*/0);
+  if (masker.name() != certificate.masker)
+    detail::fail("the certificate's masks are applied by the masker '", certificate.masker, "', but verify was given '",
+                 masker.name(), "'");
+  if (shape[2] != certificate.height || shape[3] != certificate.width)
+    detail::fail("the certificate is for ", certificate.height, "x", certificate.width, " inputs, but the input is ", shape[2],
+                 "x", shape[3]);
+  // The unmasked input first, then one masked input per claim.
+  const auto pixels = static_cast<std::size_t>(certificate.height * certificate.width);
+  std::vector<double> masks(pixels, 1.0);
+  for (const auto& claim : certificate.claims) {
+    const auto values = B::to_vector(certificate.masks.at(claim.mask));
+    masks.insert(masks.end(), values.begin(), values.end());
+  }
+  const auto count = static_cast<int64_t>(certificate.claims.size()) + 1;
+  const auto outputs = masker.outputs(model, input, B::from_values(masks, {count, 1, shape[2], shape[3]}, input), options);
+  const auto output_shape = B::shape(outputs);
+  if (output_shape.size() != 2)
+    detail::fail("verify needs a classifier's outputs [N, classes], got shape ", detail::shape_text(output_shape));
+  B::check_finite(outputs, "model output");
+  detail::check_certificate_form(certificate, output_shape[1]);
+  const auto row = [&](int64_t r) { return B::to_vector(B::slice_rows(outputs, r, r + 1)); };
   Verification result;
-  result.image_top_k = top_k_of(outputs[0], certificate.k);
+  result.image_top_k = top_k_of(row(0), certificate.k);
   result.classes_in_top_k =
       detail::contains(result.image_top_k, certificate.class_a) && detail::contains(result.image_top_k, certificate.class_b);
   for (size_t i = 0; i < certificate.claims.size(); ++i) {
     const auto& claim = certificate.claims[i];
-    auto top = top_k_of(outputs[static_cast<int64_t>(i) + 1], certificate.k);
+    auto top = top_k_of(row(static_cast<int64_t>(i) + 1), certificate.k);
     result.checks.push_back({claim, detail::claim_holds(claim, top), std::move(top)});
   }
   return result;

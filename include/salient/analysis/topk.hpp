@@ -37,6 +37,7 @@
 #include <torch/torch.h>
 
 #include "salient/analysis/certificate.hpp"
+#include "salient/analysis/torch_certificate.hpp"
 #include "salient/analysis/entities.hpp"
 #include "salient/core/error.hpp"
 #include "salient/core/torch_backend.hpp"

@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "salient/analysis/certificate.hpp"
+#include "salient/analysis/torch_certificate.hpp"
 #include "salient/core/error.hpp"
 #include "salient/io/detail/files.hpp"
 #include "salient/io/image.hpp"
@@ -108,7 +109,7 @@ inline TopkCertificate certificate_from_json(const nlohmann::json& j,
   for (const auto& [name, file] : j["masks"].items()) c.masks[name] = torch::Tensor();
   detail::check_certificate_form(c, /*classes=*/0);
   for (const auto& [name, file] : j["masks"].items()) c.masks[name] = load_mask(text(file, "masks." + name));
-  detail::check_certificate(c, /*classes=*/0);
+  detail::check_certificate<TorchBackend>(c, /*classes=*/0);
   return c;
 }
 

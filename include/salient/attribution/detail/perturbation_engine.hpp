@@ -21,8 +21,8 @@ namespace salient {
 template <ForwardModel M>
 struct PerturbationOptions {
   BasicAnyMasker<M> masker = BasicFillMasker<BackendOf<M>>::zero();  // Captum's default baseline: 0 in model input
-  int64_t batch_size = 32;                                            // masked inputs per forward pass
   bool probabilities = false;  // score = softmax probability of the target, else its raw output
+  int64_t batch_size = 32;     // masked inputs per forward pass
   Progress progress = {};      // (masked inputs evaluated, total)
 };
 
