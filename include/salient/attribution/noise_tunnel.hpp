@@ -87,9 +87,14 @@ TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>&
       items.push_back(row / m);
       seeds.push_back(detail::mix_seed(options.seed, row / m, row % m));
     }
-    // Rows of one item are consecutive: one noise call per item's run of rows.
+    // One noise call for the chunk; with per-item stdevs, one per item's run of rows (rows of
+    // one item are consecutive). Seeds are per row, so both give the same noise.
     std::vector<Tensor> runs;
-    for (std::size_t first = 0; first < items.size();) {
+    if (options.relative_stdev == 0) {
+      runs.push_back(B::take_rows(inputs, items));
+      B::add_normal_noise(runs.back(), options.stdev, seeds);
+    }
+    for (std::size_t first = 0; options.relative_stdev > 0 && first < items.size();) {
       std::size_t last = first;
       while (last < items.size() && items[last] == items[first]) ++last;
       Tensor run = B::take_rows(inputs, std::vector<int64_t>(items.begin() + first, items.begin() + last));
