@@ -14,7 +14,9 @@
 #include "salient/attribution/gradient.hpp"
 #include "salient/core/analytic_cnn.hpp"
 #include "salient/core/resample.hpp"
+#include "salient/attribution/perturbation.hpp"
 #include "salient/evaluation/randomisation.hpp"
+#include "salient/masking/masker.hpp"
 #include "xtensor_helpers.hpp"
 
 namespace {
@@ -235,4 +237,136 @@ TEST_CASE("randomisation of the AnalyticCnn: groups, seeded draws, bit-for-bit r
     CHECK(equal_to_original(model));
     CHECK(max_difference(model.forward(x), logits) == 0);
   }
+}
+
+TEST_CASE("layer masking on the AnalyticCnn: a 6x6 example by hand", "[xtensor][masking]") {
+  // One channel in, one out: conv sums the 3x3 window, bias -10; fc weights 1, 2, 3, 4 and
+  // bias 0.5 over the 2x2 avgpool output. Pixel (y, x) holds x; columns 0-2 are removed.
+  salient::AnalyticCnn model{xt::ones<double>({1, 1, 3, 3}), Tensor{-10.0}, Tensor{{1.0, 2.0, 3.0, 4.0}}, Tensor{0.5}};
+  static_assert(salient::LayerMaskingModel<salient::AnalyticCnn>);
+  Tensor x = xt::zeros<double>({1, 1, 6, 6});
+  for (std::size_t y = 0; y < 6; ++y)
+    for (std::size_t c = 0; c < 6; ++c) x(0, 0, y, c) = static_cast<double>(c);
+  Tensor mask = xt::zeros<double>({6, 6});
+  xt::view(mask, xt::all(), xt::range(3, 6)) = 1;
+  // Fill (2 rounds for a 3x3 kernel): column 2 takes the mean of its known neighbours in
+  // column 3 (3), then column 1 that of column 2 (3); column 0 is not reached (0). Filled
+  // columns: 0 3 3 3 4 5.
+  // conv keeps columns 2-5 (their windows see a kept pixel); inner rows sum three rows of
+  // the column windows 9, 10, 12, 9 (col 5 pads), minus 10: 17 20 26 17; top and bottom
+  // rows two rows: 8 10 14 8.
+  // maxpool 2x2: column pair (0,1) removed -> 0; (2,3) -> max(8,10,17,20) = 20; (4,5) -> 26,
+  // in every row pair. avgpool 2x2 over kept only: left windows see column 1 only -> 20;
+  // right windows -> (20 + 26) / 2 = 23. fc: 20 + 2*23 + 3*20 + 4*23 + 0.5 = 218.5.
+  Tensor out = salient::layer_masked_forward(model, x, mask);
+  REQUIRE(out.shape() == std::vector<std::size_t>{1, 1});
+  CHECK(out(0, 0) == Approx(218.5).epsilon(1e-12));
+  // Whatever the removed pixels hold.
+  Tensor garbage = x;
+  xt::view(garbage, xt::all(), xt::all(), xt::all(), xt::range(0, 3)) = 1e6;
+  garbage(0, 0, 4, 1) = -1e300;
+  CHECK(salient::layer_masked_forward(model, garbage, mask)(0, 0) == out(0, 0));
+  // Masks are binarised at 0.5: 0.49 removes, 0.5 keeps.
+  Tensor soft = mask * 0.5 + (1 - mask) * 0.49;
+  CHECK(salient::layer_masked_forward(model, x, soft)(0, 0) == out(0, 0));
+  // A fill masker sees the removed columns (0 there): conv then sums 0 0 0 3 4 5.
+  CHECK(std::abs(salient::BasicFillMasker<XtensorBackend>::zero().outputs(model, x, mask)(0, 0) - 218.5) > 1);
+}
+
+TEST_CASE("layer masking on the AnalyticCnn: all-ones is the forward pass, removed pixels do not matter",
+          "[xtensor][masking]") {
+  auto model = cnn();
+  Tensor x = salient::test::random_tensor({3, 2, kSide, kSide}, 21);
+  const Tensor plain = model.forward(x);
+  CHECK(max_difference(salient::layer_masked_forward(model, x, xt::ones<double>({kSide, kSide})), plain) == 0);
+  // Random masks, one per item; what the removed pixels hold does not change the output.
+  Tensor masks = xt::cast<double>(salient::test::random_tensor({3, 1, kSide, kSide}, 22) > -0.3);
+  masks(2, 0, 0, 0) = 0;  // (random masks may keep everything)
+  const Tensor masked = salient::layer_masked_forward(model, x, masks);
+  for (uint64_t seed : {23, 24}) {
+    Tensor other = salient::test::random_tensor({3, 2, kSide, kSide}, seed, 100.0);
+    Tensor mixed = x * masks + other * (1 - masks);
+    CHECK(max_difference(salient::layer_masked_forward(model, mixed, masks), masked) == 0);
+  }
+  CHECK(max_difference(masked, plain) > 1e-6);
+  // One mask for all inputs, one input for all masks, and the masker's chunks agree.
+  Tensor first = xt::view(masks, xt::range(0, 1));
+  Tensor shared = salient::layer_masked_forward(model, x, first);
+  CHECK(max_difference(xt::view(shared, xt::range(0, 1)), xt::view(masked, xt::range(0, 1))) == 0);
+  Tensor image = xt::view(x, xt::range(0, 1));
+  Tensor by_masker = salient::LayerMasker{}.outputs(model, image, masks, {.batch_size = 2});
+  for (std::size_t i = 0; i < 3; ++i) {
+    Tensor one = salient::layer_masked_forward(model, image, Tensor(xt::view(masks, xt::range(i, i + 1))));
+    CHECK(max_difference(xt::view(by_masker, xt::range(i, i + 1)), one) == 0);
+  }
+  // Every mask removed: all-zero features into the head, the output is fc's bias.
+  Tensor none = salient::layer_masked_forward(model, image, xt::zeros<double>({kSide, kSide}));
+  CHECK(max_difference(xt::view(none, 0), model.fc_bias) < 1e-15);
+  CHECK_THROWS_WITH(salient::layer_masked_forward(model, x, xt::ones<double>(std::vector<std::size_t>{2, 1, kSide, kSide})),
+                    Catch::Contains("3 inputs but 2 masks"));
+}
+
+TEST_CASE("occlusion through the layer masker on the AnalyticCnn", "[xtensor][masking][perturbation]") {
+  auto model = cnn();
+  Tensor x = salient::test::random_tensor({1, 2, kSide, kSide}, 31);
+  salient::OcclusionOptions<salient::AnalyticCnn> options{.window = {4, 4}, .strides = {4, 4}};
+  options.evaluation.masker = salient::LayerMasker{};
+  Tensor map = salient::occlusion(model, x, 1, options);
+  // Each 4x4 block's value is the drop of class 1's score when that block is removed inside the network.
+  const double full = model.forward(x)(0, 1);
+  for (std::size_t by = 0; by < 2; ++by)
+    for (std::size_t bx = 0; bx < 2; ++bx) {
+      Tensor mask = xt::ones<double>({kSide, kSide});
+      xt::view(mask, xt::range(4 * by, 4 * by + 4), xt::range(4 * bx, 4 * bx + 4)) = 0;
+      const double drop = full - salient::layer_masked_forward(model, x, mask)(0, 1);
+      CHECK(map(0, 0, 4 * by + 1, 4 * bx + 2) == Approx(drop).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("layer-masking arithmetic: mask pooling and masked pools against brute force", "[masking]") {
+  namespace masking = salient::masking;
+  const int64_t h = 7, w = 9;
+  std::vector<double> mask(h * w), x(h * w);
+  for (int64_t i = 0; i < h * w; ++i) mask[i] = (i * 7 % 5) < 2 ? 1.0 : 0.0, x[i] = std::sin(0.7 * i) * 3;
+  for (const masking::Window window : {masking::Window{{3, 3}, {1, 1}, {1, 1}, {1, 1}}, masking::Window{{3, 2}, {2, 1}, {1, 0}, {1, 1}},
+                                       masking::Window{{3, 3}, {1, 2}, {2, 2}, {2, 2}}, masking::Window{{2, 2}, {2, 2}}}) {
+    const int64_t oh = window.output_size(h, 0), ow = window.output_size(w, 1);
+    std::vector<double> pooled(oh * ow), maxed(oh * ow);
+    masking::pool_mask(mask.data(), h, w, window, pooled.data());
+    masking::masked_max_pool(x.data(), mask.data(), h, w, window, maxed.data());
+    for (int64_t y = 0; y < oh; ++y)
+      for (int64_t c = 0; c < ow; ++c) {
+        double any = 0, best = -1e300;
+        for (int64_t ky = 0; ky < window.kernel[0]; ++ky)
+          for (int64_t kx = 0; kx < window.kernel[1]; ++kx) {
+            const int64_t sy = y * window.stride[0] - window.padding[0] + ky * window.dilation[0];
+            const int64_t sx = c * window.stride[1] - window.padding[1] + kx * window.dilation[1];
+            if (sy < 0 || sx < 0 || sy >= h || sx >= w || mask[sy * w + sx] == 0) continue;
+            any = 1, best = std::max(best, x[sy * w + sx]);
+          }
+        CHECK(pooled[y * ow + c] == any);
+        CHECK(maxed[y * ow + c] == (any ? best : 0.0));
+      }
+  }
+  // Masked averages: all-ones gives the plain average (count_include_pad or not).
+  const masking::Window padded{{3, 3}, {2, 2}, {1, 1}};
+  const int64_t oh = padded.output_size(h, 0), ow = padded.output_size(w, 1);
+  std::vector<double> ones(h * w, 1.0), with_pad(oh * ow), without(oh * ow), masked(oh * ow);
+  masking::masked_average_pool(x.data(), ones.data(), h, w, padded, true, with_pad.data());
+  masking::masked_average_pool(x.data(), ones.data(), h, w, padded, false, without.data());
+  masking::masked_average_pool(x.data(), mask.data(), h, w, padded, false, masked.data());
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t c = 0; c < ow; ++c) {
+      double sum = 0, kept_sum = 0;
+      int real = 0, kept = 0;
+      for (int64_t sy = 2 * y - 1; sy <= 2 * y + 1; ++sy)
+        for (int64_t sx = 2 * c - 1; sx <= 2 * c + 1; ++sx)
+          if (sy >= 0 && sx >= 0 && sy < h && sx < w) {
+            sum += x[sy * w + sx], ++real;
+            if (mask[sy * w + sx] > 0) kept_sum += x[sy * w + sx], ++kept;
+          }
+      CHECK(with_pad[y * ow + c] == Approx(sum / 9).margin(1e-12));
+      CHECK(without[y * ow + c] == Approx(sum / real).margin(1e-12));
+      CHECK(masked[y * ow + c] == Approx(kept ? kept_sum / kept : 0.0).margin(1e-12));
+    }
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "salient/core/analytic_cnn.hpp"
 #include "salient/masking/maskers.hpp"
 #include "salient/salient.hpp"
 #include "shared_data.hpp"
@@ -248,4 +249,40 @@ TEST_CASE("a fill masker can take the removed pixels from another image", "[mask
   CHECK(torch::equal(out.slice(3, 3, 6), other.slice(3, 3, 6)));
   CHECK_THROWS_WITH(salient::FillMasker::image(torch::randn({1, 3, 5, 5})).masked_inputs(image, keep_left),
                     Catch::Contains("does not match inputs"));
+}
+
+TEST_CASE("the TorchScript driver and the AnalyticCnn driver of layer masking agree", "[masking]") {
+  // The same network twice: the AnalyticCnn (xtensor, double) and a torch::nn::Sequential with
+  // its weights; both drive masking/layer_masking.hpp, through different op sets.
+  auto analytic = salient::AnalyticCnn::random(3, 4, 16, 16, 5, 17);
+  auto to_torch = [](const xt::xarray<double>& a) {
+    std::vector<int64_t> shape(a.shape().begin(), a.shape().end());
+    return torch::from_blob(const_cast<double*>(a.data()), shape, torch::kDouble).clone();
+  };
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).padding(1));
+  torch::nn::Linear fc(4 * 7 * 7, 5);
+  {
+    torch::NoGradGuard no_grad;
+    conv->weight.set_data(to_torch(analytic.conv_weight).to(torch::kFloat));
+    conv->bias.set_data(to_torch(analytic.conv_bias).to(torch::kFloat));
+    fc->weight.set_data(to_torch(analytic.fc_weight).to(torch::kFloat));
+    fc->bias.set_data(to_torch(analytic.fc_bias).to(torch::kFloat));
+  }
+  torch::nn::Sequential net(conv, torch::nn::ReLU(), torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)),
+                            torch::nn::AvgPool2d(torch::nn::AvgPool2dOptions(2).stride(1)), torch::nn::Flatten(), fc);
+  salient::TorchModel model(net);
+  torch::manual_seed(8);
+  auto x = torch::randn({4, 3, 16, 16});
+  auto masks = rectangle_masks(4, 16, 16, 10);
+  masks[3].fill_(1);
+  xt::xarray<double> xa = xt::zeros<double>({4, 3, 16, 16}), ma = xt::zeros<double>({4, 1, 16, 16});
+  auto xd = x.to(torch::kDouble).contiguous(), md = masks.to(torch::kDouble).contiguous();
+  std::copy_n(xd.data_ptr<double>(), xd.numel(), xa.data());
+  std::copy_n(md.data_ptr<double>(), md.numel(), ma.data());
+  torch::NoGradGuard no_grad;
+  CHECK(salient::test::max_relative(model.forward(x).to(torch::kDouble), to_torch(analytic.forward(xa))) <= 1e-5);
+  auto by_torch = salient::layer_masked_forward(model, x, masks).to(torch::kDouble);
+  auto by_analytic = to_torch(salient::layer_masked_forward(analytic, xa, ma));
+  CHECK(salient::test::max_relative(by_torch, by_analytic) <= 1e-5);
+  CHECK(salient::test::max_relative(by_torch[0], model.forward(x)[0].to(torch::kDouble)) > 1e-3);  // masking did something
 }

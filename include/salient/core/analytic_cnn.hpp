@@ -11,7 +11,8 @@
 //
 // It is a LayerModel (core/layers.hpp): the five layer names above, and the input of each
 // layer (LayerRef::input) is the output of the one before it (conv's is the image); and a
-// ParameterModel (core/parameters.hpp) for the randomisation tests.
+// ParameterModel (core/parameters.hpp) for the randomisation tests, and a LayerMaskingModel
+// (run_layer_masked below).
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include "salient/core/parameters.hpp"
 #include "salient/core/random.hpp"
 #include "salient/core/xtensor_backend.hpp"
+#include "salient/masking/layer_masking.hpp"
 
 namespace salient {
 
@@ -58,16 +60,20 @@ struct AnalyticCnn {
     std::vector<std::size_t> max_positions;  // per maxpool output: the flat index into relu
   };
 
-  Trace trace(const Tensor& x) const {
-    const auto shape = x.shape();
+  void check_input(const Tensor& x) const {
     const std::size_t c = conv_weight.shape()[0], cin = conv_weight.shape()[1];
-    if (x.dimension() != 4 || shape[1] != cin)
+    if (x.dimension() != 4 || x.shape()[1] != cin)
       detail::fail("AnalyticCnn expects inputs [N,", cin, ",H,W], got ", detail::shape_text(XtensorBackend::shape(x)));
-    const std::size_t n = shape[0], h = shape[2], w = shape[3], h2 = h / 2, w2 = w / 2;
+    const std::size_t h2 = x.shape()[2] / 2, w2 = x.shape()[3] / 2;
     if (h2 < 2 || w2 < 2 || c * (h2 - 1) * (w2 - 1) != fc_weight.shape()[1])
-      detail::fail("AnalyticCnn: an input of ", h, "x", w, " does not fit its linear head (", fc_weight.shape()[1],
-                   " features)");
-    Trace t;
+      detail::fail("AnalyticCnn: an input of ", x.shape()[2], "x", x.shape()[3], " does not fit its linear head (",
+                   fc_weight.shape()[1], " features)");
+  }
+
+  // conv: the 3x3 convolution with zero padding.
+  Tensor convolve(const Tensor& x) const {
+    const std::size_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3];
+    const std::size_t c = conv_weight.shape()[0], cin = conv_weight.shape()[1];
     Tensor conv = xt::zeros<double>({n, c, h, w});
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t o = 0; o < c; ++o)
@@ -83,6 +89,15 @@ struct AnalyticCnn {
                 }
             conv(i, o, y, xx) = sum;
           }
+    return conv;
+  }
+
+  Trace trace(const Tensor& x) const {
+    check_input(x);
+    const std::size_t c = conv_weight.shape()[0];
+    const std::size_t n = x.shape()[0], h = x.shape()[2], w = x.shape()[3], h2 = h / 2, w2 = w / 2;
+    Trace t;
+    Tensor conv = convolve(x);
     Tensor relu = xt::maximum(conv, 0.0);
     Tensor maxpool = xt::zeros<double>({n, c, h2, w2});
     for (std::size_t i = 0; i < n; ++i)
@@ -103,8 +118,8 @@ struct AnalyticCnn {
       for (std::size_t o = 0; o < c; ++o)
         for (std::size_t y = 0; y + 1 < h2; ++y)
           for (std::size_t xx = 0; xx + 1 < w2; ++xx)
-            avgpool(i, o, y, xx) = (maxpool(i, o, y, xx) + maxpool(i, o, y + 1, xx) + maxpool(i, o, y, xx + 1) +
-                                    maxpool(i, o, y + 1, xx + 1)) / 4;
+            avgpool(i, o, y, xx) = (maxpool(i, o, y, xx) + maxpool(i, o, y, xx + 1) + maxpool(i, o, y + 1, xx) +
+                                    maxpool(i, o, y + 1, xx + 1)) / 4;  // row order, as the masked pool
     Tensor logits = detail::rows_times_transpose(avgpool, fc_weight) + fc_bias;
     t.outputs = {conv, relu, maxpool, avgpool, logits};
     return t;
@@ -159,6 +174,43 @@ struct AnalyticCnn {
     const auto t = trace(x);
     Tensor scores = XtensorBackend::select(t.outputs[4], target);  // checks the classes first
     return {scores, backward(x, t, classes)[5]};
+  }
+
+  // Layer masking (the LayerMaskingModel capability, masking/masker.hpp), driving the
+  // arithmetic of masking/layer_masking.hpp op by op: removed input pixels are zeroed and
+  // filled from kept neighbours before conv (its output mask: the input's pooled with the
+  // 3x3 window); relu as itself; maxpool and avgpool over kept positions only; removed
+  // positions enter fc as 0.
+  friend Tensor run_layer_masked(AnalyticCnn& model, const Tensor& inputs, const Tensor& masks) {
+    model.check_input(inputs);
+    const std::size_t n = std::max(inputs.shape()[0], masks.shape()[0]), cin = inputs.shape()[1];
+    const auto h = static_cast<int64_t>(inputs.shape()[2]), w = static_cast<int64_t>(inputs.shape()[3]);
+    const int64_t h2 = h / 2, w2 = w / 2, plane = h * w, plane2 = h2 * w2, plane3 = (h2 - 1) * (w2 - 1);
+    const std::size_t c = model.conv_weight.shape()[0];
+    const masking::Window conv_window{{3, 3}, {1, 1}, {1, 1}, {1, 1}}, max_window{{2, 2}, {2, 2}}, avg_window{{2, 2}};
+    Tensor x = xt::zeros<double>({n, cin, inputs.shape()[2], inputs.shape()[3]});
+    std::vector<double> input_mask(n * plane), conv_mask(n * plane), max_mask(n * plane2);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t row = inputs.shape()[0] == 1 ? 0 : i, mask_row = masks.shape()[0] == 1 ? 0 : i;
+      double* m = input_mask.data() + i * plane;
+      for (int64_t p = 0; p < plane; ++p) m[p] = masks.data()[mask_row * plane + p] >= 0.5 ? 1.0 : 0.0;
+      const auto fill = masking::plan_neighbour_fill(m, h, w, masking::fill_rounds(conv_window));
+      std::copy_n(inputs.data() + row * cin * plane, cin * plane, x.data() + i * cin * plane);
+      for (std::size_t ci = 0; ci < cin; ++ci) masking::neighbour_fill(x.data() + (i * cin + ci) * plane, fill, true);
+      masking::pool_mask(m, h, w, conv_window, conv_mask.data() + i * plane);
+      masking::pool_mask(conv_mask.data() + i * plane, h, w, max_window, max_mask.data() + i * plane2);
+    }
+    Tensor relu = xt::maximum(model.convolve(x), 0.0);
+    Tensor maxpool = xt::zeros<double>({n, c, std::size_t(h2), std::size_t(w2)});
+    Tensor avgpool = xt::zeros<double>({n, c, std::size_t(h2 - 1), std::size_t(w2 - 1)});
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t o = 0; o < c; ++o) {
+        masking::masked_max_pool(relu.data() + (i * c + o) * plane, conv_mask.data() + i * plane, h, w, max_window,
+                                 maxpool.data() + (i * c + o) * plane2);
+        masking::masked_average_pool(maxpool.data() + (i * c + o) * plane2, max_mask.data() + i * plane2, h2, w2,
+                                     avg_window, true, avgpool.data() + (i * c + o) * plane3);
+      }
+    return detail::rows_times_transpose(avgpool, model.fc_weight) + model.fc_bias;
   }
 
   // The parameter capability (core/parameters.hpp): conv.weight, conv.bias, fc.weight, fc.bias.

@@ -1,6 +1,8 @@
 #pragma once
 // Layer masking (Balasubramanian & Feizi 2023, "Towards Improved Input Masking for
-// Convolutional Neural Networks", CVPR 2023) as a rule set of the executor.
+// Convolutional Neural Networks", CVPR 2023) as a rule set of the executor: the TorchScript
+// driver of the backend-neutral arithmetic in masking/layer_masking.hpp (mask pooling, the
+// neighbour-fill plan and its replay, run here per item and per channel plane in parallel).
 //
 // A binary mask [N,1,h,w] (1 = keep) travels with every activation. What an activation holds
 // at removed positions never reaches a kept position: the rules below read only kept (or
@@ -46,6 +48,7 @@
 #include <torch/torch.h>
 
 #include "salient/graph/rules.hpp"
+#include "salient/masking/layer_masking.hpp"
 
 namespace salient::graph {
 
@@ -100,111 +103,50 @@ inline torch::Tensor neighbour_fill_dense(const torch::Tensor& input, torch::Ten
   return x.defined() ? x : input;
 }
 
-// Max pooling of a mask (values in [0, 1]) with a convolution's window: as max_pool2d, as a
-// few element-wise maxima of strided slices (separable: rows, then columns). LibTorch's CPU
-// max_pool2d on one-channel maps is ~10x slower. Zero padding gives max_pool2d's result for
-// non-negative values, as every window holds at least one real position.
+inline masking::Window window_of(const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+                                 const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
+  return {{kernel[0], kernel[1]}, {stride[0], stride[1]}, {padding[0], padding[1]}, {dilation[0], dilation[1]}};
+}
+
+// A mask [N,1,h,w] as the float planes the arithmetic of masking/layer_masking.hpp reads.
+inline torch::Tensor host_planes(const torch::Tensor& mask) { return mask.to(torch::kCPU, torch::kFloat).contiguous(); }
+
+// The mask of a window op's output (masking::pool_mask per item).
 inline torch::Tensor mask_max_pool(const torch::Tensor& mask, const std::vector<int64_t>& kernel,
                                    const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                                    const std::vector<int64_t>& dilation) {
-  auto out = F::pad(mask, F::PadFuncOptions({padding[1], padding[1], padding[0], padding[0]}));
-  for (int64_t d = 0; d < 2; ++d) {
-    const int64_t dim = 2 + d;
-    const int64_t size = (out.size(dim) - dilation[d] * (kernel[d] - 1) - 1) / stride[d] + 1;
-    torch::Tensor pooled;
-    for (int64_t k = 0; k < kernel[d]; ++k) {
-      auto part = out.slice(dim, k * dilation[d], k * dilation[d] + (size - 1) * stride[d] + 1, stride[d]);
-      pooled = pooled.defined() ? torch::maximum(pooled, part) : part;
-    }
-    out = pooled;
-  }
-  return out.contiguous();
-}
-
-// Which positions neighbour padding fills, round by round, and from which neighbours: a
-// function of the mask alone, so it is planned once on the one-channel mask and replayed
-// on every channel. Only the ring of removed positions next to kept ones is touched, so a
-// convolution whose windows see no removed position costs nothing extra.
-struct FillPlan {
-  struct Entry {
-    int32_t position;  // y * width + x
-    int32_t count;     // known neighbours
-    float weight;      // 1 / count
-    std::array<int32_t, 8> neighbours;
-  };
-  std::vector<std::vector<std::vector<Entry>>> rounds;  // per item, per round
-  std::vector<std::vector<std::pair<int32_t, int32_t>>> removed_runs;  // per item: (start, length) in row order
-  std::vector<int64_t> ring_begin;                      // per item: entries of earlier items; then the total
-
-  // Where the saved values of one channel plane start (planes of one item are consecutive).
-  int64_t saved_offset(int64_t plane, int64_t channels) const {
-    const auto item = static_cast<std::size_t>(plane / channels);
-    return ring_begin[item] * channels + (plane % channels) * (ring_begin[item + 1] - ring_begin[item]);
-  }
-};
-
-inline FillPlan plan_neighbour_fill(const torch::Tensor& mask, int64_t rounds) {
-  auto kept = (mask.select(1, 0) > 0).to(torch::kUInt8).contiguous();
-  // A position next to a kept one (3x3), computed for the whole batch with tensor ops.
-  auto near = mask_max_pool(kept.unsqueeze(1), {3, 3}, {1, 1}, {1, 1}, {1, 1}).squeeze(1).contiguous();
-  const int64_t items = kept.size(0), h = kept.size(1), w = kept.size(2);
-  FillPlan plan;
-  plan.rounds.resize(static_cast<std::size_t>(items));
-  plan.removed_runs.resize(static_cast<std::size_t>(items));
+  const auto window = window_of(kernel, stride, padding, dilation);
+  auto m = host_planes(mask);
+  const int64_t items = m.size(0), h = m.size(2), w = m.size(3);
+  const int64_t oh = window.output_size(h, 0), ow = window.output_size(w, 1);
+  auto out = torch::empty({items, 1, oh, ow}, m.options());
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const uint8_t* first = kept.data_ptr<uint8_t>() + item * h * w;
-      const uint8_t* first_near = near.data_ptr<uint8_t>() + item * h * w;
-      std::vector<uint8_t> known(first, first + h * w), queued(h * w, 0);
-      auto& runs = plan.removed_runs[static_cast<std::size_t>(item)];
-      for (int64_t i = 0; i < h * w; ++i)
-        if (!known[i]) {
-          if (!runs.empty() && runs.back().first + runs.back().second == i)
-            ++runs.back().second;
-          else
-            runs.emplace_back(static_cast<int32_t>(i), 1);
-        }
-      std::vector<int32_t> candidates;  // the next round's positions
-      for (int64_t i = 0; i < h * w; ++i)
-        if (!known[i] && first_near[i]) candidates.push_back(static_cast<int32_t>(i));
-      for (int64_t round = 0; round < rounds && !candidates.empty(); ++round) {
-        std::vector<FillPlan::Entry> entries;
-        entries.reserve(candidates.size());
-        for (int32_t position : candidates) {
-          const int64_t y = position / w, x = position % w;
-          FillPlan::Entry entry{position, 0, 0.0f, {}};
-          for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
-            for (int64_t nx = std::max<int64_t>(x - 1, 0); nx <= std::min(x + 1, w - 1); ++nx)
-              if (known[ny * w + nx]) entry.neighbours[entry.count++] = static_cast<int32_t>(ny * w + nx);
-          entry.weight = 1.0f / static_cast<float>(entry.count);
-          entries.push_back(entry);
-        }
-        for (const auto& entry : entries) known[entry.position] = 1;
-        // Positions first reached next round: unknown neighbours of this round's.
-        candidates.clear();
-        for (const auto& entry : entries) {
-          const int64_t y = entry.position / w, x = entry.position % w;
-          for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
-            for (int64_t nx = std::max<int64_t>(x - 1, 0); nx <= std::min(x + 1, w - 1); ++nx)
-              if (const int64_t i = ny * w + nx; !known[i] && !queued[i]) {
-                queued[i] = 1;
-                candidates.push_back(static_cast<int32_t>(i));
-              }
-        }
-        std::sort(candidates.begin(), candidates.end());  // row order reads the planes in order
-        plan.rounds[item].push_back(std::move(entries));
-      }
-    }
+    for (int64_t item = begin; item < end; ++item)
+      masking::pool_mask(m.data_ptr<float>() + item * h * w, h, w, window, out.data_ptr<float>() + item * oh * ow);
   });
-  return plan;
+  return out.to(mask.options());
 }
 
-// Neighbour padding by the plan: a copy of x with the ring positions filled (same values as
-// neighbour_fill_dense up to rounding) and, when `zero_removed`, the other removed positions
-// 0 whatever x held there. Each channel plane is filled right after it is copied, while it
-// is in cache: filling in place and clearing afterwards measured slower, as the ring's
-// scattered reads then miss.
-inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlan& plan, bool zero_removed) {
+// One fill plan per item of a mask [N,1,h,w].
+using FillPlans = std::vector<masking::FillPlan>;
+
+inline FillPlans plan_neighbour_fill(const torch::Tensor& mask, int64_t rounds) {
+  auto m = host_planes(mask);
+  const int64_t items = m.size(0), h = m.size(2), w = m.size(3);
+  FillPlans plans(static_cast<std::size_t>(items));
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item)
+      plans[static_cast<std::size_t>(item)] = masking::plan_neighbour_fill(m.data_ptr<float>() + item * h * w, h, w, rounds);
+  });
+  return plans;
+}
+
+// Neighbour fill by the plans: a copy of x [N,C,h,w] with each item's ring filled (same
+// values as neighbour_fill_dense up to rounding) and, when `zero_removed`, the other removed
+// positions 0 whatever x held there. Each channel plane is filled right after it is copied,
+// while it is in cache: filling in place and clearing afterwards measured slower, as the
+// ring's scattered reads then miss.
+inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlans& plans, bool zero_removed) {
   auto x = input.contiguous();
   auto filled = torch::empty_like(x, at::MemoryFormat::Contiguous);
   const int64_t channels = x.size(1), plane_size = x.size(2) * x.size(3);
@@ -213,19 +155,9 @@ inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlan& 
     scalar_t* target = filled.data_ptr<scalar_t>();
     at::parallel_for(0, x.size(0) * channels, 8, [&](int64_t begin, int64_t end) {
       for (int64_t plane = begin; plane < end; ++plane) {
-        const auto item = static_cast<std::size_t>(plane / channels);
         scalar_t* p = target + plane * plane_size;
         std::copy_n(source + plane * plane_size, plane_size, p);
-        if (zero_removed)
-          for (auto [start, length] : plan.removed_runs[item]) std::fill_n(p + start, length, scalar_t(0));
-        // A round writes only positions that none of its entries reads (they read known
-        // positions and write unknown ones), so it needs no buffer.
-        for (const auto& entries : plan.rounds[item])
-          for (const auto& entry : entries) {
-            scalar_t sum = 0;
-            for (int32_t j = 0; j < entry.count; ++j) sum += p[entry.neighbours[j]];
-            p[entry.position] = sum * static_cast<scalar_t>(entry.weight);
-          }
+        masking::neighbour_fill(p, plans[static_cast<std::size_t>(plane / channels)], zero_removed);
       }
     });
   });
@@ -243,7 +175,7 @@ struct MaskState {
   struct CachedPlan {
     torch::Tensor mask;
     int64_t rounds;
-    std::shared_ptr<const detail::FillPlan> plan;
+    std::shared_ptr<const detail::FillPlans> plan;
   };
   std::vector<CachedPlan> fill_plans;
   explicit MaskState(std::size_t values) : masks(values), dirty(values, 0) {}
@@ -262,23 +194,15 @@ struct MaskState {
     return torch::where(masks[i] > 0, value, torch::zeros({}, value.options()));
   }
 
-  const detail::FillPlan& fill_plan(const torch::Tensor& mask, int64_t rounds) {
+  const detail::FillPlans& fill_plan(const torch::Tensor& mask, int64_t rounds) {
     for (const auto& cached : fill_plans)
       if (cached.mask.is_same(mask) && cached.rounds == rounds) return *cached.plan;
-    fill_plans.push_back({mask, rounds, std::make_shared<const detail::FillPlan>(detail::plan_neighbour_fill(mask, rounds))});
+    fill_plans.push_back({mask, rounds, std::make_shared<const detail::FillPlans>(detail::plan_neighbour_fill(mask, rounds))});
     return *fill_plans.back().plan;
   }
 };
 
 namespace detail {
-
-// The rounds of neighbour padding a convolution needs: a kept output's window reaches at most
-// (kernel - 1) * dilation positions away from the kept input that keeps it, so deeper fills
-// are never read (the paper's reference implementation runs `kernel size` rounds; for
-// undilated kernels the kept outputs are the same).
-inline int64_t fill_rounds(const std::vector<int64_t>& kernel, const std::vector<int64_t>& dilation) {
-  return std::max((kernel[0] - 1) * dilation[0], (kernel[1] - 1) * dilation[1]);
-}
 
 class MaskedRules {
  public:
@@ -317,7 +241,7 @@ class MaskedRules {
       }
       if (kernel[0] * kernel[1] > 1) {
         const auto& x = stack[0].toTensor();
-        const int64_t rounds = fill_rounds(kernel, dilation);
+        const int64_t rounds = masking::fill_rounds(window_of(kernel, stride, padding, dilation));
         // The planned fill runs on the CPU outside autograd; the tensor-op form elsewhere.
         const bool planned = x.device().is_cpu() &&
                              (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&

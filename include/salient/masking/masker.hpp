@@ -4,8 +4,10 @@
 // masks with 1 = keep, evaluated in batches of `batch_size` masked inputs.
 //
 // This header is the backend-neutral part: the Masker concept, the fill masker
-// (x * m + fill * (1 - m), soft masks blend) and the type-erased BasicAnyMasker. The
-// LibTorch maskers (the fill baselines, layer masking) are in masking/maskers.hpp.
+// (x * m + fill * (1 - m), soft masks blend), the layer masker for any model with the
+// layer-masking capability (LayerMaskingModel; its arithmetic: masking/layer_masking.hpp)
+// and the type-erased BasicAnyMasker. The LibTorch fill baselines and TorchModel's layer
+// masking are in masking/maskers.hpp.
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
@@ -136,6 +138,48 @@ class BasicFillMasker {
  private:
   std::string name_;
   Fill fill_;
+};
+
+// The layer-masking capability: ADL `run_layer_masked(model, inputs [N,C,H,W], masks
+// [N,1,H,W])` evaluates the model with removed pixels removed inside the network (either may
+// have one row for all; both already checked); a position is kept where its mask is >= 0.5.
+template <class M>
+concept LayerMaskingModel = ForwardModel<M> && requires(M& model, const TensorOf<M>& t) {
+  { run_layer_masked(model, t, t) } -> std::same_as<TensorOf<M>>;
+};
+
+// Model outputs for `inputs` [N,C,H,W] with `masks` (1 = keep; [N,1,H,W], [1,1,H,W] or [H,W],
+// binarised at 0.5) applied by layer masking, in one forward pass.
+template <LayerMaskingModel M>
+TensorOf<M> layer_masked_forward(M& model, const TensorOf<M>& inputs, const TensorOf<M>& masks) {
+  using B = BackendOf<M>;
+  detail::check_inputs<B>(inputs);
+  auto m = detail::check_masks<B>(masks, inputs);
+  if (B::rows(m) != 1 && B::rows(m) != B::rows(inputs))
+    detail::fail(B::rows(inputs), " inputs but ", B::rows(m), " masks (expected one mask, or one per input)");
+  return run_layer_masked(model, inputs, m);
+}
+
+// Removes pixels inside the network: the model sees only the kept pixels, so neither the
+// fill colour nor (as far as the architecture allows) the mask's shape reaches the output.
+class LayerMasker {
+ public:
+  const std::string& name() const { return name_; }
+
+  template <LayerMaskingModel M>
+  TensorOf<M> outputs(M& model, const TensorOf<M>& image, const TensorOf<M>& masks, const MaskerOptions& options = {}) const {
+    using B = BackendOf<M>;
+    detail::check_inputs<B>(image);
+    auto m = detail::check_masks<B>(masks, image);
+    const int64_t count = B::rows(m);
+    detail::check_image_count<B>(image, count);
+    return detail::masked_chunks<B>(count, options, [&](int64_t begin, int64_t end) {
+      return TensorOf<M>(run_layer_masked(model, detail::rows_for<B>(image, begin, end), B::slice_rows(m, begin, end)));
+    });
+  }
+
+ private:
+  std::string name_ = "layer";
 };
 
 template <class K, class M>

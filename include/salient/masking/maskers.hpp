@@ -5,11 +5,11 @@
 //   baseline image (attribution/baselines.hpp): `zero` (the dataset mean colour for
 //   ImageNet-normalised models, Captum's default), `black`, `grey`, `blur`, uniform `noise`,
 //   or any other image. Soft masks in [0, 1] blend.
-// - LayerMasker removes them inside the network (graph/masked_rules.hpp): the network sees
-//   only the kept pixels, so neither the fill colour nor (as far as the architecture allows)
-//   the mask's shape reaches the output. Masks are binarised at 0.5.
+// - LayerMasker (masking/masker.hpp) removes them inside the network; TorchModel's layer
+//   masking is run_layer_masked below (graph/masked_rules.hpp). Masks are binarised at 0.5.
 // Every perturbation method and metric takes any type with the masker interface, or the
 // type-erased AnyMasker that make_masker() returns for a name.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,16 +26,12 @@
 
 namespace salient {
 
-// Model outputs for `inputs` [N,C,H,W] with `masks` (1 = keep; [N,1,H,W], [1,1,H,W] or
-// [H,W]) applied by layer masking, in one forward pass (no autograd).
-inline torch::Tensor layer_masked_forward(TorchModel& model, const torch::Tensor& inputs, const torch::Tensor& masks) {
-  detail::check_inputs<TorchBackend>(inputs);
-  auto m = detail::check_masks<TorchBackend>(masks, inputs);
-  if (m.size(0) == 1 && inputs.size(0) > 1)
-    m = m.expand({inputs.size(0), 1, inputs.size(2), inputs.size(3)});
-  else if (m.size(0) != inputs.size(0))
-    detail::fail(inputs.size(0), " inputs but ", m.size(0), " masks (expected one mask, or one per input)");
-  m = (m >= 0.5).to(inputs.dtype());
+// Layer masking of a TorchModel (the LayerMaskingModel capability, masking/masker.hpp): the
+// executor runs the model with the masked rule set, one forward pass without autograd.
+inline torch::Tensor run_layer_masked(TorchModel& model, const torch::Tensor& inputs, const torch::Tensor& masks) {
+  const int64_t rows = std::max(inputs.size(0), masks.size(0));
+  auto x = inputs.expand({rows, inputs.size(1), inputs.size(2), inputs.size(3)});
+  auto m = (masks >= 0.5).to(inputs.dtype()).expand({rows, 1, inputs.size(2), inputs.size(3)});
   const auto& program = program_of(model);
   for (const auto& op : program.body.ops)
     if (!op.blocks.empty())
@@ -46,7 +42,7 @@ inline torch::Tensor layer_masked_forward(TorchModel& model, const torch::Tensor
   // The removed pixels still hold the image: no rule lets them reach a kept position.
   state->set(program.body.inputs.at(0), graph::detail::simplify(m), true);
   torch::NoGradGuard no_grad;
-  auto outputs = graph::run(program, graph::masked_rules(state), {inputs});
+  auto outputs = graph::run(program, graph::masked_rules(state), {x});
   auto output = outputs.at(0);
   if (output.isTensor()) output = state->clean(program.body.outputs.at(0), output.toTensor());
   return TorchModel::output_tensor(output, model.options().output_element);
@@ -64,27 +60,10 @@ class FillMasker : public BasicFillMasker<TorchBackend> {
   }
 };
 
-class LayerMasker {
- public:
-  const std::string& name() const { return name_; }
-  torch::Tensor outputs(TorchModel& model, const torch::Tensor& image, const torch::Tensor& masks,
-                        const MaskerOptions& options = {}) const {
-    detail::check_inputs<TorchBackend>(image);
-    auto m = detail::check_masks<TorchBackend>(masks, image);
-    detail::check_image_count<TorchBackend>(image, m.size(0));
-    return detail::masked_chunks<TorchBackend>(m.size(0), options, [&](int64_t begin, int64_t end) {
-      auto x = detail::rows_for<TorchBackend>(image, begin, end);
-      return layer_masked_forward(model, x.expand({end - begin, x.size(1), x.size(2), x.size(3)}), m.slice(0, begin, end));
-    });
-  }
-
- private:
-  std::string name_ = "layer";
-};
-
 // Any LibTorch masker, chosen at run time.
 using AnyMasker = BasicAnyMasker<TorchModel>;
-static_assert(Masker<FillMasker, TorchModel> && Masker<LayerMasker, TorchModel> && Masker<AnyMasker, TorchModel>);
+static_assert(LayerMaskingModel<TorchModel> && Masker<FillMasker, TorchModel> && Masker<LayerMasker, TorchModel> &&
+              Masker<AnyMasker, TorchModel>);
 
 // "layer", or a fill: "zero" / "mean" (the dataset mean colour), "black", "grey", "blur", "noise".
 inline AnyMasker make_masker(std::string_view name, const BaselineOptions& options = {}) {
