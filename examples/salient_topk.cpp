@@ -25,7 +25,7 @@
 #include "common/evaluation.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
-#include "salient/analysis/topk.hpp"
+#include "salient/analysis/torch_topk.hpp"
 #include "salient/io/certificate.hpp"
 #include "salient/io/detail/sha256.hpp"
 #include "salient/io/plot.hpp"
@@ -39,7 +39,8 @@ using salient::cli::parse_int;
 
 namespace {
 
-const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
+std::string usage() {
+  return R"(usage: salient-topk --model m.pt --image FILE [options]
        salient-topk verify --model m.pt --image FILE --certificate c.json
   --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised input)
   --image FILE          the photo (PNG/JPEG)
@@ -53,8 +54,10 @@ const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
   --coverage X          share of each class's positive attribution its superpixels hold (default 0.5)
   --min-area X          entities smaller than this share of the image join the background (default 0.01)
   --segmenter-size S    input size for the segmentation model (default 513, at most 2048)
-  --masker NAME         layer (default), mean, black, grey, blur: how removed pixels are removed
+  --masker NAME         layer (default), mean, black, grey, blur: how the search (and a
+                        perturbation --method) removes pixels
   --size S              model input size: shorter side resized, centre crop (default 224, at most 2048)
+  --normalize imagenet|none          input normalisation (default imagenet)
   --labels FILE         class names (default: imagenet_classes.txt beside the model)
   --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-topk)
@@ -62,7 +65,10 @@ const char* usage = R"(usage: salient-topk --model m.pt --image FILE [options]
   --certificate c.json  a certificate written by salient-topk (its mask PNGs beside it)
   --composite FILE2     as for the analysis
   --size S              default: the certificate's input size
-)";
+ the method flags of salient-explain, for --method (--masker and --segments as above; --batch-size
+ also sets the search's batch):
+)" + salient::cli::method_flags_help();
+}
 
 struct Options {
   std::string model, image, composite, certificate, labels;
@@ -233,6 +239,7 @@ int run_analysis(const Options& o) {
 
   salient::save_png(salient::grid({photo, entity_picture(photo, result.entities)}, 2), output.file("entities.png"));
   json summary{{"image", o.image}, {"model", o.model}, {"k", o.topk.k}, {"method", method.name},
+               {"method_parameters", method.parameters(o.settings)},
                {"composite", o.composite}, {"entities", entity_source}, {"segments", o.settings.segments}, {"masker", o.topk.masker},
                {"entity_count", result.entity_count}, {"masked_inputs", result.masked_inputs}, {"seconds", seconds}};
   json top = json::array();
@@ -323,7 +330,13 @@ int run(int argc, char** argv) {
   o.settings.segments = "slic:100";
   const bool verify = argc > 1 && std::string(argv[1]) == "verify";
   if (verify) --argc, ++argv;
-  salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
+  static const std::string help = usage();
+  salient::cli::parse_options(argc, argv, help.c_str(), {}, [&](const std::string& flag, const std::string& value) {
+    if (salient::cli::method_flag(flag, value, o.settings)) {
+      if (flag == "--masker") o.topk.masker = value;  // the search's masker too
+      if (flag == "--batch-size") o.topk.masker_options.batch_size = o.settings.batch_size;
+      return;
+    }
     if (flag == "--model") o.model = value;
     else if (flag == "--image") o.image = value;
     else if (flag == "--certificate") o.certificate = value;
@@ -332,11 +345,10 @@ int run(int argc, char** argv) {
     else if (flag == "--k") o.topk.k = parse_int(flag, value, 2, 20);
     else if (flag == "--method") o.method = value;
     else if (flag == "--entities") o.entity_source = value;
-    else if (flag == "--segments") o.settings.segments = value;
     else if (flag == "--coverage") o.entities.coverage = parse_double(flag, value);
     else if (flag == "--min-area") o.entities.min_area = parse_double(flag, value);
     else if (flag == "--segmenter-size") o.entities.segmenter_size = parse_int(flag, value, 0, salient::cli::max_input_size);
-    else if (flag == "--masker") o.topk.masker = value;
+    else if (flag == "--normalize") o.settings.normalization = salient::parse_normalization(value);
     else if (flag == "--size") o.size = parse_int(flag, value, 1, salient::cli::max_input_size);
     else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") o.out = value;

@@ -351,6 +351,30 @@ TEST_CASE("salient-guidance trains with and without a guidance loss and writes r
   fs::remove_all(work);
 }
 
+TEST_CASE("salient-topk takes the method flags of salient-explain", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto out = work / "topk_flags";
+  const auto model = (*shared / "models" / "mobilenet_v2_imagenet.pt").string();
+  const auto image = (*shared / "images" / "pets.jpg").string();
+  auto run = tool("salient-topk", "--model " + model + " --image " + image +
+                                      " --k 2 --method occlusion --window 56 --strides 56 --batch-size 8 --normalize imagenet"
+                                      " --entities attribution --segments grid:4 --masker grey --threads 2 --out " + out.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["method"] == "occlusion");
+  CHECK(summary["method_parameters"]["window"] == nlohmann::json::array({56, 56}));
+  CHECK(summary["method_parameters"]["batch_size"] == 8);
+  CHECK(summary["method_parameters"]["masker"] == "grey");
+  CHECK(summary["masker"] == "grey");
+  CHECK(summary["pairs"].size() == 1);
+  auto bad = tool("salient-topk", "--model " + model + " --image " + image + " --steps 0 --out " + (work / "bad").string());
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("--steps") != std::string::npos);
+  fs::remove_all(out);
+}
+
 TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an edited one fails", "[cli][shared]") {
   auto shared = salient::test::shared_dir();
   if (!shared) return;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "salient/analysis/certificate.hpp"
+#include "salient/analysis/topk.hpp"
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
 #include "salient/core/xtensor_backend.hpp"
@@ -280,4 +281,66 @@ TEST_CASE("top-k certificates verify on any model: two halves of an image, two e
   auto forged = c;
   forged.claims[1].not_in_top_k.clear();
   CHECK_THROWS_WITH(salient::verify(model, image, forged, zero), Catch::Contains("is not one that proves two_entities"));
+}
+
+TEST_CASE("top-k disambiguation on any model: two entities, one entity, certificates verified", "[xtensor][certificate]") {
+  // 4x4 images of ones; entity 1 is the left half, entity 2 the right half.
+  const Tensor image = xt::ones<double>({1, 1, 4, 4});
+  Tensor entities = xt::zeros<double>({4, 4});
+  xt::view(entities, xt::all(), xt::range(0, 2)) = 1.0;
+  xt::view(entities, xt::all(), xt::range(2, 4)) = 2.0;
+  const salient::BasicAnyMasker<salient::LinearModel> zero = salient::BasicFillMasker<XtensorBackend>::zero();
+  // The attribution of each top-k class: its weights times the input (input x gradient).
+  auto maps = [&](const salient::LinearModel& model, const std::vector<int64_t>& classes) {
+    Tensor out = xt::zeros<double>({classes.size(), std::size_t{4}, std::size_t{4}});
+    for (std::size_t i = 0; i < classes.size(); ++i)
+      for (std::size_t p = 0; p < 16; ++p) out(i, p / 4, p % 4) = model.weight(static_cast<std::size_t>(classes[i]), p);
+    return out;
+  };
+  SECTION("class 0 sums the left half, class 1 the right: two entities") {
+    salient::LinearModel model{xt::zeros<double>({3, 16}), Tensor{0.0, 0.0, 1.0}};
+    for (std::size_t p = 0; p < 16; ++p) model.weight(p % 4 < 2 ? 0 : 1, p) = 1;
+    auto result = salient::disambiguate_topk(model, image, entities, maps(model, {0, 1}), {.k = 2}, zero);
+    CHECK(result.classes == std::vector<int64_t>{0, 1});
+    CHECK(result.probabilities[0] == Approx(std::exp(8.0) / (2 * std::exp(8.0) + std::exp(1.0))));
+    CHECK(result.entity_count == 2);
+    CHECK(xt::allclose(result.relevance, Tensor{{1.0, 0.0}, {0.0, 1.0}}));
+    CHECK(result.top_k_kept_alone == std::vector<std::vector<int64_t>>{{0, 2}, {1, 2}});
+    REQUIRE(result.pairs.size() == 1);
+    const auto& verdict = result.pairs[0];
+    CHECK(verdict.relation == salient::EntityRelation::two_entities);
+    REQUIRE(verdict.certificate);
+    CHECK(verdict.certificate->masker == "zero");
+    CHECK(xt::equal(verdict.certificate->masks.at("A"), xt::equal(entities, 1.0))());
+    CHECK(salient::verify(model, image, *verdict.certificate, zero).holds());  // anyone can check it again
+    CHECK_FALSE(verdict.split_entity);
+  }
+  SECTION("class 1 is 0.9 x class 0, both on the left half: one entity") {
+    salient::LinearModel model{xt::zeros<double>({4, 16}), Tensor{0.0, 0.0, 1.0, 0.5}};
+    for (std::size_t p = 0; p < 16; ++p)
+      if (p % 4 < 2) model.weight(0, p) = 1, model.weight(1, p) = 0.9;
+    auto result = salient::disambiguate_topk(model, image, entities, maps(model, {0, 1}), {.k = 2}, zero);
+    CHECK(result.classes == std::vector<int64_t>{0, 1});
+    REQUIRE(result.pairs.size() == 1);
+    const auto& verdict = result.pairs[0];
+    CHECK(verdict.relation == salient::EntityRelation::one_entity);
+    REQUIRE(verdict.certificate);
+    CHECK(xt::equal(verdict.certificate->masks.at("E"), xt::equal(entities, 1.0))());
+    CHECK(result.top_k_removed[0] == std::vector<int64_t>{2, 3});  // the left half removed: only the constants
+    // E may cover at most max_entity_area of the image: at 40% the half is too large.
+    auto strict = salient::disambiguate_topk(model, image, entities, maps(model, {0, 1}), {.k = 2, .max_entity_area = 0.4}, zero);
+    CHECK(strict.pairs[0].relation == salient::EntityRelation::undecided);
+    CHECK(strict.pairs[0].reason.find("no region keeps one class") != std::string::npos);
+  }
+  SECTION("bad input") {
+    salient::LinearModel model{xt::ones<double>({3, 16}), Tensor{0.0, 0.0, 1.0}};
+    CHECK_THROWS_WITH(salient::disambiguate_topk(model, image, xt::zeros<double>({3, 3}), maps(model, {0, 1}), {.k = 2}, zero),
+                      Catch::Contains("entities must be a label map [4,4]"));
+    CHECK_THROWS_WITH(salient::disambiguate_topk(model, image, entities, maps(model, {0}), {.k = 2}, zero),
+                      Catch::Contains("one attribution map per top-k class (2), got 1"));
+    CHECK_THROWS_WITH(salient::disambiguate_topk(model, image, entities - 3.0, maps(model, {0, 1}), {.k = 2}, zero),
+                      Catch::Contains("entity labels must be >= 0"));
+    CHECK_THROWS_WITH(salient::disambiguate_topk(model, image, entities, maps(model, {0, 1, 2, 0}), {.k = 4}, zero),
+                      Catch::Contains("k = 4 is out of range"));
+  }
 }

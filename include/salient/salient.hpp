@@ -29,7 +29,9 @@
 
 #include "salient/analysis/certificate.hpp"
 #include "salient/analysis/torch_certificate.hpp"
+#include "salient/analysis/entities.hpp"
 #include "salient/analysis/topk.hpp"
+#include "salient/analysis/torch_topk.hpp"
 
 #include "salient/evaluation/curves.hpp"
 #include "salient/evaluation/faithfulness.hpp"

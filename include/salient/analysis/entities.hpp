@@ -5,10 +5,12 @@
 // class pairs is analysis/topk.hpp.
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "salient/analysis/topk.hpp"
 #include "salient/core/error.hpp"
 #include "salient/core/torch_backend.hpp"
 #include "salient/segmentation/segments.hpp"
@@ -58,15 +60,6 @@ inline void check_entity_options(const EntityOptions& o) {
   if (o.max_entities < 1) fail("max_entities must be at least 1, got ", o.max_entities);
 }
 
-// Attribution maps as [n,H,W] (channels summed).
-inline torch::Tensor class_maps(const torch::Tensor& attributions, int64_t h, int64_t w) {
-  auto a = attributions.detach().to(torch::kCPU, torch::kFloat);
-  if (a.dim() == 4) a = a.sum(1);
-  if (a.dim() != 3 || a.size(1) != h || a.size(2) != w)
-    fail("attributions must be [n,H,W] or [n,C,H,W] for ", h, "x", w, " inputs, got shape ", shape_string(attributions));
-  TorchBackend::check_finite(a, "attributions");
-  return a;
-}
 }  // namespace detail
 
 // Entities from a segmentation model's output for `input` [1,3,H,W]: the connected regions of
@@ -109,27 +102,36 @@ inline torch::Tensor attribution_entities(const torch::Tensor& regions, const to
   detail::check_entity_options(options);
   if (regions.dim() != 2) detail::fail("superpixels must be a label map [H,W], got shape ", shape_string(regions));
   const int64_t h = regions.size(0), w = regions.size(1);
-  auto maps = detail::class_maps(attributions, h, w);
-  auto labels = regions.to(torch::kLong).contiguous().view({-1});
-  if (labels.min().item<int64_t>() < 0) detail::fail("superpixel labels must be >= 0");
-  const int64_t count = labels.max().item<int64_t>() + 1;
-  auto areas = torch::zeros({count}, torch::kDouble).index_add_(0, labels, torch::ones({h * w}, torch::kDouble));
-  auto salient_segment = torch::zeros({count}, torch::kBool);
-  for (int64_t c = 0; c < maps.size(0); ++c) {
-    auto mass = torch::zeros({count}, torch::kDouble).index_add_(0, labels, maps[c].view({-1}).clamp_min(0).to(torch::kDouble));
-    const double total = mass.sum().item<double>();
+  const auto maps = detail::host_class_maps<TorchBackend>(attributions, h, w);
+  std::vector<int64_t> labels;
+  for (double v : TorchBackend::to_vector(regions)) labels.push_back(static_cast<int64_t>(v));  // as a cast to integers
+  if (*std::min_element(labels.begin(), labels.end()) < 0) detail::fail("superpixel labels must be >= 0");
+  const auto count = static_cast<std::size_t>(*std::max_element(labels.begin(), labels.end()) + 1);
+  std::vector<double> areas(count, 0.0);
+  for (auto label : labels) areas[static_cast<std::size_t>(label)] += 1;
+  std::vector<char> salient_segment(count, 0);
+  for (const auto& map : maps) {
+    std::vector<double> mass(count, 0.0);
+    for (std::size_t p = 0; p < labels.size(); ++p) mass[static_cast<std::size_t>(labels[p])] += std::max(map[p], 0.0);
+    double total = 0;
+    for (double v : mass) total += v;
     if (total <= 0) continue;
-    auto density = mass / areas.clamp_min(1);
-    auto order = std::get<1>(density.sort(0, /*descending=*/true));
+    std::vector<std::size_t> order(count);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    auto density = [&](std::size_t s) { return mass[s] / std::max(areas[s], 1.0); };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return density(x) > density(y); });
     double held = 0;
-    for (int64_t i = 0; i < count && held < options.coverage * total; ++i) {
-      const int64_t s = order[i].item<int64_t>();
-      if (mass[s].item<double>() <= 0) break;
-      salient_segment[s] = true;
-      held += mass[s].item<double>();
+    for (std::size_t i = 0; i < count && held < options.coverage * total; ++i) {
+      const std::size_t s = order[i];
+      if (mass[s] <= 0) break;
+      salient_segment[s] = 1;
+      held += mass[s];
     }
   }
-  return detail::connected_entities(salient_segment.index({labels}).view({h, w}), /*background=*/0, options);
+  auto chosen = torch::empty({h, w}, torch::kLong);
+  auto* out = chosen.data_ptr<int64_t>();
+  for (std::size_t p = 0; p < labels.size(); ++p) out[p] = salient_segment[static_cast<std::size_t>(labels[p])];
+  return detail::connected_entities(chosen, /*background=*/0, options);
 }
 
 }  // namespace salient
