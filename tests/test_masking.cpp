@@ -165,7 +165,7 @@ TEST_CASE("the planned neighbour fill and mask pooling agree with their tensor-o
     INFO("kernel " << kernel << " stride " << stride << " padding " << padding << " dilation " << dilation);
     auto expected = F::max_pool2d(F::pad(masks, F::PadFuncOptions({padding, padding, padding, padding})),
                                   F::MaxPool2dFuncOptions(kernel).stride(stride).dilation(dilation));
-    CHECK(torch::equal(mask_max_pool(masks, {kernel, kernel}, {stride, stride}, {padding, padding}, {dilation, dilation}),
+    CHECK(torch::equal(mask_max_pool(masks, {{kernel, kernel}, {stride, stride}, {padding, padding}, {dilation, dilation}}),
                        expected));
   }
 }

@@ -103,19 +103,11 @@ inline torch::Tensor neighbour_fill_dense(const torch::Tensor& input, torch::Ten
   return x.defined() ? x : input;
 }
 
-inline masking::Window window_of(const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
-                                 const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
-  return {{kernel[0], kernel[1]}, {stride[0], stride[1]}, {padding[0], padding[1]}, {dilation[0], dilation[1]}};
-}
-
 // A mask [N,1,h,w] as the float planes the arithmetic of masking/layer_masking.hpp reads.
 inline torch::Tensor host_planes(const torch::Tensor& mask) { return mask.to(torch::kCPU, torch::kFloat).contiguous(); }
 
 // The mask of a window op's output (masking::pool_mask per item).
-inline torch::Tensor mask_max_pool(const torch::Tensor& mask, const std::vector<int64_t>& kernel,
-                                   const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                                   const std::vector<int64_t>& dilation) {
-  const auto window = window_of(kernel, stride, padding, dilation);
+inline torch::Tensor mask_max_pool(const torch::Tensor& mask, const masking::Window& window) {
   auto m = host_planes(mask);
   const int64_t items = m.size(0), h = m.size(2), w = m.size(3);
   const int64_t oh = window.output_size(h, 0), ow = window.output_size(w, 1);
@@ -229,19 +221,17 @@ class MaskedRules {
       if (op.kind == "aten::_convolution" && stack[6].toBool())
         salient::detail::fail_unsupported("layer masking: transposed convolution at '", op.path, "' is not supported");
       auto weight = stack[1].toTensor();
-      const std::vector<int64_t> kernel{weight.size(2), weight.size(3)};
-      auto stride = int_pair(stack[3], "stride", op), dilation = int_pair(stack[5], "dilation", op);
-      std::vector<int64_t> padding;
-      if (stack[4].isString()) {  // conv2d(padding="same"|"valid")
-        padding = {0, 0};
-        if (stack[4].toStringRef() == "same")
-          for (int d = 0; d < 2; ++d) padding[d] = dilation[d] * (kernel[d] - 1) / 2;
-      } else {
-        padding = int_pair(stack[4], "padding", op);
+      const auto stride = int_pair(stack[3], "stride", op), dilation = int_pair(stack[5], "dilation", op);
+      masking::Window window{{weight.size(2), weight.size(3)}, {stride[0], stride[1]}, {0, 0}, {dilation[0], dilation[1]}};
+      if (!stack[4].isString()) {
+        const auto padding = int_pair(stack[4], "padding", op);
+        window.padding = {padding[0], padding[1]};
+      } else if (stack[4].toStringRef() == "same") {  // conv2d(padding="same"|"valid")
+        for (int d = 0; d < 2; ++d) window.padding[d] = window.dilation[d] * (window.kernel[d] - 1) / 2;
       }
-      if (kernel[0] * kernel[1] > 1) {
+      if (window.kernel[0] * window.kernel[1] > 1) {
         const auto& x = stack[0].toTensor();
-        const int64_t rounds = masking::fill_rounds(window_of(kernel, stride, padding, dilation));
+        const int64_t rounds = masking::fill_rounds(window);
         // The planned fill runs on the CPU outside autograd; the tensor-op form elsewhere.
         const bool planned = x.device().is_cpu() &&
                              (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
@@ -250,10 +240,8 @@ class MaskedRules {
                            : neighbour_fill_dense(state_->clean(op.inputs[0], x), m, rounds);
       }  // a pointwise convolution needs no fill: its outputs at removed positions are removed
       op.implementation(stack);
-      const bool pointwise = kernel[0] * kernel[1] == 1 && stride == std::vector<int64_t>{1, 1} &&
-                             padding == std::vector<int64_t>{0, 0};
       // A pointwise convolution keeps the mask object itself, so later fills find its plan.
-      state_->set(op.outputs[0], pointwise ? m : simplify(mask_max_pool(m, kernel, stride, padding, dilation)), true);
+      state_->set(op.outputs[0], window.pointwise() ? m : simplify(mask_max_pool(m, window)), true);
     };
   }
 
