@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.hpp"
+#include "common/input_settings.hpp"
 #include "common/fashion_mnist.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
@@ -33,7 +34,6 @@ using nlohmann::json;
 using salient::cli::fail;
 using salient::cli::parse_double;
 using salient::cli::parse_int;
-using salient::cli::read_labels;
 using salient::cli::split_commas;
 
 namespace {
@@ -43,30 +43,22 @@ std::string usage() {
   return std::string(R"(usage: salient-explain [options]
   --model m.pt          TorchScript classifier (default: the embedded Fashion-MNIST demo CNN)
   --image f             image to explain (PNG/JPEG/BMP, or a .npy model input); repeatable
-  --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
-  --normalize imagenet|none          input normalisation (default imagenet)
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    methods (default: ig), from:
 )") + salient::method_list("                          ") +
          R"(  --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
 )" + salient::cli::method_flags_help() +
-         R"(  --threads N           LibTorch threads (default: all cores, at most twice the cores)
-  --labels file         class names, one per line (default: imagenet_classes.txt beside the model)
-  --out dir             output folder (default salient-report)
+         salient::cli::input_flags_help() + R"(  --out dir             output folder (default salient-report)
 )";
 }
 
 struct Options {
   std::string model;
   std::vector<std::string> images;
-  int64_t size = 224;
-  bool size_given = false;
-  std::string normalize = "imagenet";
+  salient::cli::InputSettings input;
   std::string target = "top1";
   std::vector<std::string> methods = {"integrated_gradients"};
   salient::MethodSettings settings = salient::cli::tool_method_settings();
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::string labels;
   std::string out = "salient-report";
   bool list_layers = false;
 };
@@ -75,20 +67,17 @@ Options parse(int argc, char** argv) {
   Options o;
   static const std::string help = usage();
   salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers"}, [&](const std::string& flag, const std::string& value) {
-    if (salient::cli::method_flag(flag, value, o.settings)) return;
+    if (salient::cli::input_flag(flag, value, o.input) || salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--list-layers") o.list_layers = true;
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
-    else if (flag == "--size") { o.size = parse_int(flag, value, 1, salient::cli::max_input_size); o.size_given = true; }
-    else if (flag == "--normalize") { o.settings.normalization = salient::parse_normalization(value); o.normalize = value; }
     else if (flag == "--target") o.target = value;
     else if (flag == "--method") o.methods = split_commas(value);
-    else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
-    else if (flag == "--labels") o.labels = value;
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
   if (o.methods.empty()) fail("--method needs at least one method name");
+  o.settings.normalization = o.input.normalization;
   for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
   return o;
 }
@@ -150,13 +139,13 @@ std::string unique_stem(std::string stem, std::set<std::string>& used) {
 
 int run(int argc, char** argv) {
   Options options = parse(argc, argv);
-  salient::cli::configure_process(options.threads);
+  salient::cli::configure_process(options.input.threads);
   salient::cli::OutputFolder output(options.out, "salient-explain");  // before any work: a folder we may write
   const bool demo = options.model.empty();
   if (options.list_layers) {
     if (demo) fail("--list-layers needs --model");
     auto model = salient::TorchModel::load(options.model);
-    const int64_t size = options.size;
+    const int64_t size = options.input.size;
     auto layers = salient::list_layers(model, torch::zeros({1, 3, size, size}));
     std::cout << "layers of " << options.model << " for a [1,3," << size << "," << size << "] input "
               << "(default CAM layer: " << salient::default_cam_layer(model, torch::zeros({1, 3, size, size})) << ")\n";
@@ -177,7 +166,7 @@ int run(int argc, char** argv) {
   std::vector<Item> items;
   std::vector<std::string> labels;
   std::optional<salient::TorchModel> model;
-  json summary{{"tool", "salient-explain"}, {"threads", options.threads}};
+  json summary{{"tool", "salient-explain"}, {"threads", options.input.threads}};
 
   if (demo) {
     if (!options.images.empty()) fail("--image needs --model (the embedded demo explains Fashion-MNIST test images)");
@@ -191,7 +180,7 @@ int run(int argc, char** argv) {
     model.emplace(trained.model);
     labels = salient::demo::fashion_mnist_labels;
     options.settings.normalization = salient::Normalization::none();
-    options.normalize = "none";
+    options.input.normalize = "none";
     if (options.methods == std::vector<std::string>{"integrated_gradients"}) {
       options.methods.clear();
       for (const auto& m : salient::methods()) options.methods.push_back(m.name);
@@ -204,18 +193,16 @@ int run(int argc, char** argv) {
     }
   } else {
     if (options.images.empty()) fail("no --image given (see --help)");
-    salient::Preprocessing preprocessing{options.size, options.settings.normalization};
+    const auto preprocessing = options.input.preprocessing();
     for (const auto& file : options.images) items.push_back(load_item(file, preprocessing));
     model.emplace(salient::TorchModel::load(options.model));
     const auto layer = salient::cli::requested_layer(options.settings);
     if (!layer.empty()) salient::program_of(*model).layer(layer);  // fail early
     summary["model"] = options.model;
-    fs::path label_file = options.labels.empty() ? fs::path(options.model).parent_path() / "imagenet_classes.txt"
-                                                 : fs::path(options.labels);
-    if (!options.labels.empty() || fs::exists(label_file)) labels = read_labels(label_file);
+    labels = salient::cli::class_labels(options.model, options.input);
   }
-  summary["normalize"] = options.normalize;
-  summary["input_size"] = demo ? 28 : options.size;
+  summary["normalize"] = options.input.normalize;
+  summary["input_size"] = demo ? 28 : options.input.size;
 
   ProgressBar progress;
   std::set<std::string> stems;
@@ -224,18 +211,9 @@ int run(int argc, char** argv) {
   for (size_t index = 0; index < items.size(); ++index) {
     auto& item = items[index];
     item.stem = unique_stem(item.stem, stems);
-    auto logits = salient::cli::checked_scores(model->forward(item.input));
+    auto logits = model->forward(item.input);
+    const auto top5 = salient::cli::top_classes(logits, labels, 5);
     const int64_t classes = logits.size(1);
-    if (!labels.empty() && static_cast<int64_t>(labels.size()) != classes)
-      fail("labels file has ", labels.size(), " names but the model has ", classes, " classes");
-    auto label_of = [&](int64_t c) { return labels.empty() ? std::to_string(c) : labels[c]; };
-    auto probabilities = torch::softmax(logits, 1)[0];
-    auto top = probabilities.topk(std::min<int64_t>(5, classes));
-    json top5 = json::array();
-    for (int64_t k = 0; k < std::get<0>(top).size(0); ++k) {
-      int64_t c = std::get<1>(top)[k].item<int64_t>();
-      top5.push_back({{"index", c}, {"label", label_of(c)}, {"probability", std::get<0>(top)[k].item<double>()}});
-    }
     int64_t target_class = options.target == "top1" ? top5[0]["index"].get<int64_t>()
                                                     : parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
     if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
@@ -280,7 +258,7 @@ int run(int argc, char** argv) {
     }
     image_reports.push_back({{"source", item.source}, {"stem", item.stem}, {"input", input_png},
                              {"input_shape", item.input.sizes().vec()}, {"top5", top5},
-                             {"target", {{"index", target_class}, {"label", label_of(target_class)}}},
+                             {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
                              {"methods", method_reports}});
     report.rows.push_back({item.source, input_png, top5, std::move(cells)});
   }

@@ -1,10 +1,13 @@
 // salient-mask: what does the model predict without these pixels?
 // Prints (and with --json writes) the top classes of an image with the pixels outside a
-// keep-mask removed by each chosen masker, next to the unmasked prediction.
+// keep-mask removed by each chosen masker, next to the unmasked prediction. The keep-mask is a
+// picture (--mask), or the most important pixels by each attribution method of the registry
+// (--method, --keep): does the model still see its class in what the method points at?
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.hpp"
+#include "common/input_settings.hpp"
+#include "common/method_settings.hpp"
 #include "common/output.hpp"
 #include "salient/salient.hpp"
 
@@ -21,106 +26,138 @@ using salient::cli::fail;
 
 namespace {
 
-const char* usage = R"(usage: salient-mask --model m.pt --image f --mask keep.png [options]
+std::string usage() {
+  const salient::cli::InputSettings defaults;
+  return R"(usage: salient-mask --model m.pt --image f --mask keep.png [options]
+       salient-mask --model m.pt --image f --method m1,m2,... [--keep P] [options]
   --model m.pt          TorchScript classifier
   --image f             photo (PNG/JPEG/BMP)
   --mask keep.png       same size as the photo; white (>= 0.5) = keep, black = remove
-  --masker m1,m2,...    layer (layer masking), mean, black, grey, blur, noise (default: layer)
-  --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
-  --normalize imagenet|none          input normalisation (default imagenet)
+  --method m1,m2,...    instead of --mask: keep the pixels each method finds most important for
+                        the target (the largest channel-summed attribution values), from:
+)" + salient::method_list("                          ") +
+         R"(  --keep P              share of the pixels a --method mask keeps, in (0, 1] (default 0.2)
+  --target top1|<index> the class --method explains (default top1)
+  --masker m1,m2,...    how removed pixels are removed: layer (layer masking), zero, mean, black,
+                        grey, blur, noise (default: layer)
   --top K               classes to show (default 5, at most 1000)
-  --labels file         class names, one per line (default: imagenet_classes.txt beside the model)
-  --seed N              seed of the noise masker (default 0)
-  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --json out.json       also write the result as JSON
-)";
+)" + salient::cli::input_flags_help(defaults) +
+         " the method flags of salient-explain, for --method (perturbation methods keep their own masker;\n"
+         " --seed also seeds the noise masker):\n" + salient::cli::method_flags_help();
+}
 
 struct Options {
-  std::string model, image, mask, labels, json;
-  std::vector<std::string> maskers{"layer"};
-  int64_t size = 224, top = 5;
-  uint64_t seed = 0;
-  salient::Normalization normalization = salient::Normalization::imagenet();
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string model, image, mask, json, target = "top1";
+  std::vector<std::string> maskers{"layer"}, methods;
+  double keep = 0.2;
+  int64_t top = 5;
+  salient::cli::InputSettings input;
+  salient::MethodSettings settings = salient::cli::tool_method_settings();
 };
 
 Options parse(int argc, char** argv) {
   Options o;
-  salient::cli::parse_options(argc, argv, usage, {}, [&](const std::string& flag, const std::string& value) {
+  static const std::string help = usage();
+  salient::cli::parse_options(argc, argv, help.c_str(), {}, [&](const std::string& flag, const std::string& value) {
+    if (flag == "--masker") {  // the maskers compared here, not a perturbation method's
+      o.maskers = salient::cli::split_commas(value);
+      return;
+    }
+    if (salient::cli::input_flag(flag, value, o.input) || salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--model") o.model = value;
     else if (flag == "--image") o.image = value;
     else if (flag == "--mask") o.mask = value;
-    else if (flag == "--masker") o.maskers = salient::cli::split_commas(value);
-    else if (flag == "--size") o.size = salient::cli::parse_int(flag, value, 1, salient::cli::max_input_size);
-    else if (flag == "--normalize") o.normalization = salient::parse_normalization(value);
+    else if (flag == "--method") o.methods = salient::cli::split_commas(value);
+    else if (flag == "--keep") {
+      o.keep = salient::cli::parse_double(flag, value);
+      if (!(o.keep > 0 && o.keep <= 1)) fail("--keep must be in (0, 1], got ", value);
+    } else if (flag == "--target") o.target = value;
     else if (flag == "--top") o.top = salient::cli::parse_int(flag, value, 1, 1000);
-    else if (flag == "--labels") o.labels = value;
-    else if (flag == "--seed") o.seed = static_cast<uint64_t>(salient::cli::parse_int(flag, value, 0, salient::cli::max_seed));
-    else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--json") o.json = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
-  if (o.model.empty() || o.image.empty() || o.mask.empty()) fail("--model, --image and --mask are required (see --help)");
+  if (o.model.empty() || o.image.empty() || o.mask.empty() == o.methods.empty())
+    fail("--model, --image and one of --mask or --method are required (see --help)");
   if (o.maskers.empty()) fail("--masker needs at least one masker name");
+  for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
+  if (o.target != "top1") salient::cli::parse_int("--target", o.target, 0, std::numeric_limits<int64_t>::max());
+  o.settings.normalization = o.input.normalization;
   return o;
+}
+
+// The keep-mask [1,1,S,S] of the `share` of pixels with the largest channel-summed values.
+torch::Tensor most_important(const torch::Tensor& attribution, double share) {
+  auto values = attribution[0].sum(0).flatten();
+  const auto count = std::max<int64_t>(1, static_cast<int64_t>(std::llround(share * static_cast<double>(values.numel()))));
+  auto keep = torch::zeros_like(values, torch::kFloat32);
+  keep.index_fill_(0, std::get<1>(values.topk(count)), 1.0);
+  return keep.view({1, 1, attribution.size(2), attribution.size(3)});
 }
 
 int run(int argc, char** argv) {
   auto options = parse(argc, argv);
   if (!options.json.empty()) salient::cli::check_output_file(options.json, "salient-mask");  // before any work
-  salient::cli::configure_process(options.threads);
+  salient::cli::configure_process(options.input.threads);
   std::vector<salient::AnyMasker> maskers;
-  const salient::BaselineOptions baseline{.normalization = options.normalization, .seed = options.seed};
+  const salient::BaselineOptions baseline{.normalization = options.input.normalization, .seed = options.settings.seed};
   for (const auto& name : options.maskers) maskers.push_back(salient::make_masker(name, baseline));
 
-  const salient::Preprocessing preprocessing{options.size, options.normalization};
+  const auto preprocessing = options.input.preprocessing();
   auto photo = salient::load_image(options.image);
-  auto mask_photo = salient::load_image(options.mask);
-  if (mask_photo.height != photo.height || mask_photo.width != photo.width)
-    fail("mask '", options.mask, "' is ", mask_photo.width, "x", mask_photo.height, " but the image is ", photo.width,
-         "x", photo.height, " (they must have the same size)");
-  auto input = salient::to_tensor(salient::normalize(salient::prepare_image(photo, preprocessing), options.normalization));
-  auto keep = (salient::to_tensor(salient::prepare_image(mask_photo, preprocessing)).mean(1, true) >= 0.5)
-                  .to(torch::kFloat32);  // [1,1,S,S]
-  const double kept = keep.mean().item<double>();
-
+  auto input = salient::to_tensor(salient::normalize(salient::prepare_image(photo, preprocessing), options.input.normalization));
   auto model = salient::TorchModel::load(options.model);
-  std::vector<std::string> labels;
-  const fs::path label_file =
-      options.labels.empty() ? fs::path(options.model).parent_path() / "imagenet_classes.txt" : fs::path(options.labels);
-  if (!options.labels.empty() || fs::exists(label_file)) labels = salient::cli::read_labels(label_file);
+  const auto labels = salient::cli::class_labels(options.model, options.input);
 
-  auto top_classes = [&](const torch::Tensor& logits) {
-    salient::cli::checked_scores(logits);
-    if (!labels.empty() && static_cast<int64_t>(labels.size()) != logits.size(1))
-      fail("labels file has ", labels.size(), " names but the model has ", logits.size(1), " classes");
-    auto probabilities = torch::softmax(logits, 1)[0];
-    auto best = probabilities.topk(std::min<int64_t>(options.top, logits.size(1)));
-    json list = json::array();
-    for (int64_t k = 0; k < std::get<0>(best).size(0); ++k) {
-      const int64_t c = std::get<1>(best)[k].item<int64_t>();
-      list.push_back({{"index", c}, {"label", labels.empty() ? std::to_string(c) : labels[c]},
-                      {"probability", std::get<0>(best)[k].item<double>()}});
-    }
-    return list;
-  };
   auto print = [](const std::string& title, const json& list) {
     std::cout << title << "\n";
     for (const auto& entry : list)
       std::cout << "  " << std::fixed << std::setprecision(1) << std::setw(5) << entry["probability"].get<double>() * 100
                 << "%  " << entry["label"].get<std::string>() << " (" << entry["index"].get<int64_t>() << ")\n";
   };
+  // Every masker's top classes with `keep`, printed under `title`.
+  auto masked_predictions = [&](const torch::Tensor& keep, const std::string& title) {
+    json list = json::array();
+    for (const auto& masker : maskers) {
+      auto top = salient::cli::top_classes(masker.outputs(model, input, keep), labels, options.top);
+      print(title + "masker " + masker.name() + ":", top);
+      list.push_back({{"masker", masker.name()}, {"top", top}});
+    }
+    return list;
+  };
 
-  json result{{"written_by", "salient-mask"}, {"model", options.model}, {"image", options.image}, {"mask", options.mask}, {"kept_fraction", kept},
-              {"unmasked", top_classes(model.forward(input))}};
-  std::cout << "image " << options.image << ", mask " << options.mask << " keeps " << std::setprecision(3) << kept * 100
-            << "% of the pixels\n";
-  print("unmasked:", result["unmasked"]);
-  result["maskers"] = json::array();
-  for (const auto& masker : maskers) {
-    auto top = top_classes(masker.outputs(model, input, keep));
-    print("masker " + masker.name() + ":", top);
-    result["maskers"].push_back({{"masker", masker.name()}, {"top", top}});
+  const auto scores = model.forward(input);
+  const auto unmasked = salient::cli::top_classes(scores, labels, options.top);
+  json result{{"written_by", "salient-mask"}, {"model", options.model}, {"image", options.image}, {"unmasked", unmasked}};
+  print("unmasked:", unmasked);
+  if (!options.mask.empty()) {
+    auto mask_photo = salient::load_image(options.mask);
+    if (mask_photo.height != photo.height || mask_photo.width != photo.width)
+      fail("mask '", options.mask, "' is ", mask_photo.width, "x", mask_photo.height, " but the image is ", photo.width,
+           "x", photo.height, " (they must have the same size)");
+    auto keep = (salient::to_tensor(salient::prepare_image(mask_photo, preprocessing)).mean(1, true) >= 0.5)
+                    .to(torch::kFloat32);  // [1,1,S,S]
+    const double kept = keep.mean().item<double>();
+    std::cout << "mask " << options.mask << " keeps " << std::setprecision(3) << kept * 100 << "% of the pixels\n";
+    result["mask"] = options.mask;
+    result["kept_fraction"] = kept;
+    result["maskers"] = masked_predictions(keep, "");
+  } else {
+    const int64_t target = options.target == "top1" ? unmasked[0]["index"].get<int64_t>()
+                                                    : salient::cli::parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
+    if (target >= scores.size(1)) fail("target class ", target, " is out of range for the model's classes");
+    result["target"] = {{"index", target}, {"label", salient::cli::class_label(labels, target)}};
+    result["keep"] = options.keep;
+    result["methods"] = json::array();
+    for (const auto& name : options.methods) {
+      const auto& method = salient::find_method(name);
+      auto keep = most_important(method.run(model, input, salient::Target(target), options.settings), options.keep);
+      const double kept = keep.mean().item<double>();
+      std::cout << method.name << ": keeping the " << std::setprecision(3) << kept * 100 << "% most important pixels for "
+                << salient::cli::class_label(labels, target) << "\n";
+      result["methods"].push_back({{"method", method.name}, {"parameters", method.parameters(options.settings)},
+                                   {"kept_fraction", kept}, {"maskers", masked_predictions(keep, "  ")}});
+    }
   }
   if (!options.json.empty()) {
     std::ofstream out(options.json);

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.hpp"
+#include "common/input_settings.hpp"
 #include "common/evaluation.hpp"
 #include "common/fashion_mnist.hpp"
 #include "common/method_settings.hpp"
@@ -46,8 +47,6 @@ std::string usage() {
   --model m.pt          TorchScript classifier
   --images DIR|FILE     photos (a folder: every PNG/JPEG in it, sorted); repeatable
   --limit N             use the first N photos (default: all, at most 100000)
-  --size S              shorter side resized to S, then a centre SxS crop (default 224, at most 2048)
-  --normalize imagenet|none          input normalisation (default imagenet)
   --methods m1,m2,...   gradient (saliency), ig, smoothgrad, gradcam, guided_backprop, guided_gradcam
                         (the default), or any of these; the Sobel edge detector is always added as "edges":
 )") + salient::method_list("                          ") +
@@ -58,9 +57,8 @@ std::string usage() {
          R"(  (salient-sanity's own defaults: --steps 32, --samples 16; --seed also seeds the re-initialisation)
   --data-randomisation  the data randomisation test on Fashion-MNIST instead
   --train-images N      training images for it (default 2000; the permuted model must memorise them; at most 60000)
-  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-sanity)
-)";
+)" + salient::cli::input_flags_help();
 }
 
 struct Options {
@@ -70,10 +68,9 @@ struct Options {
   std::vector<std::string> methods = {"gradient", "ig", "smoothgrad", "gradcam", "guided_backprop", "guided_gradcam"};
   salient::RandomisationOptions randomisation;
   salient::MethodSettings settings = salient::cli::tool_method_settings();
-  int64_t size = 224;
+  salient::cli::InputSettings input;
   bool data_randomisation = false;
   int64_t train_images = 2000;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   fs::path out = "salient-sanity";
 };
 
@@ -139,7 +136,7 @@ void write_charts(salient::cli::OutputFolder& out, const salient::RandomisationT
 int run_parameter_randomisation(const Options& options, salient::cli::OutputFolder& output) {
   if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
   auto model = salient::TorchModel::load(options.model);
-  const salient::Preprocessing preprocessing{options.size, options.settings.normalization};
+  const auto preprocessing = options.input.preprocessing();
   std::vector<salient::cli::Photo> photos;
   for (const auto& source : options.images) {
     if (fs::is_directory(source)) {
@@ -155,7 +152,9 @@ int run_parameter_randomisation(const Options& options, salient::cli::OutputFold
   auto methods = make_methods(options);
   const std::string mode = options.randomisation.mode == salient::RandomisationMode::cascading ? "cascading" : "independent";
   const auto groups = salient::parameter_groups(model, options.randomisation.group_depth);
-  salient::cli::checked_scores(model.forward(batch));  // a model that rejects the photos fails before any progress line
+  // A model that rejects the photos, or a labels file that does not fit it, fails before any progress line.
+  const auto labels = salient::cli::class_labels(options.model, options.input);
+  salient::cli::check_label_count(labels, salient::cli::checked_scores(model.forward(batch)).size(1));
   std::cerr << "salient-sanity: " << photos.size() << " photos, " << methods.size() << " methods, " << groups.size()
             << " layer groups (" << mode << ")\n";
   const auto start = std::chrono::steady_clock::now();
@@ -194,15 +193,16 @@ int run_parameter_randomisation(const Options& options, salient::cli::OutputFold
     steps.push_back({{"step", step}, {"group", result.steps[step].group}, {"mean", per_method}});
   }
   json images = json::array();
-  for (size_t i = 0; i < photos.size(); ++i) images.push_back({{"name", photos[i].name}, {"target", result.targets[i]}});
+  for (size_t i = 0; i < photos.size(); ++i) images.push_back({{"name", photos[i].name}, {"target", result.targets[i]},
+                                                                {"label", salient::cli::class_label(labels, result.targets[i])}});
   json summary{{"model", options.model}, {"mode", mode}, {"group_depth", options.randomisation.group_depth},
                {"init", std::string(options.randomisation.init.scheme == salient::Reinitialisation::layer_default ? "default"
                                     : options.randomisation.init.scheme == salient::Reinitialisation::normal ? "normal" : "uniform")},
                {"seed", options.randomisation.init.seed}, {"methods", result.methods}, {"images", images},
                {"ig_steps", salient::find_method("ig").parameters(options.settings)["steps"]},
                {"smoothgrad_samples", salient::find_method("smoothgrad").parameters(options.settings)["samples"]},
-               {"input_size", options.size},
-               {"threads", options.threads}, {"seconds", seconds}, {"steps", steps}};
+               {"input_size", options.input.size},
+               {"threads", options.input.threads}, {"seconds", seconds}, {"steps", steps}};
   std::ofstream(output.file("results.json")) << summary.dump(1) << "\n";
 
   // The table: mean Spearman (absolute maps) at the original model, halfway, fully randomised.
@@ -280,7 +280,7 @@ int run_data_randomisation(const Options& options, salient::cli::OutputFolder& o
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json summary{{"test", "data randomisation"}, {"train_images", n}, {"accuracy", accuracy}, {"similarity", per_method},
-               {"threads", options.threads}, {"seconds", seconds}};
+               {"threads", options.input.threads}, {"seconds", seconds}};
   std::ofstream(output.file("data_randomisation.json")) << summary.dump(1) << "\n";
   output.finish(/*keep_earlier=*/true);  // the parameter randomisation's files stay beside these
   return 0;
@@ -292,12 +292,10 @@ int run(int argc, char** argv) {
   options.settings.options["samples"] = "16";
   static const std::string help = usage();
   salient::cli::parse_options(argc, argv, help.c_str(), {"--data-randomisation"}, [&](const std::string& flag, const std::string& value) {
-    if (salient::cli::method_flag(flag, value, options.settings)) return;
+    if (salient::cli::input_flag(flag, value, options.input) || salient::cli::method_flag(flag, value, options.settings)) return;
     if (flag == "--model") options.model = value;
     else if (flag == "--images") options.images.push_back(value);
     else if (flag == "--limit") options.limit = parse_int(flag, value, 1, 100000);
-    else if (flag == "--size") options.size = parse_int(flag, value, 1, salient::cli::max_input_size);
-    else if (flag == "--normalize") options.settings.normalization = salient::parse_normalization(value);
     else if (flag == "--methods") options.methods = salient::cli::split_commas(value);
     else if (flag == "--mode") {
       if (value == "cascading") options.randomisation.mode = salient::RandomisationMode::cascading;
@@ -311,13 +309,13 @@ int run(int argc, char** argv) {
     } else if (flag == "--group-depth") options.randomisation.group_depth = static_cast<int>(parse_int(flag, value, 0, 16));
     else if (flag == "--data-randomisation") options.data_randomisation = true;
     else if (flag == "--train-images") options.train_images = parse_int(flag, value, 10, 60000);
-    else if (flag == "--threads") options.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") options.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
   options.randomisation.init.seed = options.settings.seed;
+  options.settings.normalization = options.input.normalization;
   for (const auto& name : options.methods) salient::find_method(name == "gradient" ? "saliency" : name);  // early error
-  salient::cli::configure_process(options.threads);
+  salient::cli::configure_process(options.input.threads);
   salient::cli::OutputFolder output(options.out, "salient-sanity");  // before any work: a folder we may write
   return options.data_randomisation ? run_data_randomisation(options, output) : run_parameter_randomisation(options, output);
 }

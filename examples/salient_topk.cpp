@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.hpp"
+#include "common/input_settings.hpp"
 #include "common/evaluation.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
@@ -45,8 +46,8 @@ std::string usage() {
   --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised input)
   --image FILE          the photo (PNG/JPEG)
   --k K                 top-k classes to disambiguate (default 5, at most 20)
-  --method M            attribution method for entity relevance (default gradcam; any salient-explain method)
-  --entities E          model:FILE.pt (a segmentation model such as deeplabv3_mnv2_pascal.pt, background
+  --method M            attribution method for entity relevance (default gradcam), from:
+)" + salient::method_list("                          ") + R"(  --entities E          model:FILE.pt (a segmentation model such as deeplabv3_mnv2_pascal.pt, background
                         = class 0) or attribution (superpixels merged by attribution); default: the
                         DeepLab model beside --model if it is there, else attribution
   --composite FILE2     explain FILE and FILE2 side by side (each prepared as --image, then joined)
@@ -56,12 +57,8 @@ std::string usage() {
   --segmenter-size S    input size for the segmentation model (default 513, at most 2048)
   --masker NAME         layer (default), mean, black, grey, blur: how the search (and a
                         perturbation --method) removes pixels
-  --size S              model input size: shorter side resized, centre crop (default 224, at most 2048)
-  --normalize imagenet|none          input normalisation (default imagenet)
-  --labels FILE         class names (default: imagenet_classes.txt beside the model)
-  --threads N           LibTorch threads (default: all cores, at most twice the cores)
   --out dir             output folder (default salient-topk)
- verify:
+)" + salient::cli::input_flags_help() + R"( verify:
   --certificate c.json  a certificate written by salient-topk (its mask PNGs beside it)
   --composite FILE2     as for the analysis
   --size S              default: the certificate's input size
@@ -71,25 +68,19 @@ std::string usage() {
 }
 
 struct Options {
-  std::string model, image, composite, certificate, labels;
+  std::string model, image, composite, certificate;
   salient::TopkOptions topk;
   salient::EntityOptions entities{.segmenter_size = 513};
   std::string entity_source, method = "gradcam";
   salient::MethodSettings settings = salient::cli::tool_method_settings();
-  int64_t size = 0;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  salient::cli::InputSettings input;
   fs::path out = "salient-topk";
 };
 
-std::vector<std::string> class_names(const Options& o) {
-  const fs::path file = o.labels.empty() ? fs::path(o.model).parent_path() / "imagenet_classes.txt" : fs::path(o.labels);
-  if (o.labels.empty() && !fs::exists(file)) return {};
-  return salient::cli::read_labels(file);
-}
-
+// A class's name up to its first comma ("tabby" of "tabby, tabby cat").
 std::string short_name(const std::vector<std::string>& labels, int64_t c) {
-  if (c < 0 || c >= static_cast<int64_t>(labels.size())) return std::to_string(c);
-  return labels[c].substr(0, labels[c].find(','));
+  const auto name = salient::cli::class_label(labels, c);
+  return name.substr(0, name.find(','));
 }
 
 // The photo with the kept region of `mask` tinted and the rest dimmed.
@@ -130,7 +121,7 @@ std::string list_names(const std::vector<int64_t>& classes, const std::vector<st
 
 // The photo (after resize and crop) and the model input: one photo, or two side by side.
 std::pair<salient::Image, torch::Tensor> load_photo(const Options& o, int64_t size) {
-  salient::Preprocessing preprocessing{size, o.settings.normalization};
+  const salient::Preprocessing preprocessing{size, o.input.normalization};
   auto photo = salient::prepare_image(salient::load_image(o.image), preprocessing);
   if (!o.composite.empty()) {
     auto right = salient::prepare_image(salient::load_image(o.composite), preprocessing);
@@ -156,7 +147,7 @@ std::map<std::string, std::string> subject_of(const Options& o) {
 int run_verify(const Options& o) {
   if (o.model.empty() || o.image.empty() || o.certificate.empty()) fail("verify needs --model, --image and --certificate (see --help)");
   auto model = salient::TorchModel::load(o.model);
-  const auto labels = class_names(o);
+  const auto labels = salient::cli::class_labels(o.model, o.input);
   const auto subject = subject_of(o);
   salient::TopkCertificate certificate;
   salient::Verification verification;
@@ -174,7 +165,7 @@ int run_verify(const Options& o) {
     std::cout << "certificate " << o.certificate << " is rejected: " << e.what() << "\n";
     return 1;
   }
-  const int64_t size = o.size > 0 ? o.size : certificate.height;
+  const int64_t size = o.input.size_given ? o.input.size : certificate.height;
   auto [photo, input] = load_photo(o, size);
   try {
     verification = salient::verify(model, input, certificate);
@@ -205,16 +196,12 @@ int run_analysis(const Options& o) {
   salient::cli::OutputFolder output(o.out, "salient-topk");  // before any work: a folder we may write
   auto model = salient::TorchModel::load(o.model);
   const auto subject = subject_of(o);
-  const int64_t size = o.size > 0 ? o.size : 224;
-  const auto [photo, input] = load_photo(o, size);
-  const auto labels = class_names(o);
+  const auto [photo, input] = load_photo(o, o.input.size);
+  const auto labels = salient::cli::class_labels(o.model, o.input);
   const auto& method = salient::find_method(o.method);
-  auto [classes, probabilities] = salient::top_k_classes(model, input, o.topk.k);
-  if (!labels.empty()) {
-    const int64_t class_count = model.forward(input).size(1);  // one forward pass for the check
-    if (static_cast<int64_t>(labels.size()) != class_count)
-      fail("labels file has ", labels.size(), " names but the model has ", class_count, " classes");
-  }
+  const auto top = salient::cli::top_classes(model.forward(input), labels, o.topk.k);  // the search's top-k too
+  std::vector<int64_t> classes;
+  for (const auto& entry : top) classes.push_back(entry["index"].get<int64_t>());
 
   std::vector<torch::Tensor> maps;
   for (auto c : classes) maps.push_back(method.run(model, input, salient::Target(c), o.settings)[0].sum(0));
@@ -242,9 +229,6 @@ int run_analysis(const Options& o) {
                {"method_parameters", method.parameters(o.settings)},
                {"composite", o.composite}, {"entities", entity_source}, {"segments", o.settings.segments}, {"masker", o.topk.masker},
                {"entity_count", result.entity_count}, {"masked_inputs", result.masked_inputs}, {"seconds", seconds}};
-  json top = json::array();
-  for (size_t i = 0; i < classes.size(); ++i)
-    top.push_back({{"class", classes[i]}, {"name", short_name(labels, classes[i])}, {"probability", probabilities[i]}});
   summary["top_k"] = top;
   std::vector<std::vector<float>> relevance;
   for (int64_t i = 0; i < result.relevance.size(0); ++i) {
@@ -319,7 +303,7 @@ int run_analysis(const Options& o) {
   output.finish();
   std::cout << "top-" << o.topk.k << ":";
   for (size_t i = 0; i < classes.size(); ++i)
-    std::cout << (i ? "," : "") << " " << short_name(labels, classes[i]) << " (" << salient::cli::number(probabilities[i]) << ")";
+    std::cout << (i ? "," : "") << " " << short_name(labels, classes[i]) << " (" << salient::cli::number(top[i]["probability"].get<double>()) << ")";
   std::cout << "\n" << result.entity_count << " entities, " << result.masked_inputs << " masked inputs, "
             << salient::cli::number(seconds, 3) << " s\n\n" << table.str();
   return 0;
@@ -332,6 +316,7 @@ int run(int argc, char** argv) {
   if (verify) --argc, ++argv;
   static const std::string help = usage();
   salient::cli::parse_options(argc, argv, help.c_str(), {}, [&](const std::string& flag, const std::string& value) {
+    if (salient::cli::input_flag(flag, value, o.input)) return;
     if (salient::cli::method_flag(flag, value, o.settings)) {
       if (flag == "--masker") o.topk.masker = value;  // the search's masker too
       if (flag == "--batch-size") o.topk.masker_options.batch_size = o.settings.batch_size;
@@ -341,21 +326,18 @@ int run(int argc, char** argv) {
     else if (flag == "--image") o.image = value;
     else if (flag == "--certificate") o.certificate = value;
     else if (flag == "--composite") o.composite = value;
-    else if (flag == "--labels") o.labels = value;
     else if (flag == "--k") o.topk.k = parse_int(flag, value, 2, 20);
     else if (flag == "--method") o.method = value;
     else if (flag == "--entities") o.entity_source = value;
     else if (flag == "--coverage") o.entities.coverage = parse_double(flag, value);
     else if (flag == "--min-area") o.entities.min_area = parse_double(flag, value);
     else if (flag == "--segmenter-size") o.entities.segmenter_size = parse_int(flag, value, 0, salient::cli::max_input_size);
-    else if (flag == "--normalize") o.settings.normalization = salient::parse_normalization(value);
-    else if (flag == "--size") o.size = parse_int(flag, value, 1, salient::cli::max_input_size);
-    else if (flag == "--threads") o.threads = salient::cli::parse_threads(flag, value);
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
   salient::make_masker(o.topk.masker);  // an unknown name fails before any work
-  salient::cli::configure_process(o.threads);
+  o.settings.normalization = o.input.normalization;
+  salient::cli::configure_process(o.input.threads);
   return verify ? run_verify(o) : run_analysis(o);
 }
 

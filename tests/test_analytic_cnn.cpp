@@ -38,10 +38,7 @@ Head head(salient::AnalyticCnn& model, const Tensor& x, std::size_t k) {
   return {run.activations[0], xt::reshape_view(row, {kChannels, std::size_t{3}, std::size_t{3}})};
 }
 
-double max_difference(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return xt::amax(xt::abs(a - b))();
-}
+using salient::test::max_difference;
 }  // namespace
 
 TEST_CASE("AnalyticCnn: the backward pass agrees with finite differences", "[xtensor][layers]") {

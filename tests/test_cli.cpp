@@ -258,12 +258,40 @@ TEST_CASE("salient-mask reports the prediction without the removed pixels", "[cl
   auto dog = nlohmann::json::parse(read(work / "dog.json"));
   CHECK(dog["maskers"][0]["masker"] == "layer");
   CHECK(dog["maskers"][0]["top"][0]["index"] == 258);
+  // Masks from the registry's methods: every pixel kept reproduces the prediction; the 30%
+  // Grad-CAM finds most important still shows layer masking a Samoyed.
+  run = tool("salient-mask", "--model " + model + " --image " + image + " --method gradcam,occlusion --window 56 --strides 56" +
+                                 " --keep 1 --masker layer,grey --json " + (work / "methods_all.json").string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto methods_all = nlohmann::json::parse(read(work / "methods_all.json"));
+  REQUIRE(methods_all["methods"].size() == 2);
+  CHECK(methods_all["methods"][1]["method"] == "occlusion");
+  CHECK(methods_all["methods"][1]["parameters"]["window"] == std::vector<int>{56, 56});
+  for (const auto& method : methods_all["methods"]) {
+    CHECK(method["kept_fraction"].get<double>() == 1.0);
+    for (const auto& entry : method["maskers"])
+      CHECK(entry["top"][0]["probability"].get<double>() ==
+            Approx(methods_all["unmasked"][0]["probability"].get<double>()).margin(1e-5));
+  }
+  run = tool("salient-mask", "--model " + model + " --image " + image + " --method gradcam --keep 0.3 --json " +
+                                 (work / "gradcam.json").string());
+  REQUIRE(run.code == 0);
+  auto gradcam = nlohmann::json::parse(read(work / "gradcam.json"));
+  CHECK(gradcam["target"]["index"] == 258);
+  CHECK(gradcam["methods"][0]["kept_fraction"].get<double>() == Approx(0.3).margin(1e-4));
+  CHECK(gradcam["methods"][0]["maskers"][0]["top"][0]["index"] == 258);
   // Bad input: one line, exit code 2.
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {"--model " + model + " --image " + image + " --mask " + (*shared / "images" / "cat.png").string(),
             "must have the same size"},
            {"--model " + model + " --image " + image + " --mask " + keep_dog + " --masker purple", "unknown masker"},
-           {"--model " + model + " --image " + image, "--mask are required"}}) {
+           {"--model " + model + " --image " + image, "one of --mask or --method are required"},
+           {"--model " + model + " --image " + image + " --mask " + keep_dog + " --method gradcam", "one of --mask or --method"},
+           {"--model " + model + " --image " + image + " --method gradcam --keep 0", "--keep must be in (0, 1]"},
+           {"--model " + model + " --image " + image + " --method gradcan", "unknown method 'gradcan'"},
+           {"--model " + model + " --image " + image + " --method occlusion --window 0", "--window must be at least 1"},
+           {"--model " + model + " --image " + image + " --method gradcam --target 5000", "out of range"}}) {
     auto bad = tool("salient-mask", args);
     CAPTURE(args, bad.err);
     CHECK(bad.code == 2);
@@ -387,7 +415,7 @@ TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an
   REQUIRE(run.code == 0);
   auto summary = nlohmann::json::parse(read(out / "summary.json"));
   CHECK(summary["entities"].get<std::string>().find("deeplabv3_mnv2_pascal.pt") != std::string::npos);  // found beside the model
-  CHECK(summary["top_k"][0]["name"] == "Italian greyhound");
+  CHECK(summary["top_k"][0]["label"] == "Italian greyhound");
   CHECK(summary["pairs"].size() == 10);
   CHECK(summary["pairs"][0]["relation"] == "two_entities");
   CHECK(printed.find("| Italian greyhound | Boston bull | two_entities |") != std::string::npos);
@@ -624,19 +652,16 @@ TEST_CASE("an interrupted tool says so and leaves no unfinished output folder", 
 }
 
 TEST_CASE("the tools list the library's methods and shared flags in --help", "[cli]") {
-  for (const std::string name : {"salient-explain", "salient-sanity"}) {
+  for (const std::string name : {"salient-explain", "salient-sanity", "salient-mask", "salient-topk"}) {
     std::string help;
     REQUIRE(tool(name, "--help", &help).code == 0);
     INFO(name);
-    // The registry's names, aliases and references, and the shared method flags with their defaults.
+    // The registry's names, aliases and references, the shared method flags with their
+    // defaults, and the shared input flags.
     for (const std::string line : {"integrated_gradients (ig)", "kernelshap (kernel_shap)", "pami", "Sundararajan et al. 2017",
                                    "--steps N             integrated gradients steps (default 50", "own: 5, 1000, 1000, 4000",
-                                   "--masker M", "--batch-size N"})
+                                   "--masker", "--batch-size N", "--seed N", "--size S", "--normalize imagenet|none",
+                                   "--labels FILE", "--threads N"})
       CHECK(help.find(line) != std::string::npos);
   }
-  // salient-sanity takes the input options salient-explain takes.
-  std::string help;
-  tool("salient-sanity", "--help", &help);
-  CHECK(help.find("--size S") != std::string::npos);
-  CHECK(help.find("--normalize") != std::string::npos);
 }

@@ -4,7 +4,10 @@
 #include <random>
 #include <vector>
 
+#include <catch2/catch.hpp>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xsort.hpp>
 
 namespace salient::test {
 // Normal(0, scale^2) values of the given shape from a seeded generator.
@@ -14,5 +17,11 @@ inline xt::xarray<double> random_tensor(std::vector<size_t> shape, uint64_t seed
   xt::xarray<double> t(shape);
   for (auto& v : t) v = normal(generator);
   return t;
+}
+
+// max |a - b| of two arrays of one shape.
+inline double max_difference(const xt::xarray<double>& a, const xt::xarray<double>& b) {
+  REQUIRE(a.shape() == b.shape());
+  return xt::amax(xt::abs(a - b))();
 }
 }  // namespace salient::test

@@ -121,22 +121,18 @@ struct QuietWarnings : c10::WarningHandler {
   void process(const c10::SourceLocation&, const std::string&, const bool) override {}
 };
 
-// The one line an error message becomes: a TorchScript model's own error (the last
-// "...Error: " line of the interpreter's traceback) rather than the traceback's header, and
-// only printable characters (text read from a file may hold terminal escape sequences).
+// The one line an error message becomes: a TorchScript model's own error rather than the
+// interpreter traceback's header, and only printable characters (text read from a file may
+// hold terminal escape sequences).
 inline std::string one_line(const std::string& message) {
-  std::vector<std::string> lines;
-  std::stringstream in(message);
-  for (std::string line; std::getline(in, line);)
-    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
-  if (lines.empty()) return "unknown error";
-  std::string line = lines.front();
-  if (line.find("The following operation failed in the TorchScript interpreter") != std::string::npos)
-    for (auto it = lines.rbegin(); it != lines.rend(); ++it)
-      if (it->find("Error: ") != std::string::npos) {
-        line = "the model failed: " + it->substr(it->find_first_not_of(" \t"));
-        break;
-      }
+  std::string line;
+  if (const auto model_line = detail::model_error_line(message)) {
+    line = "the model failed: " + *model_line;
+  } else {
+    std::stringstream in(message);
+    while (std::getline(in, line) && line.find_first_not_of(" \t\r") == std::string::npos) {}
+    if (line.find_first_not_of(" \t\r") == std::string::npos) return "unknown error";
+  }
   std::string printable;
   for (unsigned char c : line) {
     if (c >= 0x20 && c != 0x7f) printable += static_cast<char>(c);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "salient/attribution/registry.hpp"
+#include "salient/attribution/torch_registry.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
 #include "common/cli.hpp"

@@ -23,6 +23,8 @@
 #include "salient/attribution/noise_tunnel.hpp"
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
+#include "salient/attribution/registry.hpp"
+#include "salient/attribution/torch_registry.hpp"
 
 #include "salient/masking/masker.hpp"
 #include "salient/masking/maskers.hpp"

@@ -17,44 +17,10 @@
 #include <vector>
 
 #include "salient/attribution/cam.hpp"
+#include "salient/attribution/guided_options.hpp"
 #include "salient/graph/layers.hpp"
 
 namespace salient {
-
-struct GuidedBackpropOptions {
-  int64_t batch_size = 16;
-  Progress progress = {};
-};
-
-enum class Interpolation { nearest, bilinear };
-
-inline std::string_view to_string(Interpolation interpolation) {
-  return interpolation == Interpolation::nearest ? "nearest" : "bilinear";
-}
-inline void from_string(std::string_view name, Interpolation& interpolation) {
-  if (name == "nearest") interpolation = Interpolation::nearest;
-  else if (name == "bilinear") interpolation = Interpolation::bilinear;
-  else detail::fail("unknown interpolation '", name, "' (expected nearest or bilinear)");
-}
-
-struct GuidedGradCamOptions {
-  std::string layer;                                  // "" = default_cam_layer()
-  bool layer_input = false;
-  Interpolation interpolation = Interpolation::nearest;  // Captum's default
-  int64_t batch_size = 16;
-  Progress progress = {};
-  std::function<void(const std::string& layer)> on_layer = {};
-};
-
-template <class Visit>
-void for_each_option(GuidedBackpropOptions& o, Visit&& visit) {
-  visit("batch_size", o.batch_size), visit("progress", o.progress);
-}
-template <class Visit>
-void for_each_option(GuidedGradCamOptions& o, Visit&& visit) {
-  visit("layer", o.layer), visit("layer_input", o.layer_input), visit("interpolation", o.interpolation);
-  visit("batch_size", o.batch_size), visit("progress", o.progress), visit("on_layer", o.on_layer);
-}
 
 struct RuleGradientOptions {
   graph::RuleSet rules = graph::plain_rules();  // how each op is run and differentiated

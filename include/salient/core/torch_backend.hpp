@@ -31,6 +31,24 @@
 
 namespace salient {
 
+namespace detail {
+// The model's own message in an error from TorchScript's interpreter: the last "...Error: "
+// line of its traceback ("builtins.RuntimeError: <what the model raised>", else the last
+// line), not the traceback's header; nothing when `text` is not such an error.
+inline std::optional<std::string> model_error_line(const std::string& text) {
+  if (text.find("The following operation failed in the TorchScript interpreter") == std::string::npos) return std::nullopt;
+  std::string last, last_error;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto start = line.find_first_not_of(" \t\r");
+    if (start == std::string::npos) continue;
+    last = line.substr(start);
+    if (last.find("Error: ") != std::string::npos) last_error = last;
+  }
+  return last_error.empty() ? last : last_error;
+}
+}  // namespace detail
+
 inline std::string shape_string(const torch::Tensor& t) { return detail::shape_text(t.sizes().vec()); }
 
 struct TorchBackend {
@@ -282,16 +300,7 @@ class TorchModel {
       return nullptr;
   }
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
-  // The model's own message: for TorchScript's interpreter, the last line of its traceback
-  // ("builtins.RuntimeError: <what the model raised>"), not the traceback's header line.
-  static std::string model_message(const std::string& text) {
-    if (text.find("The following operation failed in the TorchScript interpreter") == std::string::npos) return first_line(text);
-    std::string last;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-      if (line.find_first_not_of(" \t\r") != std::string::npos) last = line.substr(line.find_first_not_of(" \t"));
-    return last;
-  }
+  static std::string model_message(const std::string& text) { return detail::model_error_line(text).value_or(first_line(text)); }
 
   // Model errors (an input size the model rejects, ...) become salient::error naming the input.
   template <class Fn>

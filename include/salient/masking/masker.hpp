@@ -113,6 +113,8 @@ class BasicFillMasker {
   }
 
   const std::string& name() const { return name_; }
+  // What removed pixels of `images` become (their shape).
+  Tensor fill(const Tensor& images) const { return fill_(images); }
 
   // The masked inputs themselves: x * m + fill * (1 - m), [M,C,H,W].
   Tensor masked_inputs(const Tensor& image, const Tensor& masks) const {
