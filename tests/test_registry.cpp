@@ -8,7 +8,7 @@
 #include <string>
 
 #include "error_matchers.hpp"
-#include "salient/attribution/registry.hpp"
+#include "salient/attribution/torch_registry.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -25,6 +25,9 @@ TEST_CASE("registry: unique names, aliases, and a clear error for unknown ones",
     CHECK(&salient::find_method(m.name) == &m);
   }
   CHECK(salient::methods().size() == 22);
+  // TorchModel has every capability: its registry is the whole facts table, in its order.
+  REQUIRE(salient::methods().size() == salient::method_facts().size());
+  for (std::size_t i = 0; i < salient::methods().size(); ++i) CHECK(salient::methods()[i].name == salient::method_facts()[i].name);
   CHECK(salient::find_method("ig").name == "integrated_gradients");
   CHECK(salient::find_method("gradcam++").name == "gradcampp");
   salient::test::require_error_of_kind([] { salient::find_method("gradcan"); }, salient::error_kind::bad_input,
