@@ -36,7 +36,7 @@ torch::jit::Module tiny_mlp(const torch::Tensor& w1, const torch::Tensor& w2) {
 TEST_CASE("the plain executor reproduces module.forward on every supported CNN", "[graph]") {
   std::vector<std::pair<fs::path, int64_t>> models;
   for (const char* name : {"resnet18", "resnet50", "vgg11_bn", "vgg16", "mobilenet_v2", "mobilenet_v3_small",
-                           "squeezenet1_1", "densenet121", "efficientnet_b0", "alexnet", "googlenet"})
+                           "squeezenet1_1", "densenet121", "efficientnet_b0", "alexnet", "googlenet", "shufflenet_v2_x0_5"})
     for (const char* suffix : {".pt", ".script.pt"})
       models.emplace_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + suffix), 128);
   if (auto shared = salient::test::shared_dir()) {
@@ -94,6 +94,43 @@ TEST_CASE("layers are named by module path, with shapes and aliases", "[graph]")
   CHECK(torch::allclose(run.output, model.forward(x), 1e-5, 1e-6));
 }
 
+TEST_CASE("methods and layer masking run on ShuffleNet (sizes computed by ops no rule set names, a channel split and shuffle)", "[graph]") {
+  for (const char* file : {"shufflenet_v2_x0_5.pt", "shufflenet_v2_x0_5.script.pt"}) {
+    INFO(file);
+    auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / file);
+    torch::manual_seed(4);
+    auto x = torch::randn({2, 3, 96, 96});
+    std::string layer;
+    auto cam = salient::grad_cam(model, x, salient::top1, {.on_layer = [&](const std::string& l) { layer = l; }});
+    CHECK(!layer.empty());
+    CHECK(cam.sizes() == torch::IntArrayRef{2, 1, 96, 96});
+    CHECK(cam.max().item<double>() > 0);
+    auto guided = salient::guided_backprop(model, x, 7);
+    CHECK(guided.sizes() == x.sizes());
+    CHECK(torch::isfinite(guided).all().item<bool>());
+    CHECK(guided.abs().max().item<double>() > 0);
+    // Layer masking carries the mask through the channel split and shuffle and the final
+    // mean: an all-ones mask is the plain forward, and what removed pixels hold does not matter.
+    torch::NoGradGuard no_grad;
+    const auto plain = model.forward(x);
+    auto all = salient::layer_masked_forward(model, x, torch::ones({1, 1, 96, 96}));
+    CHECK((all - plain).abs().max().item<double>() <= 1e-5 * plain.abs().max().item<double>());
+    auto keep = torch::ones({1, 1, 96, 96});
+    keep.slice(3, 0, 40).zero_();
+    auto other = x.clone();
+    other.slice(3, 0, 40).uniform_(-5, 5);
+    auto masked = salient::layer_masked_forward(model, x, keep);
+    auto masked_other = salient::layer_masked_forward(model, other, keep);
+    // (Random weights make the output nearly constant: compare with how much the plain
+    // forward moves when those pixels change.)
+    const double plain_change = (model.forward(other) - plain).abs().max().item<double>();
+    const double masked_change = (masked - masked_other).abs().max().item<double>();
+    INFO("plain change " << plain_change << ", masked change " << masked_change);
+    CHECK(plain_change > 0);
+    CHECK(masked_change <= 1e-3 * plain_change);
+  }
+}
+
 TEST_CASE("unknown layer names list the closest valid names", "[graph]") {
   auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
   auto x = torch::zeros({1, 3, 64, 64});
@@ -106,7 +143,7 @@ TEST_CASE("unknown layer names list the closest valid names", "[graph]") {
   CHECK_THROWS_WITH(salient::list_layers(function_model, x), Catch::Contains("made from a C++ function"));
 }
 
-TEST_CASE("an op without a rule is an error naming the op, the rule set and the module path", "[graph]") {
+TEST_CASE("rule sets run ops they do not change as themselves; an op no rule covers is an error naming it", "[graph]") {
   torch::jit::Module block("Block");
   block.define("def forward(self, x):\n  return torch.cumsum(x, 1)\n");
   torch::jit::Module net("Net");
@@ -114,15 +151,41 @@ TEST_CASE("an op without a rule is an error naming the op, the rule set and the 
   net.define("def forward(self, x):\n  return self.block.forward(torch.relu(x))\n");
   salient::TorchModel model(net);
   auto x = torch::randn({2, 5});
-  CHECK_THROWS_WITH(salient::run_layers(model, x, {}),
-                    Catch::Contains("rule set 'plain' has no rule for op 'aten::cumsum' at 'block'"));
-  CHECK_THROWS_WITH(salient::guided_backprop(model, x, 0),
-                    Catch::Contains("rule set 'guided_relu' has no rule for op 'aten::cumsum' at 'block'"));
+  const auto& program = salient::program_of(model);
+  // An op no built-in set names (aten::cumsum) runs as itself in plain and guided backprop.
+  auto plain = first_tensor(salient::graph::run(program, salient::graph::plain_rules(), {x}).front());
+  CHECK(torch::equal(plain, torch::cumsum(torch::relu(x), 1)));
+  auto guided = salient::guided_backprop(model, x, 0);  // score relu(x0): its gradient is >= 0, guided or not
+  CHECK(torch::equal(guided, salient::saliency(model, x, 0, {.abs = false})));
+  // A set without a rule for it, or one that refuses it, stops before anything runs.
+  salient::graph::RuleSet relu_only("relu_only");
+  relu_only.add({"aten::relu"}, salient::graph::run_as_is);
+  CHECK_THROWS_WITH(salient::graph::run(program, relu_only, {x}),
+                    Catch::Contains("rule set 'relu_only' has no rule for op 'aten::cumsum' at 'block'"));
+  relu_only.otherwise(salient::graph::run_as_is).refuse({"aten::cumsum"});
+  CHECK_THROWS_WITH(salient::graph::run(program, relu_only, {x}),
+                    Catch::Contains("rule set 'relu_only' refuses op 'aten::cumsum' at 'block'"));
   // A caller can tell "unsupported" from bad input.
-  salient::test::require_error_of_kind([&] { salient::run_layers(model, x, {}); }, salient::error_kind::unsupported,
-                                       "has no rule");
+  salient::test::require_error_of_kind([&] { salient::graph::run(program, relu_only, {x}); }, salient::error_kind::unsupported,
+                                       "refuses op");
   salient::test::require_error_of_kind([&] { salient::saliency(model, x, 9); }, salient::error_kind::bad_input,
                                        "target class 9 out of range");
+  // Layer masking runs an unknown op on unmasked values, and refuses it on a masked activation.
+  torch::jit::Module image_net("ImageNet");
+  image_net.register_module("block", block);
+  image_net.define("def forward(self, x):\n  return self.block.forward(torch.relu(x)).flatten(1)\n");
+  salient::TorchModel image_model(image_net);
+  auto image = torch::randn({1, 2, 4, 4});
+  auto half = torch::ones({1, 1, 4, 4});
+  half.slice(3, 0, 2).zero_();
+  CHECK_THROWS_WITH(salient::layer_masked_forward(image_model, image, half),
+                    Catch::Contains("rule set 'masked' cannot apply op 'aten::cumsum' at 'block' to a masked activation"));
+  // A rearrangement that moves values between positions (a transpose of H and W) is refused too.
+  torch::jit::Module swap_net("SwapNet");
+  swap_net.define("def forward(self, x):\n  return torch.relu(x).transpose(2, 3).flatten(1)\n");
+  salient::TorchModel swap_model(swap_net);
+  CHECK_THROWS_WITH(salient::layer_masked_forward(swap_model, image, half),
+                    Catch::Contains("cannot apply op 'aten::transpose'") && Catch::Contains("moves values between positions"));
 }
 
 TEST_CASE("guided backprop and deconvnet change the gradient exactly where ReLU gates it", "[graph]") {

@@ -24,8 +24,8 @@ namespace detail {
 inline void check_rules(const Program& program, const Block& block, const RuleSet& rules) {
   for (const auto& op : block.ops) {
     if (op.blocks.empty() && !rules.find(op.kind))
-      salient::detail::fail_unsupported("rule set '", rules.name(), "' has no rule for op '", op.kind, "' at '",
-                            op.path.empty() ? "<top level>" : op.path, "' of ", program.source);
+      salient::detail::fail_unsupported("rule set '", rules.name(), rules.refuses(op.kind) ? "' refuses op '" : "' has no rule for op '",
+                                        op.kind, "' at '", op.path.empty() ? "<top level>" : op.path, "' of ", program.source);
     for (const auto& inner : op.blocks) check_rules(program, inner, rules);
   }
 }
@@ -124,7 +124,7 @@ class Run {
 }  // namespace detail
 
 // Runs `program` on `inputs` under `rules`; returns the program's outputs. Every op must
-// have a rule (checked before anything runs).
+// have a rule the set does not refuse (checked before anything runs).
 inline std::vector<Value> run(const Program& program, const RuleSet& rules, std::vector<Value> inputs,
                               const Watch* watch = nullptr) {
   detail::check_rules(program, program.body, rules);

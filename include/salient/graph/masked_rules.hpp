@@ -32,13 +32,19 @@
 //   (the padding is part of the model's input, not a removed pixel).
 // - flatten: the mask ends, removed positions become 0 (classifier heads that read spatial
 //   positions directly, as in VGG/AlexNet, see zeros there).
-// Ops that cannot take a masked activation (linear, reshape, softmax, ...) run as themselves
-// when no input carries a mask and are an error naming the op otherwise. A mask that keeps
+// - mean over H and W (a global average pool written as a mean): the average over kept
+//   positions; the mask ends.
+// - channel rearrangements (view / reshape keeping N, H and W; transposes and permutations of
+//   the dimensions between them; contiguous; channel_shuffle) and channel splits (chunk,
+//   split, then the list's elements): the mask travels unchanged (ShuffleNet's shuffle).
+// Every other op (linear, softmax, ..., and any op this set does not name) runs as itself
+// when no input carries a mask and is an error naming the op otherwise. A mask that keeps
 // no pixel of an item gives that item's output for all-zero pooled features.
 #include <algorithm>
 #include <array>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -267,11 +273,22 @@ class MaskedRules {
   }
 
   // avg_pool2d, adaptive_avg_pool2d, upsampling: the op applied to kept values, normalised
-  // by the op applied to the mask, relative to the op applied to an all-ones mask.
-  Rule normalised() {
-    return [this](const Op& op, torch::jit::Stack& stack) {
+  // by the op applied to the mask, relative to the op applied to an all-ones mask. With
+  // `spatial_mean` (aten::mean over H and W: a global average pool written as a mean) the
+  // output has no positions left, so the mask ends there.
+  Rule normalised(bool spatial_mean = false) {
+    return [this, spatial_mean](const Op& op, torch::jit::Stack& stack) {
       auto m = mask(op.inputs[0]);
       if (!m.defined()) return op.implementation(stack);
+      if (spatial_mean) {
+        const int64_t rank = stack[0].toTensor().dim();
+        auto dims = stack.size() > 1 && stack[1].isIntList() ? stack[1].toIntVector() : std::vector<int64_t>{};
+        for (auto& d : dims) d = d < 0 ? d + rank : d;
+        std::sort(dims.begin(), dims.end());
+        if (rank != 4 || dims != std::vector<int64_t>{2, 3})
+          salient::detail::fail_unsupported("layer masking: a mean at '", op.path,
+                                            "' over other than the spatial dimensions of a masked [N,C,H,W] activation");
+      }
       auto run = [&](const torch::Tensor& t) {
         auto s = stack;
         s[0] = t;
@@ -284,7 +301,69 @@ class MaskedRules {
       auto y = run(x) * (full / kept.clamp_min(1e-12));
       stack.clear();
       stack.emplace_back(y);
-      state_->set(op.outputs[0], simplify((kept > 0).to(x.dtype())), false);
+      state_->set(op.outputs[0], spatial_mean ? torch::Tensor() : simplify((kept > 0).to(x.dtype())), false);
+    };
+  }
+
+  // Ops that move values between channels and keep each at its spatial position: view /
+  // reshape to [N, ..., H, W], transposes and permutations of the dimensions between the
+  // batch and the spatial ones, contiguous, channel_shuffle (ShuffleNet's shuffle is view to
+  // [N,g,C/g,H,W], transpose(1,2), contiguous, view back). The mask travels unchanged, shaped
+  // [N,1,...,1,H,W] to the output's rank; any other use is an error naming the op.
+  Rule rearrangement() {
+    return [this](const Op& op, torch::jit::Stack& stack) {
+      const auto& m = mask(op.inputs[0]);
+      if (!m.defined()) return op.implementation(stack);
+      const int64_t rank = stack[0].toTensor().dim();
+      auto moves_position = [&](int64_t d) {
+        d = d < 0 ? d + rank : d;
+        return d == 0 || d >= rank - 2;
+      };
+      bool keeps = rank >= 4;
+      if (op.kind == "aten::transpose") keeps = keeps && !moves_position(stack[1].toInt()) && !moves_position(stack[2].toInt());
+      if (op.kind == "aten::permute") {
+        const auto dims = stack[1].toIntVector();
+        for (std::size_t k = 0; k < dims.size(); ++k)
+          if (moves_position(static_cast<int64_t>(k)) && (dims[k] < 0 ? dims[k] + rank : dims[k]) != static_cast<int64_t>(k))
+            keeps = false;
+      }
+      const bool dirty = state_->dirty[static_cast<std::size_t>(op.inputs[0])];
+      op.implementation(stack);
+      const auto y = stack[0].toTensor();
+      const int64_t n = m.size(0), h = m.size(-2), w = m.size(-1);
+      if (!keeps || y.dim() < 4 || y.size(0) != n || y.size(-2) != h || y.size(-1) != w)
+        salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '",
+                                          op.path.empty() ? "<top level>" : op.path,
+                                          "' to a masked activation (it moves values between positions or items)");
+      std::vector<int64_t> shape(static_cast<std::size_t>(y.dim()), 1);
+      shape.front() = n, shape[shape.size() - 2] = h, shape.back() = w;
+      state_->set(op.outputs[0], m.reshape(shape), dirty);
+    };
+  }
+
+  // chunk / split along the channels of a masked [N,C,H,W] activation: every part keeps the mask.
+  Rule channel_split() {
+    return [this](const Op& op, torch::jit::Stack& stack) {
+      const auto& m = mask(op.inputs[0]);
+      if (!m.defined()) return op.implementation(stack);
+      const int64_t rank = stack[0].toTensor().dim(), dim = stack[2].toInt();
+      op.implementation(stack);
+      if (rank != 4 || (dim != 1 && dim != -3))
+        salient::detail::fail_unsupported("layer masking: '", op.kind, "' at '", op.path, "' along dimension ", dim,
+                                          " (only the channels of a masked [N,C,H,W] activation can be split)");
+      state_->list_masks[op.outputs[0]] = std::vector<torch::Tensor>(stack[0].toListRef().size(), m);
+    };
+  }
+
+  // A list's elements as values: each gets its element's mask (removed positions may hold
+  // anything, as far as this rule knows).
+  Rule list_unpack() {
+    return [this](const Op& op, torch::jit::Stack& stack) {
+      auto it = state_->list_masks.find(op.inputs[0]);
+      const auto element_masks = it == state_->list_masks.end() ? std::vector<torch::Tensor>() : it->second;
+      op.implementation(stack);
+      for (std::size_t k = 0; k < element_masks.size() && k < op.outputs.size(); ++k)
+        if (element_masks[k].defined()) state_->set(op.outputs[k], element_masks[k], true);
     };
   }
 
@@ -382,23 +461,24 @@ inline RuleSet masked_rules(const std::shared_ptr<MaskState>& state) {
   // The rule objects share `rules` (and through it the state) by capture.
   auto keep = [rules](Rule rule) { return Rule([rules, rule](const Op& op, torch::jit::Stack& s) { rule(op, s); }); };
   set.add({"aten::_convolution", "aten::conv2d"}, keep(rules->convolution()));
-  set.add({"aten::max_pool2d", "aten::adaptive_max_pool2d"}, keep(rules->max_pool()));
-  set.add({"aten::avg_pool2d", "aten::adaptive_avg_pool2d", "aten::upsample_bilinear2d", "aten::upsample_nearest2d"},
-          keep(rules->normalised()));
-  set.add({"aten::batch_norm", "aten::relu", "aten::relu_", "aten::relu6", "aten::hardtanh", "aten::hardtanh_",
-           "aten::leaky_relu", "aten::elu", "aten::gelu", "aten::sigmoid", "aten::hardsigmoid", "aten::silu",
-           "aten::hardswish", "aten::tanh", "aten::mish", "aten::clamp", "aten::neg", "aten::dropout", "aten::dropout_",
-           "aten::feature_dropout", "aten::add", "aten::add_", "aten::sub", "aten::mul", "aten::div"},
-          keep(rules->elementwise()));
-  set.add({"aten::pad", "aten::constant_pad_nd"}, keep(rules->pad()));
+  set.add(ops::max_pooling, keep(rules->max_pool()));
+  set.add(ops::average_pooling, keep(rules->normalised())).add(ops::upsampling, keep(rules->normalised()));
+  for (auto group : {std::span<const std::string_view>(ops::activation), std::span<const std::string_view>(ops::arithmetic),
+                     std::span<const std::string_view>(ops::dropout)})
+    set.add(group, keep(rules->elementwise()));
+  set.add({"aten::batch_norm"}, keep(rules->elementwise()));  // per channel: element-wise at each position
+  set.add(ops::padding, keep(rules->pad()));
   set.add({"prim::ListConstruct"}, keep(rules->list_construct()));
   set.add({"aten::append"}, keep(rules->append()));
   set.add({"aten::cat"}, keep(rules->cat()));
   set.add({"aten::flatten", "prim::TupleConstruct"}, keep(rules->end_mask()));
-  set.add({"aten::linear", "aten::matmul", "aten::addmm", "aten::softmax", "aten::log_softmax", "aten::reshape",
-           "aten::view", "aten::permute", "aten::transpose", "aten::t", "aten::contiguous", "aten::squeeze",
-           "aten::unsqueeze", "aten::select", "aten::slice", "aten::mean", "aten::sum"},
-          keep(rules->mask_free()));
+  set.add({"aten::mean"}, keep(rules->normalised(/*spatial_mean=*/true)));
+  set.add(ops::rearrangement, keep(rules->rearrangement()));
+  set.add(ops::split, keep(rules->channel_split()));
+  set.add({"prim::ListUnpack"}, keep(rules->list_unpack()));
+  // Any other op (linear heads, softmax, other reductions, ...): run as itself unless it meets a
+  // masked activation, which it could not treat as "these positions are absent".
+  set.otherwise(keep(rules->mask_free()));
   return set;
 }
 

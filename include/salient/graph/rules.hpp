@@ -2,9 +2,13 @@
 // Rule sets: how the executor runs each kind of op.
 //
 // A rule receives the op and a stack holding its inputs, and leaves the op's outputs on the
-// stack; `op.implementation(stack)` is the op itself. A rule set maps op kinds to rules and
-// has no default: running a program with an op the set does not name is an error that
-// names the op, the set and the module path (graph/executor.hpp), never a silent fallback.
+// stack; `op.implementation(stack)` is the op itself. A rule set maps op kinds to rules, and
+// may have a rule for every other kind (`otherwise`) and kinds it refuses (`refuse`): a
+// program with an op the set neither names nor passes on is an error that names the op, the
+// set and the module path before anything runs (graph/executor.hpp), never a silent
+// fallback. Rule sets that change behaviour name the ops they change and run every other op
+// as itself, so an op they know nothing about (aten::floor_divide in ShuffleNet's channel
+// shuffle, ...) stops no method that leaves it alone.
 //
 // Built-in sets here (layer masking's set is graph/masked_rules.hpp):
 // - plain: every op as itself, the same numbers as the model's own forward.
@@ -15,13 +19,16 @@
 //   ignoring the forward input (Captum's Deconvolution).
 // Other activations (SiLU, Hardswish, sigmoid, GELU, ...) back-propagate plainly in the
 // guided and deconvnet sets, as in Captum, which hooks nn.ReLU modules only. Captum leaves
-// nn.ReLU6 (torchvision MobileNetV2) plain too; salient treats ReLU6 as a ReLU.
+// nn.ReLU6 (torchvision MobileNetV2) plain too; salient treats ReLU6 as a ReLU. The guided
+// and deconvnet sets refuse opaque torch::nn modules, whose ReLUs they cannot see.
 #include <initializer_list>
 #include <span>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <torch/torch.h>
@@ -37,10 +44,16 @@ class RuleSet {
   explicit RuleSet(std::string name) : name_(std::move(name)) {}
 
   const std::string& name() const { return name_; }
+  // The rule for `kind`: its own, else the set's rule for every other kind; nullptr when the
+  // set refuses the kind or has neither.
   const Rule* find(std::string_view kind) const {
-    auto it = rules_.find(std::string(kind));
-    return it == rules_.end() ? nullptr : &it->second;
+    const std::string key(kind);
+    if (refused_.count(key)) return nullptr;
+    auto it = rules_.find(key);
+    if (it != rules_.end()) return &it->second;
+    return otherwise_ ? &*otherwise_ : nullptr;
   }
+  bool refuses(std::string_view kind) const { return refused_.count(std::string(kind)) > 0; }
   // A copy named `name` with `rule` for each of `kinds` (replacing what was there).
   RuleSet with(std::string name, std::span<const std::string_view> kinds, const Rule& rule) const {
     RuleSet copy = *this;
@@ -48,27 +61,42 @@ class RuleSet {
     return copy.add(kinds, rule), copy;
   }
   RuleSet& add(std::span<const std::string_view> kinds, const Rule& rule) {
-    for (auto kind : kinds) rules_[std::string(kind)] = rule;
-    return *this;
-  }
-  RuleSet& remove(std::initializer_list<std::string_view> kinds) {
-    for (auto kind : kinds) rules_.erase(std::string(kind));
+    for (auto kind : kinds) {
+      rules_[std::string(kind)] = rule;
+      refused_.erase(std::string(kind));
+    }
     return *this;
   }
   RuleSet& add(std::initializer_list<std::string_view> kinds, const Rule& rule) {
     return add(std::span<const std::string_view>(kinds.begin(), kinds.size()), rule);
   }
+  // The rule for every kind the set does not name.
+  RuleSet& otherwise(Rule rule) {
+    otherwise_ = std::move(rule);
+    return *this;
+  }
+  // Kinds the set must not run (checked before a program runs).
+  RuleSet& refuse(std::initializer_list<std::string_view> kinds) {
+    for (auto kind : kinds) {
+      rules_.erase(std::string(kind));
+      refused_.insert(std::string(kind));
+    }
+    return *this;
+  }
 
  private:
   std::string name_;
   std::unordered_map<std::string, Rule> rules_;
+  std::optional<Rule> otherwise_;
+  std::unordered_set<std::string> refused_;
 };
 
 // Runs the op as itself.
 inline void run_as_is(const Op& op, torch::jit::Stack& stack) { op.implementation(stack); }
 
 // Ops on shapes, scalars, lists and tuples, control-flow helpers and errors: they compute
-// no activation, so every rule set runs them as themselves.
+// no activation (layer masking, which refuses unknown ops on masked activations, runs them
+// as themselves).
 inline constexpr std::string_view structural_ops[] = {
     "prim::ListConstruct", "prim::ListUnpack", "prim::TupleConstruct", "prim::TupleUnpack",
     "prim::TupleIndex", "prim::NumToTensor", "prim::RaiseException", "prim::Uninitialized",
@@ -79,21 +107,31 @@ inline constexpr std::string_view structural_ops[] = {
     "aten::__and__", "aten::__or__", "aten::__is__", "aten::__isnot__", "aten::floordiv",
     "aten::format", "aten::warn", "aten::list"};
 
-// Tensor ops of image classifiers (torchvision's ResNet, VGG, DenseNet, SqueezeNet,
-// MobileNet v2/v3, EfficientNet, AlexNet, GoogLeNet; the shared TF-converted models).
-inline constexpr std::string_view tensor_ops[] = {
-    "aten::_convolution", "aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::batch_norm",
-    "aten::layer_norm", "aten::group_norm", "aten::instance_norm", "aten::linear", "aten::matmul",
-    "aten::addmm", "aten::relu", "aten::relu_", "aten::relu6", "aten::hardtanh", "aten::hardtanh_",
-    "aten::leaky_relu", "aten::elu", "aten::gelu", "aten::sigmoid", "aten::hardsigmoid", "aten::silu",
-    "aten::hardswish", "aten::tanh", "aten::mish", "aten::softmax", "aten::log_softmax", "aten::add",
-    "aten::add_", "aten::sub", "aten::mul", "aten::div", "aten::neg", "aten::clamp", "aten::cat",
-    "aten::stack", "aten::flatten", "aten::reshape", "aten::view", "aten::permute", "aten::transpose", "aten::t",
-    "aten::contiguous", "aten::squeeze", "aten::unsqueeze", "aten::chunk", "aten::split",
-    "aten::select", "aten::slice", "aten::mean", "aten::sum", "aten::max_pool2d",
-    "aten::avg_pool2d", "aten::adaptive_avg_pool2d", "aten::adaptive_max_pool2d", "aten::dropout",
-    "aten::dropout_", "aten::feature_dropout", "aten::pad", "aten::constant_pad_nd",
-    "aten::upsample_bilinear2d", "aten::upsample_nearest2d", "aten::channel_shuffle"};
+// Op kinds by what they compute, for rule sets to name what they change (TorchScript's ATen
+// kinds; the torch::nn front end maps module types to the same kinds).
+namespace ops {
+inline constexpr std::string_view convolution[] = {"aten::_convolution", "aten::conv1d", "aten::conv2d", "aten::conv3d"};
+inline constexpr std::string_view linear[] = {"aten::linear", "aten::matmul", "aten::addmm"};
+inline constexpr std::string_view relu[] = {"aten::relu", "aten::relu_", "aten::relu6", "aten::hardtanh", "aten::hardtanh_"};
+// Element-wise activations (the ReLU family included).
+inline constexpr std::string_view activation[] = {
+    "aten::relu", "aten::relu_", "aten::relu6", "aten::hardtanh", "aten::hardtanh_", "aten::leaky_relu", "aten::elu",
+    "aten::gelu", "aten::sigmoid", "aten::hardsigmoid", "aten::silu", "aten::hardswish", "aten::tanh", "aten::mish",
+    "aten::clamp"};
+inline constexpr std::string_view arithmetic[] = {"aten::add", "aten::add_", "aten::sub", "aten::mul", "aten::div", "aten::neg"};
+inline constexpr std::string_view dropout[] = {"aten::dropout", "aten::dropout_", "aten::feature_dropout"};
+// batch_norm is per channel and position; the others normalise over positions.
+inline constexpr std::string_view normalisation[] = {"aten::batch_norm", "aten::layer_norm", "aten::group_norm",
+                                                     "aten::instance_norm"};
+inline constexpr std::string_view max_pooling[] = {"aten::max_pool2d", "aten::adaptive_max_pool2d"};
+inline constexpr std::string_view average_pooling[] = {"aten::avg_pool2d", "aten::adaptive_avg_pool2d"};
+inline constexpr std::string_view upsampling[] = {"aten::upsample_bilinear2d", "aten::upsample_nearest2d"};
+inline constexpr std::string_view padding[] = {"aten::pad", "aten::constant_pad_nd"};
+// Values moved between dimensions without arithmetic.
+inline constexpr std::string_view rearrangement[] = {"aten::view", "aten::reshape", "aten::transpose", "aten::permute",
+                                                     "aten::contiguous", "aten::channel_shuffle"};
+inline constexpr std::string_view split[] = {"aten::chunk", "aten::split", "aten::unsafe_chunk"};
+}  // namespace ops
 
 // An opaque torch::nn module inside a Sequential (graph/sequential.hpp): only the plain set
 // may run it, since no other rule can see what it computes.
@@ -101,7 +139,7 @@ inline constexpr std::string_view opaque_module = "nn::Module";
 
 inline RuleSet plain_rules() {
   RuleSet rules("plain");
-  rules.add(structural_ops, run_as_is).add(tensor_ops, run_as_is).add({opaque_module}, run_as_is);
+  rules.otherwise(run_as_is);
   return rules;
 }
 
@@ -141,15 +179,13 @@ inline Rule modified_relu(bool guided) {
     stack.emplace_back(ModifiedReluBackward::apply(x, lo, hi, guided));
   };
 }
-inline constexpr std::string_view relu_family[] = {"aten::relu", "aten::relu_", "aten::relu6",
-                                                                        "aten::hardtanh", "aten::hardtanh_"};
 }  // namespace detail
 
 inline RuleSet guided_relu_rules() {
-  return plain_rules().with("guided_relu", detail::relu_family, detail::modified_relu(true)).remove({opaque_module});
+  return plain_rules().with("guided_relu", ops::relu, detail::modified_relu(true)).refuse({opaque_module});
 }
 inline RuleSet deconv_relu_rules() {
-  return plain_rules().with("deconv_relu", detail::relu_family, detail::modified_relu(false)).remove({opaque_module});
+  return plain_rules().with("deconv_relu", ops::relu, detail::modified_relu(false)).refuse({opaque_module});
 }
 
 }  // namespace salient::graph
