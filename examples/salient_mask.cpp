@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,7 +49,8 @@ std::string usage() {
 }
 
 struct Options {
-  std::string model, image, mask, json, target = "top1";
+  std::string model, image, mask, json;
+  std::optional<int64_t> target;  // --target K; none: top-1
   std::vector<std::string> maskers{"layer"}, methods;
   double keep = 0.2;
   int64_t top = 5;
@@ -72,7 +74,9 @@ Options parse(int argc, char** argv) {
     else if (flag == "--keep") {
       o.keep = salient::cli::parse_double(flag, value);
       if (!(o.keep > 0 && o.keep <= 1)) fail("--keep must be in (0, 1], got ", value);
-    } else if (flag == "--target") o.target = value;
+    } else if (flag == "--target") {
+      o.target = value == "top1" ? std::optional<int64_t>() : salient::cli::parse_int(flag, value, 0, std::numeric_limits<int64_t>::max());
+    }
     else if (flag == "--top") o.top = salient::cli::parse_int(flag, value, 1, 1000);
     else if (flag == "--json") o.json = value;
     else fail("unknown option '", flag, "' (see --help)");
@@ -81,7 +85,6 @@ Options parse(int argc, char** argv) {
     fail("--model, --image and one of --mask or --method are required (see --help)");
   if (o.maskers.empty()) fail("--masker needs at least one masker name");
   for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
-  if (o.target != "top1") salient::cli::parse_int("--target", o.target, 0, std::numeric_limits<int64_t>::max());
   o.settings.normalization = o.input.normalization;
   return o;
 }
@@ -106,6 +109,14 @@ int run(int argc, char** argv) {
   const auto preprocessing = options.input.preprocessing();
   auto photo = salient::load_image(options.image);
   auto input = salient::to_tensor(salient::normalize(salient::prepare_image(photo, preprocessing), options.input.normalization));
+  torch::Tensor keep;  // --mask's [1,1,S,S], checked before the model loads
+  if (!options.mask.empty()) {
+    auto mask_photo = salient::load_image(options.mask);
+    if (mask_photo.height != photo.height || mask_photo.width != photo.width)
+      fail("mask '", options.mask, "' is ", mask_photo.width, "x", mask_photo.height, " but the image is ", photo.width,
+           "x", photo.height, " (they must have the same size)");
+    keep = (salient::to_tensor(salient::prepare_image(mask_photo, preprocessing)).mean(1, true) >= 0.5).to(torch::kFloat32);
+  }
   auto model = salient::TorchModel::load(options.model);
   const auto labels = salient::cli::class_labels(options.model, options.input);
 
@@ -130,33 +141,26 @@ int run(int argc, char** argv) {
   const auto unmasked = salient::cli::top_classes(scores, labels, options.top);
   json result{{"written_by", "salient-mask"}, {"model", options.model}, {"image", options.image}, {"unmasked", unmasked}};
   print("unmasked:", unmasked);
-  if (!options.mask.empty()) {
-    auto mask_photo = salient::load_image(options.mask);
-    if (mask_photo.height != photo.height || mask_photo.width != photo.width)
-      fail("mask '", options.mask, "' is ", mask_photo.width, "x", mask_photo.height, " but the image is ", photo.width,
-           "x", photo.height, " (they must have the same size)");
-    auto keep = (salient::to_tensor(salient::prepare_image(mask_photo, preprocessing)).mean(1, true) >= 0.5)
-                    .to(torch::kFloat32);  // [1,1,S,S]
+  if (keep.defined()) {
     const double kept = keep.mean().item<double>();
     std::cout << "mask " << options.mask << " keeps " << std::setprecision(3) << kept * 100 << "% of the pixels\n";
     result["mask"] = options.mask;
     result["kept_fraction"] = kept;
     result["maskers"] = masked_predictions(keep, "");
   } else {
-    const int64_t target = options.target == "top1" ? unmasked[0]["index"].get<int64_t>()
-                                                    : salient::cli::parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
+    const int64_t target = options.target.value_or(unmasked[0]["index"].get<int64_t>());
     if (target >= scores.size(1)) fail("target class ", target, " is out of range for the model's classes");
     result["target"] = {{"index", target}, {"label", salient::cli::class_label(labels, target)}};
     result["keep"] = options.keep;
     result["methods"] = json::array();
     for (const auto& name : options.methods) {
       const auto& method = salient::find_method(name);
-      auto keep = most_important(method.run(model, input, salient::Target(target), options.settings), options.keep);
-      const double kept = keep.mean().item<double>();
+      auto important = most_important(method.run(model, input, salient::Target(target), options.settings), options.keep);
+      const double kept = important.mean().item<double>();
       std::cout << method.name << ": keeping the " << std::setprecision(3) << kept * 100 << "% most important pixels for "
                 << salient::cli::class_label(labels, target) << "\n";
       result["methods"].push_back({{"method", method.name}, {"parameters", method.parameters(options.settings)},
-                                   {"kept_fraction", kept}, {"maskers", masked_predictions(keep, "  ")}});
+                                   {"kept_fraction", kept}, {"maskers", masked_predictions(important, "  ")}});
     }
   }
   if (!options.json.empty()) {

@@ -177,6 +177,17 @@ struct BasicMethodEntry : MethodFacts {
   }
 };
 
+namespace detail {
+// "black" or "grey" as a constant fill in model-input units (the colour after the
+// normalisation); nothing for other names.
+template <TensorBackend B>
+std::optional<BasicFillMasker<B>> colour_fill(std::string_view name, const Normalization& normalization) {
+  if (name == "black") return BasicFillMasker<B>::constant(normalization.level(0.f, 3), "black");
+  if (name == "grey" || name == "gray") return BasicFillMasker<B>::constant(normalization.level(0.5f, 3), "grey");
+  return std::nullopt;
+}
+}  // namespace detail
+
 // --- The customisation points' backend-neutral versions (a backend overloads them for its
 // model type; the overload is found by ADL where the registry is instantiated).
 
@@ -188,8 +199,7 @@ BasicAnyMasker<M> settings_masker(std::type_identity<M>, const MethodSettings& s
   const auto& name = settings.masker;
   if (name == "zero") return Fill::zero();
   if (name == "mean") return Fill("mean", [](const TensorOf<M>& x) { return BackendOf<M>::zeros_like(x); });
-  if (name == "black") return Fill::constant(settings.normalization.level(0.f, 3), "black");
-  if (name == "grey" || name == "gray") return Fill::constant(settings.normalization.level(0.5f, 3), "grey");
+  if (auto colour = detail::colour_fill<BackendOf<M>>(name, settings.normalization)) return *colour;
   if constexpr (LayerMaskingModel<M>)
     if (name == "layer") return LayerMasker{};
   detail::fail("unknown masker '", name, "' for this model (expected zero, mean, black, grey",
@@ -217,11 +227,9 @@ TensorOf<M> settings_segments(M&, const TensorOf<M>& input, const MethodSettings
 // "grey" (those colours after the settings' normalisation).
 template <ForwardModel M>
 TensorOf<M> settings_baseline(M&, const TensorOf<M>& inputs, const MethodSettings& settings) {
-  using Fill = BasicFillMasker<BackendOf<M>>;
   const auto& name = settings.baseline;
   if (name == "zero") return BackendOf<M>::zeros_like(inputs);
-  if (name == "black") return Fill::constant(settings.normalization.level(0.f, 3), name).fill(inputs);
-  if (name == "grey" || name == "gray") return Fill::constant(settings.normalization.level(0.5f, 3), name).fill(inputs);
+  if (auto colour = detail::colour_fill<BackendOf<M>>(name, settings.normalization)) return colour->fill(inputs);
   detail::fail("unknown baseline '", name, "' for this model (expected zero, black or grey)");
 }
 

@@ -44,7 +44,6 @@
 #include <array>
 #include <limits>
 #include <memory>
-#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -462,11 +461,10 @@ inline RuleSet masked_rules(const std::shared_ptr<MaskState>& state) {
   auto keep = [rules](Rule rule) { return Rule([rules, rule](const Op& op, torch::jit::Stack& s) { rule(op, s); }); };
   set.add({"aten::_convolution", "aten::conv2d"}, keep(rules->convolution()));
   set.add(ops::max_pooling, keep(rules->max_pool()));
-  set.add(ops::average_pooling, keep(rules->normalised())).add(ops::upsampling, keep(rules->normalised()));
-  for (auto group : {std::span<const std::string_view>(ops::activation), std::span<const std::string_view>(ops::arithmetic),
-                     std::span<const std::string_view>(ops::dropout)})
-    set.add(group, keep(rules->elementwise()));
-  set.add({"aten::batch_norm"}, keep(rules->elementwise()));  // per channel: element-wise at each position
+  const auto normalised = keep(rules->normalised()), elementwise = keep(rules->elementwise());
+  set.add(ops::average_pooling, normalised).add(ops::upsampling, normalised);
+  set.add(ops::activation, elementwise).add(ops::arithmetic, elementwise).add(ops::dropout, elementwise);
+  set.add({"aten::batch_norm"}, elementwise);  // per channel: element-wise at each position
   set.add(ops::padding, keep(rules->pad()));
   set.add({"prim::ListConstruct"}, keep(rules->list_construct()));
   set.add({"aten::append"}, keep(rules->append()));

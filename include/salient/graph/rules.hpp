@@ -28,7 +28,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include <torch/torch.h>
@@ -47,13 +46,14 @@ class RuleSet {
   // The rule for `kind`: its own, else the set's rule for every other kind; nullptr when the
   // set refuses the kind or has neither.
   const Rule* find(std::string_view kind) const {
-    const std::string key(kind);
-    if (refused_.count(key)) return nullptr;
-    auto it = rules_.find(key);
-    if (it != rules_.end()) return &it->second;
+    auto it = rules_.find(std::string(kind));
+    if (it != rules_.end()) return it->second ? &it->second : nullptr;  // an empty rule: refused
     return otherwise_ ? &*otherwise_ : nullptr;
   }
-  bool refuses(std::string_view kind) const { return refused_.count(std::string(kind)) > 0; }
+  bool refuses(std::string_view kind) const {
+    auto it = rules_.find(std::string(kind));
+    return it != rules_.end() && !it->second;
+  }
   // A copy named `name` with `rule` for each of `kinds` (replacing what was there).
   RuleSet with(std::string name, std::span<const std::string_view> kinds, const Rule& rule) const {
     RuleSet copy = *this;
@@ -61,10 +61,7 @@ class RuleSet {
     return copy.add(kinds, rule), copy;
   }
   RuleSet& add(std::span<const std::string_view> kinds, const Rule& rule) {
-    for (auto kind : kinds) {
-      rules_[std::string(kind)] = rule;
-      refused_.erase(std::string(kind));
-    }
+    for (auto kind : kinds) rules_[std::string(kind)] = rule;
     return *this;
   }
   RuleSet& add(std::initializer_list<std::string_view> kinds, const Rule& rule) {
@@ -77,18 +74,14 @@ class RuleSet {
   }
   // Kinds the set must not run (checked before a program runs).
   RuleSet& refuse(std::initializer_list<std::string_view> kinds) {
-    for (auto kind : kinds) {
-      rules_.erase(std::string(kind));
-      refused_.insert(std::string(kind));
-    }
+    for (auto kind : kinds) rules_[std::string(kind)] = Rule();
     return *this;
   }
 
  private:
   std::string name_;
-  std::unordered_map<std::string, Rule> rules_;
+  std::unordered_map<std::string, Rule> rules_;  // an empty Rule marks a refused kind
   std::optional<Rule> otherwise_;
-  std::unordered_set<std::string> refused_;
 };
 
 // Runs the op as itself.
