@@ -27,7 +27,7 @@
 using nlohmann::json;
 using salient::cli::fail;
 
-namespace {
+namespace lime_eval_tool {
 
 const char* usage = R"(usage: salient-lime-eval --model m.pt --images DIR [options]
   --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input)
@@ -157,6 +157,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace lime_eval_tool
 
-int main(int argc, char** argv) { return salient::cli::main_guard("salient-lime-eval", [&] { return run(argc, argv); }); }
+int salient_tool_lime_eval(int argc, char** argv) {
+  return salient::cli::main_guard("salient-lime-eval", [&] { return lime_eval_tool::run(argc, argv); });
+}

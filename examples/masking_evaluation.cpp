@@ -33,7 +33,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using salient::cli::fail;
 
-namespace {
+namespace masking_eval_tool {
 using salient::cli::load_photos;
 using salient::cli::Photo;
 using salient::cli::number;
@@ -249,8 +249,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace masking_eval_tool
 
-int main(int argc, char** argv) {
-  return salient::cli::main_guard("salient-masking-eval", [&] { return run(argc, argv); });
+int salient_tool_masking_eval(int argc, char** argv) {
+  return salient::cli::main_guard("salient-masking-eval", [&] { return masking_eval_tool::run(argc, argv); });
 }

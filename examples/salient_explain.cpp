@@ -36,7 +36,7 @@ using salient::cli::parse_double;
 using salient::cli::parse_int;
 using salient::cli::split_commas;
 
-namespace {
+namespace explain_tool {
 
 // --help: the method list and the shared method flags come from the library's registry.
 std::string usage() {
@@ -271,6 +271,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace explain_tool
 
-int main(int argc, char** argv) { return salient::cli::main_guard("salient-explain", [&] { return run(argc, argv); }); }
+int salient_tool_explain(int argc, char** argv) {
+  return salient::cli::main_guard("salient-explain", [&] { return explain_tool::run(argc, argv); });
+}

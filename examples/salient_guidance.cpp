@@ -35,7 +35,7 @@ using salient::cli::fail;
 using salient::cli::parse_double;
 using salient::cli::parse_int;
 
-namespace {
+namespace guidance_tool {
 
 const char* usage = R"(usage: salient-guidance [options]
   --loss L1,L2,...      none, energy, l1, rrr, ppce (default: all five)
@@ -305,6 +305,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace guidance_tool
 
-int main(int argc, char** argv) { return salient::cli::main_guard("salient-guidance", [&] { return run(argc, argv); }); }
+int salient_tool_guidance(int argc, char** argv) {
+  return salient::cli::main_guard("salient-guidance", [&] { return guidance_tool::run(argc, argv); });
+}

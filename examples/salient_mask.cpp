@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using salient::cli::fail;
 
-namespace {
+namespace mask_tool {
 
 std::string usage() {
   const salient::cli::InputSettings defaults;
@@ -171,6 +171,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace mask_tool
 
-int main(int argc, char** argv) { return salient::cli::main_guard("salient-mask", [&] { return run(argc, argv); }); }
+int salient_tool_mask(int argc, char** argv) {
+  return salient::cli::main_guard("salient-mask", [&] { return mask_tool::run(argc, argv); });
+}

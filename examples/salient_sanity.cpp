@@ -39,7 +39,7 @@ using nlohmann::json;
 using salient::cli::fail;
 using salient::cli::parse_int;
 
-namespace {
+namespace sanity_tool {
 
 std::string usage() {
   return std::string(R"(usage: salient-sanity --model m.pt --images DIR|FILE [options]
@@ -320,6 +320,8 @@ int run(int argc, char** argv) {
   return options.data_randomisation ? run_data_randomisation(options, output) : run_parameter_randomisation(options, output);
 }
 
-}  // namespace
+}  // namespace sanity_tool
 
-int main(int argc, char** argv) { return salient::cli::main_guard("salient-sanity", [&] { return run(argc, argv); }); }
+int salient_tool_sanity(int argc, char** argv) {
+  return salient::cli::main_guard("salient-sanity", [&] { return sanity_tool::run(argc, argv); });
+}

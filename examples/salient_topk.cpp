@@ -38,7 +38,7 @@ using salient::cli::fail;
 using salient::cli::parse_double;
 using salient::cli::parse_int;
 
-namespace {
+namespace topk_tool {
 
 std::string usage() {
   return R"(usage: salient-topk --model m.pt --image FILE [options]
@@ -341,6 +341,8 @@ int run(int argc, char** argv) {
   return verify ? run_verify(o) : run_analysis(o);
 }
 
-}  // namespace
+}  // namespace topk_tool
 
-int main(int argc, char** argv) { return salient::cli::main_guard("salient-topk", [&] { return run(argc, argv); }); }
+int salient_tool_topk(int argc, char** argv) {
+  return salient::cli::main_guard("salient-topk", [&] { return topk_tool::run(argc, argv); });
+}

@@ -7,6 +7,9 @@
 // - efficient_least_squares: minimise sum_i w_i (y_i - y_empty - z_i . phi)^2 subject to
 //   sum(phi) = y_full - y_empty (KernelSHAP's efficiency constraint), by eliminating the last
 //   coefficient; a minimum-norm solution when the samples do not determine every coefficient.
+//
+// Both take any Eigen matrix expression of the samples (a block or a map needs no copy); as
+// templates they also leave Eigen's solvers uncompiled in code that includes but never fits.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -24,7 +27,8 @@ struct LinearFit {
 };
 
 namespace detail {
-inline void check_samples(const Eigen::MatrixXd& z, const Eigen::VectorXd& y, const Eigen::VectorXd& w) {
+template <class Samples>
+void check_samples(const Eigen::MatrixBase<Samples>& z, const Eigen::VectorXd& y, const Eigen::VectorXd& w) {
   if (z.rows() != y.size() || w.size() != y.size())
     fail("linear fit: ", z.rows(), " samples, ", y.size(), " targets and ", w.size(), " weights");
   if (z.rows() < 1 || z.cols() < 1) fail("linear fit needs at least one sample and one feature");
@@ -32,7 +36,8 @@ inline void check_samples(const Eigen::MatrixXd& z, const Eigen::VectorXd& y, co
   if ((w.array() < 0).any() || w.sum() <= 0) fail("linear fit: weights must be non-negative and not all zero");
 }
 
-inline double weighted_r2(const Eigen::VectorXd& y, const Eigen::VectorXd& predicted, const Eigen::VectorXd& w) {
+template <class Predicted>
+double weighted_r2(const Eigen::VectorXd& y, const Eigen::MatrixBase<Predicted>& predicted, const Eigen::VectorXd& w) {
   const double mean = w.dot(y) / w.sum();
   const double total = (w.array() * (y.array() - mean).square()).sum();
   const double residual = (w.array() * (y - predicted).array().square()).sum();
@@ -40,8 +45,9 @@ inline double weighted_r2(const Eigen::VectorXd& y, const Eigen::VectorXd& predi
 }
 }  // namespace detail
 
-inline LinearFit weighted_ridge(const Eigen::MatrixXd& z, const Eigen::VectorXd& y, const Eigen::VectorXd& w,
-                                double alpha) {
+template <class Samples>
+LinearFit weighted_ridge(const Eigen::MatrixBase<Samples>& z, const Eigen::VectorXd& y, const Eigen::VectorXd& w,
+                         double alpha) {
   detail::check_samples(z, y, w);
   if (!(alpha >= 0)) detail::fail("ridge regularisation must be >= 0, got ", alpha);
   const double total = w.sum();
@@ -57,12 +63,13 @@ inline LinearFit weighted_ridge(const Eigen::MatrixXd& z, const Eigen::VectorXd&
   LinearFit fit;
   fit.coefficients.assign(beta.data(), beta.data() + beta.size());
   fit.intercept = y_mean - z_mean.dot(beta);
-  fit.r2 = detail::weighted_r2(y, (z * beta).array() + fit.intercept, w);
+  fit.r2 = detail::weighted_r2(y, ((z * beta).array() + fit.intercept).matrix(), w);
   return fit;
 }
 
-inline LinearFit efficient_least_squares(const Eigen::MatrixXd& z, const Eigen::VectorXd& y, const Eigen::VectorXd& w,
-                                         double y_empty, double y_full) {
+template <class Samples>
+LinearFit efficient_least_squares(const Eigen::MatrixBase<Samples>& z, const Eigen::VectorXd& y,
+                                  const Eigen::VectorXd& w, double y_empty, double y_full) {
   detail::check_samples(z, y, w);
   const int64_t m = z.cols();
   const double total = y_full - y_empty;
@@ -81,7 +88,7 @@ inline LinearFit efficient_least_squares(const Eigen::MatrixXd& z, const Eigen::
   LinearFit fit;
   fit.coefficients.assign(phi.data(), phi.data() + phi.size());
   fit.intercept = y_empty;
-  fit.r2 = detail::weighted_r2(y, (z * phi).array() + y_empty, w);
+  fit.r2 = detail::weighted_r2(y, ((z * phi).array() + y_empty).matrix(), w);
   return fit;
 }
 
