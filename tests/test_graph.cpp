@@ -35,10 +35,11 @@ torch::jit::Module tiny_mlp(const torch::Tensor& w1, const torch::Tensor& w2) {
 
 TEST_CASE("the plain executor reproduces module.forward on every supported CNN", "[graph]") {
   std::vector<std::pair<fs::path, int64_t>> models;
-  for (const char* name : {"resnet18", "resnet50", "vgg11_bn", "vgg16", "mobilenet_v2", "mobilenet_v3_small",
-                           "squeezenet1_1", "densenet121", "efficientnet_b0", "alexnet", "googlenet", "shufflenet_v2_x0_5"})
+  // 72 x 72 halves to odd sizes (9 -> 5 ...) that pooling and padding must get right.
+  for (const char* name : {"resnet18", "resnet50", "vgg11_bn", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1",
+                           "densenet121", "efficientnet_b0", "alexnet", "googlenet", "shufflenet_v2_x0_5"})
     for (const char* suffix : {".pt", ".script.pt"})
-      models.emplace_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + suffix), 128);
+      models.emplace_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + suffix), 72);
   if (auto shared = salient::test::shared_dir()) {
     models.emplace_back(*shared / "models/mobilenet_v2_imagenet.pt", 224);
     models.emplace_back(*shared / "models/mobilenet_v1_025_128_imagenet.pt", 128);
@@ -52,7 +53,7 @@ TEST_CASE("the plain executor reproduces module.forward on every supported CNN",
     module.eval();
     auto program = salient::graph::from_torchscript(module, path.filename().string());
     CHECK(!program.layers.empty());
-    for (int64_t batch : {1, 4}) {
+    for (int64_t batch : {1, 3}) {
       torch::manual_seed(batch);
       auto x = torch::randn({batch, 3, size, size});
       auto expected = first_tensor(module.forward({x}));
