@@ -40,6 +40,9 @@ TEST_CASE("the plain executor reproduces module.forward on every supported CNN",
                            "densenet121", "efficientnet_b0", "alexnet", "googlenet", "shufflenet_v2_x0_5"})
     for (const char* suffix : {".pt", ".script.pt"})
       models.emplace_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + suffix), 72);
+  for (const char* name : {"regnet_y_400mf", "convnext_tiny", "efficientnet_v2_s", "mnasnet1_0"})
+    models.emplace_back(fs::path(SALIENT_MODELS_DIR) / (std::string(name) + ".pt"), 72);
+  models.emplace_back(fs::path(SALIENT_MODELS_DIR) / "inception_v3.pt", 80);  // 75 at least
   if (auto shared = salient::test::shared_dir()) {
     models.emplace_back(*shared / "models/mobilenet_v2_imagenet.pt", 224);
     models.emplace_back(*shared / "models/mobilenet_v1_025_128_imagenet.pt", 128);
@@ -95,8 +98,15 @@ TEST_CASE("layers are named by module path, with shapes and aliases", "[graph]")
   CHECK(torch::allclose(run.output, model.forward(x), 1e-5, 1e-6));
 }
 
-TEST_CASE("methods and layer masking run on ShuffleNet (sizes computed by ops no rule set names, a channel split and shuffle)", "[graph]") {
-  for (const char* file : {"shufflenet_v2_x0_5.pt", "shufflenet_v2_x0_5.script.pt"}) {
+// Architectures beyond the plain CNNs: ShuffleNet (sizes computed by ops no rule set names, a
+// channel split and shuffle), RegNet (grouped convolutions, squeeze-excitation), ConvNeXt
+// (channels-last layer norm between permutes, layer scale), EfficientNetV2 (fused MBConv,
+// SiLU), MnasNet, Inception v3 (asymmetric kernels, concatenations), and scripted ResNet and
+// MobileNetV3 (the graphs scripting keeps: prim::If argument checks, list ops).
+TEST_CASE("methods and layer masking run on ShuffleNet, RegNet, ConvNeXt, EfficientNetV2, MnasNet, Inception v3 and scripted models", "[graph]") {
+  for (const char* file : {"shufflenet_v2_x0_5.pt", "shufflenet_v2_x0_5.script.pt", "regnet_y_400mf.pt", "convnext_tiny.pt",
+                           "efficientnet_v2_s.pt", "mnasnet1_0.pt", "inception_v3.pt", "resnet18.script.pt",
+                           "mobilenet_v3_small.script.pt"}) {
     INFO(file);
     auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / file);
     torch::manual_seed(4);
@@ -181,12 +191,68 @@ TEST_CASE("rule sets run ops they do not change as themselves; an op no rule cov
   half.slice(3, 0, 2).zero_();
   CHECK_THROWS_WITH(salient::layer_masked_forward(image_model, image, half),
                     Catch::Contains("rule set 'masked' cannot apply op 'aten::cumsum' at 'block' to a masked activation"));
-  // A rearrangement that moves values between positions (a transpose of H and W) is refused too.
-  torch::jit::Module swap_net("SwapNet");
-  swap_net.define("def forward(self, x):\n  return torch.relu(x).transpose(2, 3).flatten(1)\n");
-  salient::TorchModel swap_model(swap_net);
-  CHECK_THROWS_WITH(salient::layer_masked_forward(swap_model, image, half),
-                    Catch::Contains("cannot apply op 'aten::transpose'") && Catch::Contains("moves values between positions"));
+  // A rearrangement that merges positions (H and W into one dimension) is refused too.
+  torch::jit::Module merge_net("MergeNet");
+  merge_net.define("def forward(self, x):\n  return torch.relu(x).reshape([1, 2, 16]).sum(2)\n");
+  salient::TorchModel merge_model(merge_net);
+  CHECK_THROWS_WITH(salient::layer_masked_forward(merge_model, image, half),
+                    Catch::Contains("cannot apply op 'aten::reshape'") && Catch::Contains("moves values between positions"));
+  // A transpose moves the mask with the values: pooling the transposed activation equals
+  // transposing the pooled one, under any mask.
+  torch::jit::Module pool_then_swap("PoolThenSwap"), swap_then_pool("SwapThenPool");
+  pool_then_swap.define("def forward(self, x):\n  return torch.max_pool2d(torch.relu(x), [3, 3], [1, 1], [1, 1]).transpose(2, 3).flatten(1)\n");
+  swap_then_pool.define("def forward(self, x):\n  return torch.max_pool2d(torch.relu(x).transpose(2, 3), [3, 3], [1, 1], [1, 1]).flatten(1)\n");
+  salient::TorchModel pool_first(pool_then_swap), swap_first(swap_then_pool);
+  auto corner = torch::ones({1, 1, 4, 4});
+  corner.slice(2, 0, 2).slice(3, 0, 3).zero_();
+  CHECK(torch::equal(salient::layer_masked_forward(pool_first, image, corner),
+                     salient::layer_masked_forward(swap_first, image, corner)));
+  CHECK(!torch::equal(salient::layer_masked_forward(pool_first, image, corner), pool_first.forward(image)));
+  // A permute to channels-last, then an op that mixes positions: refused, naming the op.
+  torch::jit::Module channels_last("ChannelsLast");
+  channels_last.define("def forward(self, x):\n  return torch.max_pool2d(torch.relu(x).permute([0, 2, 3, 1]), [2, 2]).flatten(1)\n");
+  salient::TorchModel channels_last_model(channels_last);
+  CHECK_THROWS_WITH(salient::layer_masked_forward(channels_last_model, image, half),
+                    Catch::Contains("op 'aten::max_pool2d'") && Catch::Contains("whose positions are not its last two dimensions"));
+}
+
+// Channels-last blocks as ConvNeXt writes them: permute to [N,H,W,C], layer norm and linear
+// layers per position, permute back, then a convolution.
+TEST_CASE("layer masking follows a channels-last block (permute, layer norm, linear, permute back)", "[graph][masking]") {
+  torch::jit::Module block("ChannelsLastBlock");
+  torch::manual_seed(11);
+  block.register_parameter("norm_weight", torch::rand({4}) + 0.5, false);
+  block.register_parameter("norm_bias", torch::randn({4}), false);
+  block.register_parameter("w1", torch::randn({8, 4}), false);
+  block.register_parameter("w2", torch::randn({4, 8}), false);
+  block.register_parameter("conv", torch::randn({3, 4, 3, 3}), false);
+  block.define(R"(
+def forward(self, x):
+    y = x.permute([0, 2, 3, 1])
+    y = torch.layer_norm(y, [4], self.norm_weight, self.norm_bias, 1e-6)
+    y = torch.gelu(torch.linear(y, self.w1))
+    y = torch.linear(y, self.w2).permute([0, 3, 1, 2])
+    return torch.conv2d(x + y, self.conv, None, [1, 1], [1, 1]).mean([2, 3])
+)");
+  salient::TorchModel model(block);
+  auto x = torch::randn({2, 4, 10, 10});
+  torch::NoGradGuard no_grad;
+  const auto plain = model.forward(x);
+  CHECK(salient::test::max_relative(salient::layer_masked_forward(model, x, torch::ones({2, 1, 10, 10})), plain) <= 1e-6);
+  auto keep = torch::ones({2, 1, 10, 10});
+  keep.slice(3, 0, 4).zero_();
+  auto other = x.clone();
+  other.slice(3, 0, 4).uniform_(-50, 50);
+  const auto masked = salient::layer_masked_forward(model, x, keep);
+  CHECK(torch::allclose(masked, salient::layer_masked_forward(model, other, keep), 1e-5, 1e-6));
+  CHECK(!torch::allclose(model.forward(other), plain, 1e-3, 1e-3));
+  // A linear layer over W (not channels-last) would mix positions: refused, naming the op.
+  torch::jit::Module over_width("OverWidth");
+  over_width.register_parameter("w", torch::randn({10, 10}), false);
+  over_width.define("def forward(self, x):\n  return torch.linear(x, self.w).mean([2, 3])\n");
+  salient::TorchModel over_width_model(over_width);
+  CHECK_THROWS_WITH(salient::layer_masked_forward(over_width_model, x, keep),
+                    Catch::Contains("op 'aten::linear'") && Catch::Contains("mixes the positions"));
 }
 
 TEST_CASE("guided backprop and deconvnet change the gradient exactly where ReLU gates it", "[graph]") {

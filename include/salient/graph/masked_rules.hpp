@@ -34,16 +34,21 @@
 //   positions directly, as in VGG/AlexNet, see zeros there).
 // - mean over H and W (a global average pool written as a mean): the average over kept
 //   positions; the mask ends.
-// - channel rearrangements (view / reshape keeping N, H and W; transposes and permutations of
-//   the dimensions between them; contiguous; channel_shuffle) and channel splits (chunk,
-//   split, then the list's elements): the mask travels unchanged (ShuffleNet's shuffle).
-// Every other op (linear, softmax, ..., and any op this set does not name) runs as itself
+// - transposes and permutations: the mask moves with the values (any layout; the ops above
+//   that mix positions then need the positions last again, as ConvNeXt's permute back does).
+// - channel rearrangements (view / reshape keeping N, H and W, contiguous, channel_shuffle)
+//   and channel splits (chunk, split, then the list's elements): the mask travels unchanged
+//   (ShuffleNet's shuffle).
+// - layer norm over trailing dimensions and linear layers, where the mask has size 1 on the
+//   dimensions they mix (ConvNeXt's channels-last blocks): the op itself, per position.
+// Every other op (softmax, other reductions, ..., and any op this set does not name) runs as itself
 // when no input carries a mask and is an error naming the op otherwise. A mask that keeps
 // no pixel of an item gives that item's output for all-zero pooled features.
 #include <algorithm>
 #include <array>
 #include <limits>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -207,6 +212,21 @@ class MaskedRules {
 
   const torch::Tensor& mask(ValueId v) const { return state_->masks.at(static_cast<std::size_t>(v)); }
 
+  // The mask of input `i` of an op that mixes positions (convolution, pooling, padding, ...):
+  // [N,1,H,W] (or [1,1,H,W]) for an [N,C,H,W] activation. A permute can leave a mask in another
+  // layout (channels-last [N,H,W,1]), whose positions such an op cannot find.
+  const torch::Tensor& spatial_mask(const Op& op, std::size_t i, const torch::jit::Stack& stack) const {
+    const auto& m = mask(op.inputs[i]);
+    if (!m.defined()) return m;
+    const auto x = stack[i].toTensor();
+    if (x.dim() != 4 || m.dim() != 4 || m.size(1) != 1 || (m.size(0) != x.size(0) && m.size(0) != 1) ||
+        m.size(2) != x.size(2) || m.size(3) != x.size(3))
+      salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", op.path.empty() ? "<top level>" : op.path,
+                                        "' mixes the positions of a masked activation ", x.sizes(),
+                                        " whose positions are not its last two dimensions (mask ", m.sizes(), ")");
+    return m;
+  }
+
   // Element-wise ops (activations, batch norm, dropout, arithmetic) run as themselves: a kept
   // position of the output reads only that position of the inputs.
   Rule elementwise() {
@@ -221,7 +241,7 @@ class MaskedRules {
 
   Rule convolution() {
     return [this](const Op& op, torch::jit::Stack& stack) {
-      auto m = mask(op.inputs[0]);
+      auto m = spatial_mask(op, 0, stack);
       if (!m.defined()) return op.implementation(stack);
       if (op.kind == "aten::_convolution" && stack[6].toBool())
         salient::detail::fail_unsupported("layer masking: transposed convolution at '", op.path, "' is not supported");
@@ -253,7 +273,7 @@ class MaskedRules {
   // max_pool2d / adaptive_max_pool2d: masked positions take no part.
   Rule max_pool() {
     return [this](const Op& op, torch::jit::Stack& stack) {
-      auto m = mask(op.inputs[0]);
+      auto m = spatial_mask(op, 0, stack);
       if (!m.defined()) return op.implementation(stack);
       auto x = stack[0].toTensor();
       auto mask_stack = stack;
@@ -277,7 +297,7 @@ class MaskedRules {
   // output has no positions left, so the mask ends there.
   Rule normalised(bool spatial_mean = false) {
     return [this, spatial_mean](const Op& op, torch::jit::Stack& stack) {
-      auto m = mask(op.inputs[0]);
+      auto m = spatial_mask(op, 0, stack);
       if (!m.defined()) return op.implementation(stack);
       if (spatial_mean) {
         const int64_t rank = stack[0].toTensor().dim();
@@ -304,35 +324,39 @@ class MaskedRules {
     };
   }
 
-  // Ops that move values between channels and keep each at its spatial position: view /
-  // reshape to [N, ..., H, W], transposes and permutations of the dimensions between the
-  // batch and the spatial ones, contiguous, channel_shuffle (ShuffleNet's shuffle is view to
-  // [N,g,C/g,H,W], transpose(1,2), contiguous, view back). The mask travels unchanged, shaped
-  // [N,1,...,1,H,W] to the output's rank; any other use is an error naming the op.
+  // Ops that move values without arithmetic. Transposes and permutations move the mask with
+  // the values, so every value keeps its own mask entry whatever the new layout (ConvNeXt's
+  // channels-last blocks: permute to [N,H,W,C], per-position ops, permute back); ops that then
+  // mix positions check the layout (spatial_mask). contiguous changes nothing. view / reshape /
+  // channel_shuffle move values between channels only, keeping each at its position (ShuffleNet's
+  // shuffle: view to [N,g,C/g,H,W], transpose(1,2), contiguous, view back): the mask, shaped
+  // [N,1,...,1,H,W], is reshaped to the output's rank; one that merges or splits positions is
+  // an error naming the op.
   Rule rearrangement() {
     return [this](const Op& op, torch::jit::Stack& stack) {
-      const auto& m = mask(op.inputs[0]);
+      const auto m = mask(op.inputs[0]);
       if (!m.defined()) return op.implementation(stack);
-      const int64_t rank = stack[0].toTensor().dim();
-      auto moves_position = [&](int64_t d) {
-        d = d < 0 ? d + rank : d;
-        return d == 0 || d >= rank - 2;
-      };
-      bool keeps = rank >= 4;
-      if (op.kind == "aten::transpose") keeps = keeps && !moves_position(stack[1].toInt()) && !moves_position(stack[2].toInt());
-      if (op.kind == "aten::permute") {
-        const auto dims = stack[1].toIntVector();
-        for (std::size_t k = 0; k < dims.size(); ++k)
-          if (moves_position(static_cast<int64_t>(k)) && (dims[k] < 0 ? dims[k] + rank : dims[k]) != static_cast<int64_t>(k))
-            keeps = false;
-      }
       const bool dirty = state_->dirty[static_cast<std::size_t>(op.inputs[0])];
+      const int64_t rank = stack[0].toTensor().dim();
+      const auto where = op.path.empty() ? std::string("<top level>") : op.path;
+      if (op.kind == "aten::transpose" || op.kind == "aten::permute") {
+        if (m.dim() != rank)
+          salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", where, "' on an activation of rank ",
+                                            rank, " with a mask of rank ", m.dim());
+        auto moved = op.kind == "aten::transpose" ? m.transpose(stack[1].toInt(), stack[2].toInt())
+                                                  : m.permute(stack[1].toIntVector());
+        op.implementation(stack);
+        state_->set(op.outputs[0], moved, dirty);
+        return;
+      }
       op.implementation(stack);
+      if (op.kind == "aten::contiguous") return state_->set(op.outputs[0], m, dirty);
       const auto y = stack[0].toTensor();
       const int64_t n = m.size(0), h = m.size(-2), w = m.size(-1);
-      if (!keeps || y.dim() < 4 || y.size(0) != n || y.size(-2) != h || y.size(-1) != w)
-        salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '",
-                                          op.path.empty() ? "<top level>" : op.path,
+      bool positions_last = m.dim() >= 3;
+      for (int64_t d = 1; d + 2 < m.dim(); ++d) positions_last = positions_last && m.size(d) == 1;
+      if (!positions_last || y.dim() < 4 || y.size(0) != n || y.size(-2) != h || y.size(-1) != w)
+        salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '", where,
                                           "' to a masked activation (it moves values between positions or items)");
       std::vector<int64_t> shape(static_cast<std::size_t>(y.dim()), 1);
       shape.front() = n, shape[shape.size() - 2] = h, shape.back() = w;
@@ -340,10 +364,30 @@ class MaskedRules {
     };
   }
 
+  // Ops that mix values within each position only: layer norm over trailing dimensions and a
+  // linear layer on the last one, as ConvNeXt applies them channels-last. The op itself, when
+  // the mask has size 1 on every dimension it mixes (otherwise it would mix positions: an
+  // error naming the op).
+  Rule per_position() {
+    return [this](const Op& op, torch::jit::Stack& stack) {
+      const auto m = mask(op.inputs[0]);
+      if (!m.defined()) return op.implementation(stack);
+      const int64_t mixed = op.kind == "aten::layer_norm" ? static_cast<int64_t>(stack[1].toIntVector().size()) : 1;
+      for (int64_t d = m.dim() - mixed; d < m.dim(); ++d)
+        if (d < 0 || m.size(d) != 1)
+          salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '",
+                                            op.path.empty() ? "<top level>" : op.path,
+                                            "' mixes the positions of a masked activation (mask ", m.sizes(), ")");
+      const bool dirty = state_->dirty[static_cast<std::size_t>(op.inputs[0])];
+      op.implementation(stack);
+      state_->set(op.outputs[0], m, dirty);
+    };
+  }
+
   // chunk / split along the channels of a masked [N,C,H,W] activation: every part keeps the mask.
   Rule channel_split() {
     return [this](const Op& op, torch::jit::Stack& stack) {
-      const auto& m = mask(op.inputs[0]);
+      const auto& m = spatial_mask(op, 0, stack);
       if (!m.defined()) return op.implementation(stack);
       const int64_t rank = stack[0].toTensor().dim(), dim = stack[2].toInt();
       op.implementation(stack);
@@ -368,7 +412,7 @@ class MaskedRules {
 
   Rule pad() {
     return [this](const Op& op, torch::jit::Stack& stack) {
-      auto m = mask(op.inputs[0]);
+      auto m = spatial_mask(op, 0, stack);
       if (m.defined() && op.kind == "aten::pad" && stack.size() > 2 && stack[2].isString() &&
           stack[2].toStringRef() != "constant")
         salient::detail::fail_unsupported("layer masking: padding mode '", stack[2].toStringRef(), "' at '", op.path,
@@ -472,6 +516,7 @@ inline RuleSet masked_rules(const std::shared_ptr<MaskState>& state) {
   set.add({"aten::flatten", "prim::TupleConstruct"}, keep(rules->end_mask()));
   set.add({"aten::mean"}, keep(rules->normalised(/*spatial_mean=*/true)));
   set.add(ops::rearrangement, keep(rules->rearrangement()));
+  set.add({"aten::layer_norm", "aten::linear"}, keep(rules->per_position()));
   set.add(ops::split, keep(rules->channel_split()));
   set.add({"prim::ListUnpack"}, keep(rules->list_unpack()));
   // Any other op (linear heads, softmax, other reductions, ...): run as itself unless it meets a
