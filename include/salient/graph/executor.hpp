@@ -25,7 +25,7 @@ inline void check_rules(const Program& program, const Block& block, const RuleSe
   for (const auto& op : block.ops) {
     if (op.blocks.empty() && !rules.find(op.kind))
       salient::detail::fail_unsupported("rule set '", rules.name(), rules.refuses(op.kind) ? "' refuses op '" : "' has no rule for op '",
-                                        op.kind, "' at '", op.path.empty() ? "<top level>" : op.path, "' of ", program.source);
+                                        op.kind, "' at '", op.where(), "' of ", program.source);
     for (const auto& inner : op.blocks) check_rules(program, inner, rules);
   }
 }
@@ -84,7 +84,7 @@ class Run {
           (*rules_.find(op.kind))(op, stack_);
         } catch (const c10::Error& e) {
           std::string message = e.what_without_backtrace();
-          salient::detail::fail("op '", op.kind, "' at '", op.path.empty() ? "<top level>" : op.path,
+          salient::detail::fail("op '", op.kind, "' at '", op.where(),
                                 "' failed on inputs ", describe_inputs(frame_, op), ": ",
                                 message.substr(0, message.find('\n')));
         }

@@ -221,7 +221,7 @@ class MaskedRules {
     const auto x = stack[i].toTensor();
     if (x.dim() != 4 || m.dim() != 4 || m.size(1) != 1 || (m.size(0) != x.size(0) && m.size(0) != 1) ||
         m.size(2) != x.size(2) || m.size(3) != x.size(3))
-      salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", op.path.empty() ? "<top level>" : op.path,
+      salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", op.where(),
                                         "' mixes the positions of a masked activation ", x.sizes(),
                                         " whose positions are not its last two dimensions (mask ", m.sizes(), ")");
     return m;
@@ -338,10 +338,9 @@ class MaskedRules {
       if (!m.defined()) return op.implementation(stack);
       const bool dirty = state_->dirty[static_cast<std::size_t>(op.inputs[0])];
       const int64_t rank = stack[0].toTensor().dim();
-      const auto where = [&op] { return op.path.empty() ? std::string("<top level>") : op.path; };
       if (op.kind == "aten::transpose" || op.kind == "aten::permute") {
         if (m.dim() != rank)
-          salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", where(), "' on an activation of rank ",
+          salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '", op.where(), "' on an activation of rank ",
                                             rank, " with a mask of rank ", m.dim());
         auto moved = op.kind == "aten::transpose" ? m.transpose(stack[1].toInt(), stack[2].toInt())
                                                   : m.permute(stack[1].toIntVector());
@@ -356,7 +355,7 @@ class MaskedRules {
       bool positions_last = m.dim() >= 3;
       for (int64_t d = 1; d + 2 < m.dim(); ++d) positions_last = positions_last && m.size(d) == 1;
       if (!positions_last || y.dim() < 4 || y.size(0) != n || y.size(-2) != h || y.size(-1) != w)
-        salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '", where(),
+        salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '", op.where(),
                                           "' to a masked activation (it moves values between positions or items)");
       std::vector<int64_t> shape(static_cast<std::size_t>(y.dim()), 1);
       shape.front() = n, shape[shape.size() - 2] = h, shape.back() = w;
@@ -376,7 +375,7 @@ class MaskedRules {
       for (int64_t d = m.dim() - mixed; d < m.dim(); ++d)
         if (d < 0 || m.size(d) != 1)
           salient::detail::fail_unsupported("layer masking: op '", op.kind, "' at '",
-                                            op.path.empty() ? "<top level>" : op.path,
+                                            op.where(),
                                             "' mixes the positions of a masked activation (mask ", m.sizes(), ")");
       const bool dirty = state_->dirty[static_cast<std::size_t>(op.inputs[0])];
       op.implementation(stack);
@@ -485,7 +484,7 @@ class MaskedRules {
       for (std::size_t i = 0; i < op.inputs.size(); ++i)
         if (stack[i].isTensor() && mask(op.inputs[i]).defined())
           salient::detail::fail_unsupported("rule set 'masked' cannot apply op '", op.kind, "' at '",
-                                op.path.empty() ? "<top level>" : op.path, "' to a masked activation");
+                                op.where(), "' to a masked activation");
       op.implementation(stack);
     };
   }

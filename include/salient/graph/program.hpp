@@ -44,6 +44,9 @@ struct Op {
   std::vector<Block> blocks;       // non-empty only for control flow
   Implementation implementation;   // empty only for control flow
   std::vector<ValueId> release;    // values no longer needed once this op has run
+
+  // Where the op is, for messages: its module path, or "<top level>".
+  std::string_view where() const { return path.empty() ? std::string_view("<top level>") : std::string_view(path); }
 };
 
 // One call of a submodule: what flows in and what comes out.
