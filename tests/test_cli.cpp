@@ -176,6 +176,47 @@ TEST_CASE("salient-explain runs the CAM family and lists layers", "[cli][shared]
   fs::remove_all(work);
 }
 
+TEST_CASE("salient-explain runs LRP, DeepLIFT and the SHAP methods with a set of baselines", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const auto image = (*shared / "images" / "parrot.jpg").string();
+  const auto out = work / "relevance";
+  auto run = explain("--model " + model + " --size 128 --image " + image +
+                     " --method lrp,deepliftshap,gradientshap --lrp-composite epsilon_gamma_box --baseline zero,black,grey"
+                     " --samples 4 --out " + out.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  const auto& methods = summary["images"][0]["methods"];
+  REQUIRE(methods.size() == 3);
+  CHECK(methods[0]["parameters"]["composite"] == "epsilon_gamma_box");
+  CHECK(methods[1]["parameters"]["baseline"] == "zero,black,grey");
+  CHECK(methods[2]["parameters"]["samples"] == 4);
+  for (const auto& method : methods) {
+    auto values = salient::load_npy(out / method["attribution"].get<std::string>());
+    CHECK(values.shape == std::vector<int64_t>{1, 3, 128, 128});
+  }
+  auto deeplift = explain("--model " + model + " --size 128 --image " + image + " --method deeplift --out " +
+                          (work / "deeplift").string());
+  INFO(deeplift.err);
+  REQUIRE(deeplift.code == 0);
+  auto deeplift_summary = nlohmann::json::parse(read(work / "deeplift" / "summary.json"));
+  const auto& entry = deeplift_summary["images"][0]["methods"][0];
+  CHECK(std::abs(entry["convergence_delta"].get<double>()) <= 1e-3 * std::abs(entry["output_difference"].get<double>()) + 1e-5);
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--method lrp --lrp-composite epsilon_plus_flatt", "valid composites: epsilon_plus_flat"},
+           {"--method deeplift --baseline zero,black", "takes one baseline"},
+           {"--method deepliftshap --baseline zero,purple", "unknown baseline 'purple'"}}) {
+    auto bad = explain("--model " + model + " --size 128 --image " + image + " " + args + " --out " +
+                       (work / "bad_relevance").string());
+    CAPTURE(args, bad.err);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+  }
+  fs::remove_all(work);
+}
+
 TEST_CASE("salient-explain runs the perturbation methods over any masker and segmentation", "[cli][shared]") {
   auto shared = salient::test::shared_dir();
   if (!shared) return;

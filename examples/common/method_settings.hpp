@@ -2,11 +2,13 @@
 // The method flags the tools share (salient-explain, salient-sanity, salient-topk): each
 // fills one salient::MethodSettings, which the library's registry applies to whichever
 // methods run (attribution/registry.hpp). Methods and their defaults come from the registry.
+#include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
 
 #include "salient/attribution/torch_registry.hpp"
+#include "salient/graph/relevance.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
 #include "common/cli.hpp"
@@ -29,7 +31,11 @@ inline std::string method_flags_help() {
   return R"(  --layer NAME          layer for CAM methods (default: the last layer with a spatial 4-D output)
   --steps N             integrated gradients steps (default )" + n(ig.steps) + R"(, at most 10000)
   --ig-method M         gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
-  --baseline B          zero|black|grey|blur|noise (default zero: the all-zero model input)
+  --baseline B[,B...]   zero|black|grey|blur|noise (default zero: the all-zero model input); a
+                        comma-separated set for deepliftshap and gradientshap (e.g. zero,black,grey)
+  --lrp-composite C     LRP's rules per layer: epsilon_plus_flat (default), epsilon_gamma_box,
+                        epsilon_alpha2_beta1_flat, epsilon_plus, epsilon_alpha2_beta1, or epsilon
+                        (Captum's LRP)
   --samples N           noise tunnel, LIME and KernelSHAP samples, RISE masks (default: each method's
                         own: )" + n(NoiseTunnelOptions{}.samples) + ", " + n(LimeOptions<TorchModel>{}.samples) + ", " +
          n(KernelShapOptions<TorchModel>{}.samples) + ", " + n(RiseOptions<TorchModel>{}.masks) + R"(); at most 100000
@@ -57,8 +63,14 @@ inline bool method_flag(const std::string& flag, const std::string& value, Metho
     parse_integration_method(value);
     options["method"] = value;
   } else if (flag == "--baseline") {
-    parse_baseline(value);
+    const auto names = split_commas(value);
+    if (names.empty() || names.size() > 16) fail("--baseline takes 1 to 16 comma-separated baselines, got '", value, "'");
+    for (const auto& name : names) parse_baseline(name);
     settings.baseline = value;
+  } else if (flag == "--lrp-composite") {
+    const auto& names = graph::composite_names;
+    if (std::find(std::begin(names), std::end(names), value) == std::end(names)) graph::composite(value);  // lists the valid ones
+    options["composite"] = value;
   } else if (flag == "--samples") {
     options["samples"] = options["masks"] = std::to_string(parse_int(flag, value, 1, 100000));
   } else if (flag == "--stdev") {

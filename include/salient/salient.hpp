@@ -11,12 +11,14 @@
 #include "salient/graph/layers.hpp"
 #include "salient/graph/masked_rules.hpp"
 #include "salient/graph/program.hpp"
+#include "salient/graph/relevance.hpp"
 #include "salient/graph/rules.hpp"
 #include "salient/graph/sequential.hpp"
 #include "salient/graph/torchscript.hpp"
 
 #include "salient/attribution/baselines.hpp"
 #include "salient/attribution/cam.hpp"
+#include "salient/attribution/deeplift.hpp"
 #include "salient/attribution/gradient.hpp"
 #include "salient/attribution/guided_backprop.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
@@ -24,6 +26,7 @@
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
 #include "salient/attribution/registry.hpp"
+#include "salient/attribution/relevance.hpp"
 #include "salient/attribution/torch_registry.hpp"
 
 #include "salient/masking/masker.hpp"

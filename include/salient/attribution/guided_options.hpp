@@ -12,6 +12,7 @@
 
 #include "salient/core/error.hpp"
 #include "salient/core/model.hpp"
+#include "salient/attribution/relevance_options.hpp"
 
 namespace salient {
 
@@ -50,8 +51,10 @@ void for_each_option(GuidedGradCamOptions& o, Visit&& visit) {
   visit("batch_size", o.batch_size), visit("progress", o.progress), visit("on_layer", o.on_layer);
 }
 
-// A model that runs the rule-based methods: ADL guided_backprop, deconvolution and
-// guided_grad_cam with the uniform calling convention.
+// A model that runs the rule-based methods: ADL guided_backprop, deconvolution,
+// guided_grad_cam, and the relevance methods lrp, deeplift, deeplift_shap and gradient_shap
+// (attribution/relevance_options.hpp), with the uniform calling convention (the reference
+// methods take their baseline(s) after the target).
 template <class M>
 concept RuleModel = Model<M> &&
     requires(M& model, const TensorOf<M>& x, const TargetOf<M>& target, const GuidedBackpropOptions& guided,
@@ -59,6 +62,13 @@ concept RuleModel = Model<M> &&
       { guided_backprop(model, x, target, guided) } -> std::same_as<TensorOf<M>>;
       { deconvolution(model, x, target, guided) } -> std::same_as<TensorOf<M>>;
       { guided_grad_cam(model, x, target, cam) } -> std::same_as<TensorOf<M>>;
+    } &&
+    requires(M& model, const TensorOf<M>& x, const TargetOf<M>& target, const LrpOptions& lrp_options,
+             const DeepLiftOptions& deeplift_options, const GradientShapOptions& shap_options) {
+      { lrp(model, x, target, lrp_options) } -> std::same_as<TensorOf<M>>;
+      { deeplift(model, x, target, x, deeplift_options) } -> std::same_as<TensorOf<M>>;
+      { deeplift_shap(model, x, target, x, deeplift_options) } -> std::same_as<TensorOf<M>>;
+      { gradient_shap(model, x, target, x, shap_options) } -> std::same_as<TensorOf<M>>;
     };
 
 }  // namespace salient

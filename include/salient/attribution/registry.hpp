@@ -90,7 +90,8 @@ struct MethodSettings {
   uint64_t seed = 0;                            // every method's seed, and the noise masker's and baseline's
   std::string masker;                           // perturbation methods: a masker name; "": the method's default
   std::string segments = "slic:50";             // region methods: a segment() spec (LibTorch: or "model:FILE.pt")
-  std::string baseline = "zero";                // integrated gradients: a baseline name
+  std::string baseline = "zero";                // integrated gradients, DeepLIFT: a baseline name; the SHAP
+                                                // methods: a comma-separated set ("zero,black,grey")
   Normalization normalization = Normalization::imagenet();  // of the model inputs
   Progress progress = {};
   std::function<void(const std::string& layer)> on_layer = {};  // layer methods: the layer used
@@ -141,6 +142,16 @@ inline const std::vector<MethodFacts>& method_facts() {
       {.name = "deconvolution", .aliases = {"deconvnet"}, .summary = "deconvnet (Zeiler & Fergus 2014)", .needs = C::rules},
       {.name = "guided_gradcam", .aliases = {"guided_grad_cam"}, .summary = "guided backprop times Grad-CAM (Selvaraju et al. 2017)",
        .needs = C::rules},
+      {.name = "lrp", .summary = "layer-wise relevance propagation with a composite (Bach et al. 2015; zennit's)",
+       .needs = C::rules},  // the flat and z-box first-layer rules give relevance to zero inputs too
+      {.name = "deeplift", .summary = "DeepLIFT rescale rule against a baseline (Shrikumar et al. 2017)",
+       .multiplies_input = true, .has_delta = true, .needs = C::rules},
+      {.name = "deepliftshap", .aliases = {"deeplift_shap"},
+       .summary = "DeepLIFT averaged over a set of baselines (Lundberg & Lee 2017)", .multiplies_input = true,
+       .needs = C::rules},
+      {.name = "gradientshap", .aliases = {"gradient_shap"},
+       .summary = "expected gradient x (x - b) over baselines and path points (Lundberg & Lee 2017)",
+       .multiplies_input = true, .needs = C::rules},
       {.name = "occlusion", .summary = "score drop under a sliding window (Zeiler & Fergus 2014)", .needs = C::forward,
        .shape = one},
       {.name = "ablation", .aliases = {"feature_ablation"}, .summary = "score drop per removed segment (Captum's FeatureAblation)",
@@ -231,6 +242,25 @@ TensorOf<M> settings_baseline(M&, const TensorOf<M>& inputs, const MethodSetting
   if (name == "zero") return BackendOf<M>::zeros_like(inputs);
   if (auto colour = detail::colour_fill<BackendOf<M>>(name, settings.normalization)) return colour->fill(inputs);
   detail::fail("unknown baseline '", name, "' for this model (expected zero, black or grey)");
+}
+
+// The set of baselines `settings.baseline` names, comma-separated ("zero,black,grey"), for
+// inputs shaped as `inputs`: [K,C,H,W], one per name.
+template <ForwardModel M>
+TensorOf<M> settings_baselines(M& model, const TensorOf<M>& inputs, const MethodSettings& settings) {
+  using B = BackendOf<M>;
+  const auto first = B::slice_rows(inputs, 0, 1);
+  std::vector<TensorOf<M>> baselines;
+  std::string_view names = settings.baseline;
+  while (true) {
+    const auto comma = names.find(',');
+    MethodSettings one = settings;
+    one.baseline = std::string(names.substr(0, comma));
+    baselines.push_back(settings_baseline(model, first, one));
+    if (comma == std::string_view::npos) break;
+    names.remove_prefix(comma + 1);
+  }
+  return B::concat_rows(baselines);
 }
 
 namespace detail {
@@ -366,6 +396,26 @@ std::vector<BasicMethodEntry<M>> make_registry() {
                                   [](M& m, const T& x, const Target& t, const GuidedBackpropOptions& o) { return deconvolution(m, x, t, o); }));
     all.push_back(simple_entry<M>("guided_gradcam", GuidedGradCamOptions{},
                                   [](M& m, const T& x, const Target& t, const GuidedGradCamOptions& o) { return guided_grad_cam(m, x, t, o); }));
+    all.push_back(entry<M>("lrp", LrpOptions{}, Setting::none, [](M& m, const T& x, const Target& t, LrpOptions& o, const MethodSettings& s) {
+      o.normalization = s.normalization;
+      return lrp(m, x, t, o);
+    }));
+    auto deeplift_entry = entry<M>("deeplift", DeepLiftOptions{}, Setting::baseline,
+                                   [](M& m, const T& x, const Target& t, DeepLiftOptions& o, const MethodSettings& s) {
+                                     return deeplift(m, x, t, settings_baseline(m, x, s), o);
+                                   });
+    deeplift_entry.delta = [](M& m, const T& x, const Target& t, const T& attributions, const MethodSettings& s) {
+      return convergence_delta(m, attributions, x, t, std::optional<T>(settings_baseline(m, x, s)));
+    };
+    all.push_back(std::move(deeplift_entry));
+    all.push_back(entry<M>("deepliftshap", DeepLiftOptions{}, Setting::baseline,
+                           [](M& m, const T& x, const Target& t, DeepLiftOptions& o, const MethodSettings& s) {
+                             return deeplift_shap(m, x, t, settings_baselines(m, x, s), o);
+                           }));
+    all.push_back(entry<M>("gradientshap", GradientShapOptions{}, Setting::baseline,
+                           [](M& m, const T& x, const Target& t, GradientShapOptions& o, const MethodSettings& s) {
+                             return gradient_shap(m, x, t, settings_baselines(m, x, s), o);
+                           }));
   }
   all.push_back(simple_entry<M>("occlusion", OcclusionOptions<M>{},
                                 [](M& m, const T& x, const Target& t, const OcclusionOptions<M>& o) { return occlusion(m, x, t, o); }));

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "salient/attribution/baselines.hpp"
+#include "salient/attribution/deeplift.hpp"
 #include "salient/attribution/guided_backprop.hpp"
 #include "salient/attribution/registry.hpp"
 #include "salient/core/torch_backend.hpp"
@@ -43,6 +44,9 @@ inline torch::Tensor settings_segments(TorchModel&, const torch::Tensor& input, 
 
 // Any make_baseline kind: zero, black, grey, blur, noise.
 inline torch::Tensor settings_baseline(TorchModel&, const torch::Tensor& inputs, const MethodSettings& settings) {
+  if (settings.baseline.find(',') != std::string::npos)
+    detail::fail("this method takes one baseline, got the set '", settings.baseline,
+                 "' (sets are for deepliftshap and gradientshap)");
   return make_baseline(parse_baseline(settings.baseline), inputs, baseline_options(settings));
 }
 

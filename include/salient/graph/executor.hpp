@@ -23,7 +23,7 @@ namespace detail {
 
 inline void check_rules(const Program& program, const Block& block, const RuleSet& rules) {
   for (const auto& op : block.ops) {
-    if (op.blocks.empty() && !rules.find(op.kind))
+    if (op.blocks.empty() && !rules.find(op))
       salient::detail::fail_unsupported("rule set '", rules.name(), rules.refuses(op.kind) ? "' refuses op '" : "' has no rule for op '",
                                         op.kind, "' at '", op.where(), "' of ", program.source);
     for (const auto& inner : op.blocks) check_rules(program, inner, rules);
@@ -81,7 +81,7 @@ class Run {
         stack_.clear();
         for (auto v : op.inputs) stack_.push_back(frame_[v]);
         try {
-          (*rules_.find(op.kind))(op, stack_);
+          (*rules_.find(op))(op, stack_);
         } catch (const c10::Error& e) {
           std::string message = e.what_without_backtrace();
           salient::detail::fail("op '", op.kind, "' at '", op.where(),

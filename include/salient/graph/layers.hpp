@@ -43,9 +43,9 @@ inline graph::ValueId layer_value(const graph::Program& program, const LayerRef&
 // The model's output and the tensors at `layers`, computed under `rules`. Autograd records
 // the run when grad mode is on; a captured tensor that does not require grad (nothing
 // before it does) is made a leaf that does, so its gradient can always be taken.
-inline LayerRun<torch::Tensor> run_layers(TorchModel& model, const torch::Tensor& inputs, const std::vector<LayerRef>& layers,
-                           const graph::RuleSet& rules = graph::plain_rules()) {
-  const auto& program = program_of(model);
+// `program`: the model's program (program_of) or one made from it (graph::canonical_program).
+inline LayerRun<torch::Tensor> run_layers(TorchModel& model, const graph::Program& program, const torch::Tensor& inputs,
+                                          const std::vector<LayerRef>& layers, const graph::RuleSet& rules) {
   graph::Watch watch;
   for (const auto& layer : layers) watch.values.push_back(detail::layer_value(program, layer));
   LayerRun<torch::Tensor> run;
@@ -73,17 +73,22 @@ inline LayerRun<torch::Tensor> run_layers(TorchModel& model, const torch::Tensor
       detail::fail("layer '", layers[i].name, "' was not computed for an input of shape ", shape_string(inputs));
   return run;
 }
+inline LayerRun<torch::Tensor> run_layers(TorchModel& model, const torch::Tensor& inputs, const std::vector<LayerRef>& layers,
+                                          const graph::RuleSet& rules = graph::plain_rules()) {
+  return run_layers(model, program_of(model), inputs, layers, rules);
+}
 
 // d(target score)/d(layer) for every item (each its own score), with the activations; under
 // `rules` (plain: ordinary gradients). `input_gradient` adds d score / d input.
 // This form takes a target already bound to the batch (the methods resolve top-1 once, then
 // chunk); the one below resolves any Target.
-inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const torch::Tensor& inputs,
-                                      const ResolvedTarget<torch::Tensor>& target, const std::vector<LayerRef>& layers,
-                                      const graph::RuleSet& rules = graph::plain_rules(), bool input_gradient = false) {
+inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const graph::Program& program,
+                                                     const torch::Tensor& inputs, const ResolvedTarget<torch::Tensor>& target,
+                                                     const std::vector<LayerRef>& layers, const graph::RuleSet& rules,
+                                                     bool input_gradient) {
   torch::AutoGradMode enable_grad(true);
   auto x = inputs.detach().requires_grad_(input_gradient);
-  auto run = run_layers(model, x, layers, rules);
+  auto run = run_layers(model, program, x, layers, rules);
   auto scores = TorchBackend::select(run.output, target);
   std::vector<torch::Tensor> wrt = run.activations;
   if (input_gradient) wrt.push_back(x);
@@ -97,6 +102,13 @@ inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const to
   }
   if (input_gradient) out.input_gradient = grads.back().defined() ? grads.back() : torch::zeros_like(x);
   return out;
+}
+inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const torch::Tensor& inputs,
+                                                     const ResolvedTarget<torch::Tensor>& target,
+                                                     const std::vector<LayerRef>& layers,
+                                                     const graph::RuleSet& rules = graph::plain_rules(),
+                                                     bool input_gradient = false) {
+  return layer_gradients(model, program_of(model), inputs, target, layers, rules, input_gradient);
 }
 
 inline LayerGradients<torch::Tensor> layer_gradients(TorchModel& model, const torch::Tensor& inputs, const Target& target,

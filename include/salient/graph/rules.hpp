@@ -43,6 +43,14 @@ class RuleSet {
   explicit RuleSet(std::string name) : name_(std::move(name)) {}
 
   const std::string& name() const { return name_; }
+  // The rule for `op`: the one set for its module path and kind, else the one for its kind.
+  const Rule* find(const Op& op) const {
+    if (!at_path_.empty()) {
+      auto it = at_path_.find(op.path + '\n' + op.kind);
+      if (it != at_path_.end()) return &it->second;
+    }
+    return find(op.kind);
+  }
   // The rule for `kind`: its own, else the set's rule for every other kind; nullptr when the
   // set refuses the kind or has neither.
   const Rule* find(std::string_view kind) const {
@@ -67,6 +75,12 @@ class RuleSet {
   RuleSet& add(std::initializer_list<std::string_view> kinds, const Rule& rule) {
     return add(std::span<const std::string_view>(kinds.begin(), kinds.size()), rule);
   }
+  // `rule` for ops of `kind` at module path `path` only (the first convolution gets its own
+  // rule; composites, graph/relevance.hpp).
+  RuleSet& at(std::string_view path, std::string_view kind, const Rule& rule) {
+    at_path_[std::string(path) + '\n' + std::string(kind)] = rule;
+    return *this;
+  }
   // The rule for every kind the set does not name.
   RuleSet& otherwise(Rule rule) {
     otherwise_ = std::move(rule);
@@ -81,6 +95,7 @@ class RuleSet {
  private:
   std::string name_;
   std::unordered_map<std::string, Rule> rules_;  // an empty Rule marks a refused kind
+  std::unordered_map<std::string, Rule> at_path_;  // "path\nkind" -> rule
   std::optional<Rule> otherwise_;
 };
 

@@ -27,7 +27,31 @@ struct ModuleOp {
   std::string kind;
   std::vector<Value> arguments;  // the op's inputs after the activation
   std::function<torch::Tensor(const torch::Tensor&)> forward;
+  // Set for ops with weights: computes from the stack (input and `arguments`), so a rule that
+  // changes the weights on the stack (relevance rules, folded batch norms) is obeyed.
+  Implementation from_stack = {};
 };
+
+inline torch::Tensor optional_stack_tensor(const Value& v) { return v.isNone() ? torch::Tensor() : v.toTensor(); }
+
+// aten::conv2d(input, weight, bias, stride, padding (list or "same"/"valid"), dilation, groups)
+inline void conv2d_from_stack(torch::jit::Stack& stack) {
+  const auto n = stack.size();
+  auto x = stack[n - 7].toTensor(), weight = stack[n - 6].toTensor(), bias = optional_stack_tensor(stack[n - 5]);
+  auto stride = stack[n - 4].toIntVector(), dilation = stack[n - 2].toIntVector();
+  const auto groups = stack[n - 1].toInt();
+  auto y = stack[n - 3].isString() ? at::conv2d(x, weight, bias, stride, stack[n - 3].toStringRef(), dilation, groups)
+                                   : at::conv2d(x, weight, bias, stride, stack[n - 3].toIntVector(), dilation, groups);
+  stack.resize(n - 7);
+  stack.emplace_back(std::move(y));
+}
+// aten::linear(input, weight, bias)
+inline void linear_from_stack(torch::jit::Stack& stack) {
+  const auto n = stack.size();
+  auto y = at::linear(stack[n - 3].toTensor(), stack[n - 2].toTensor(), optional_stack_tensor(stack[n - 1]));
+  stack.resize(n - 3);
+  stack.emplace_back(std::move(y));
+}
 
 inline Value optional_tensor(const torch::Tensor& t) { return t.defined() ? Value(t) : Value(); }
 template <std::size_t D>
@@ -44,11 +68,13 @@ inline std::optional<ModuleOp> known_module_op(const std::shared_ptr<torch::nn::
     const auto* explicit_padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
     Value padding = explicit_padding ? int_list(*explicit_padding)
                                      : Value(c10::get_if<torch::enumtype::kSame>(&o.padding()) ? "same" : "valid");
+    const bool zero_padding = c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()) != nullptr;
     return ModuleOp{"aten::conv2d",
                     {c->weight, optional_tensor(c->bias), int_list(o.stride()), padding, int_list(o.dilation()), o.groups()},
-                    call(c)};
+                    call(c), zero_padding ? Implementation(conv2d_from_stack) : Implementation()};
   }
-  if (auto l = std::dynamic_pointer_cast<LinearImpl>(m)) return ModuleOp{"aten::linear", {l->weight, optional_tensor(l->bias)}, call(l)};
+  if (auto l = std::dynamic_pointer_cast<LinearImpl>(m))
+    return ModuleOp{"aten::linear", {l->weight, optional_tensor(l->bias)}, call(l), linear_from_stack};
   auto batch_norm = [&](auto b) {
     const auto& o = b->options;
     return ModuleOp{"aten::batch_norm",
@@ -114,14 +140,14 @@ class SequentialBuilder {
   }
 
   ValueId add_op(const std::string& kind, const std::string& path, ValueId x, const std::vector<Value>& arguments,
-                 std::function<torch::Tensor(const torch::Tensor&)> forward) {
+                 std::function<torch::Tensor(const torch::Tensor&)> forward, Implementation from_stack = {}) {
     Op op;
     op.kind = kind;
     op.path = path;
     op.inputs.push_back(x);
     for (const auto& argument : arguments) op.inputs.push_back(new_value(argument.isTensor(), argument));
     const auto count = op.inputs.size();
-    op.implementation = [forward = std::move(forward), count](torch::jit::Stack& stack) {
+    op.implementation = from_stack ? std::move(from_stack) : [forward = std::move(forward), count](torch::jit::Stack& stack) {
       auto input = stack[stack.size() - count].toTensor();
       stack.resize(stack.size() - count);
       stack.emplace_back(forward(input));
@@ -152,7 +178,7 @@ class SequentialBuilder {
       if (std::dynamic_pointer_cast<torch::nn::SequentialImpl>(m)) {
         x = add_children(m, child_path, x);
       } else if (auto op = known_module_op(m)) {
-        x = add_op(op->kind, child_path, x, op->arguments, op->forward);
+        x = add_op(op->kind, child_path, x, op->arguments, op->forward, op->from_stack);
       } else if (sequential) {
         auto any = sequential->begin()[static_cast<long>(index)];
         x = add_op("nn::Module", child_path, x, {}, [any](const torch::Tensor& in) mutable { return any.forward(in); });
