@@ -54,7 +54,7 @@ TEST_CASE("xtensor registry: each model type gets the methods its capabilities a
   CHECK(salient::methods<salient::LinearModel>().size() == 13);
   CHECK(salient::methods<salient::AnalyticCnn>().size() == 19);
   CHECK(names<FunctionModel>() == std::vector<std::string>{"occlusion", "ablation", "rise", "lime", "kernelshap", "pami"});
-  CHECK(salient::method_facts().size() == 22);
+  CHECK(salient::method_facts().size() == 26);
 
   CHECK(salient::find_method<salient::AnalyticCnn>("grad_cam").name == "gradcam");
   CHECK_THROWS_WITH(salient::find_method<FunctionModel>("ig"),

@@ -31,8 +31,13 @@
 // concatenation, dropout, additions of constants), as in zennit. An op that mixes two
 // activations by multiplication (squeeze-excitation gates, attention) has no relevance
 // rule: a composite refuses it, naming the op and its module path.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
