@@ -551,84 +551,74 @@ inline Composite composite(std::string_view name, const CompositeParameters& par
 // or reused ones, since they see the graph, not modules. Other ops keep their gradients
 // (linear ones are exact; products of activations get the plain gradient, as in Captum).
 namespace detail {
+// [a; b] -> [2, N/2, ...]: the inputs' half and the baselines' half, so that one half-sized
+// difference broadcasts over both (the multipliers are the same for both halves).
+inline torch::Tensor halves(const torch::Tensor& t) {
+  auto shape = t.sizes().vec();
+  shape[0] /= 2;
+  shape.insert(shape.begin(), 2);
+  return t.reshape(shape);
+}
+
+// The element-wise rescale rule (`max_pool` false) or Captum's max-pool rule.
 struct RescaleFunction : torch::autograd::Function<RescaleFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const Op* op,
-                               torch::jit::Stack stack, double eps) {
-    torch::AutoGradMode grad(true);  // keeps the op's own backward for the fallback
+                               torch::jit::Stack stack, double eps, bool max_pool) {
+    torch::AutoGradMode grad(true);  // keeps the op's own backward: the fallback where |delta_in| < eps
     auto leaf = x.detach().requires_grad_(true);
-    stack[0] = leaf;
-    op->implementation(stack);
-    auto y = stack.at(0).toTensor();
+    auto run = stack;
+    run[0] = leaf;
+    op->implementation(run);
+    auto y = run.at(0).toTensor();
     ctx->saved_data["x"] = leaf;
     ctx->saved_data["y"] = y;
     ctx->saved_data["eps"] = eps;
+    if (max_pool) {  // its pooling arguments
+      stack[0] = c10::IValue();
+      ctx->saved_data["stack"] = c10::ivalue::Tuple::create(std::move(stack));
+    }
     return y.detach();
   }
+
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto x = ctx->saved_data["x"].toTensor(), y = ctx->saved_data["y"].toTensor();
     const auto eps = ctx->saved_data["eps"].toDouble();
     auto plain = torch::autograd::grad({y}, {x}, {grads[0]}, false, false, true)[0];
     if (!plain.defined()) plain = torch::zeros_like(x);
-    auto x_parts = x.detach().chunk(2, 0), y_parts = y.detach().chunk(2, 0);
-    auto delta_in = torch::cat({x_parts[0] - x_parts[1], x_parts[0] - x_parts[1]});
-    auto delta_out = torch::cat({y_parts[0] - y_parts[1], y_parts[0] - y_parts[1]});
-    return {torch::where(delta_in.abs() < eps, plain, grads[0] * delta_out / delta_in), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
-  }
-};
-
-// aten::max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
-struct MaxPoolRescaleFunction : torch::autograd::Function<MaxPoolRescaleFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const Op* op,
-                               torch::jit::Stack stack, double eps) {
-    torch::AutoGradMode grad(true);
-    auto leaf = x.detach().requires_grad_(true);
-    auto run = stack;
-    run[0] = leaf;
-    op->implementation(run);
-    ctx->saved_data["x"] = leaf;
-    ctx->saved_data["y"] = run.at(0).toTensor();
-    ctx->saved_data["eps"] = eps;
-    stack[0] = c10::IValue();
-    ctx->saved_data["stack"] = c10::ivalue::Tuple::create(std::move(stack));
-    return run.at(0).toTensor().detach();
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    auto x = ctx->saved_data["x"].toTensor(), y = ctx->saved_data["y"].toTensor();
-    const auto eps = ctx->saved_data["eps"].toDouble();
-    const auto& args = ctx->saved_data["stack"].toTupleRef().elements();
-    auto plain = torch::autograd::grad({y}, {x}, {grads[0]}, false, false, true)[0];
     torch::NoGradGuard no_grad;
-    auto input = x.detach();
-    auto kernel = args[1].toIntVector(), stride = args[2].toIntVector();
-    if (stride.empty()) stride = kernel;
-    auto pooled = at::max_pool2d_with_indices(input, kernel, stride, args[3].toIntVector(), args[4].toIntVector(),
-                                              args[5].toBool());
-    auto x_parts = input.chunk(2, 0), y_parts = y.detach().chunk(2, 0);
-    auto delta_in = torch::cat({x_parts[0] - x_parts[1], x_parts[0] - x_parts[1]});
-    auto cross_max = torch::max(y_parts[0], y_parts[1]);
-    auto delta_out = torch::cat({cross_max - y_parts[1], y_parts[0] - cross_max});
-    auto unpooled = at::max_unpool2d(grads[0] * delta_out, std::get<1>(pooled), {input.size(-2), input.size(-1)})
-                        .chunk(2, 0);
-    auto sum = unpooled[0] + unpooled[1];
-    auto numerator = torch::cat({sum, sum});
-    return {torch::where(delta_in.abs() < eps, plain, numerator / delta_in), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
+    auto xs = halves(x.detach()), ys = halves(y.detach());
+    auto delta_in = xs[0] - xs[1];
+    torch::Tensor multiplied;  // gradient x delta_out / delta_in, in Captum's order of operations
+    if (ctx->saved_data.count("stack")) {
+      // The change of each window's maximum goes to the input's and the baseline's argmax.
+      const auto& args = ctx->saved_data["stack"].toTupleRef().elements();
+      auto kernel = args[1].toIntVector(), stride = args[2].toIntVector();
+      if (stride.empty()) stride = kernel;
+      auto input = x.detach();
+      auto indices = std::get<1>(at::max_pool2d_with_indices(input, kernel, stride, args[3].toIntVector(),
+                                                             args[4].toIntVector(), args[5].toBool()));
+      auto cross_max = torch::max(ys[0], ys[1]);
+      auto delta_out = torch::cat({cross_max - ys[1], ys[0] - cross_max});
+      auto unpooled = halves(at::max_unpool2d(grads[0] * delta_out, indices, {input.size(-2), input.size(-1)}));
+      multiplied = (unpooled[0] + unpooled[1]) / delta_in;
+    } else {
+      multiplied = halves(grads[0]) * (ys[0] - ys[1]) / delta_in;
+    }
+    return {torch::where(delta_in.abs() < eps, halves(plain), multiplied).reshape(x.sizes()), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
-template <class Function>
-Rule deeplift_rule(double eps) {
-  return [eps](const Op& op, torch::jit::Stack& stack) {
+inline Rule deeplift_rule(double eps, bool max_pool) {
+  return [eps, max_pool](const Op& op, torch::jit::Stack& stack) {
     auto x = stack.at(0).toTensor();
     if (x.size(0) % 2 != 0)
       salient::detail::fail("DeepLIFT rules run on [inputs; baselines]: op '", op.kind, "' at '", op.where(),
                             "' got a batch of ", x.size(0));
     auto inputs = std::move(stack);
     stack.clear();
-    stack.emplace_back(Function::apply(x, &op, std::move(inputs), eps));
+    stack.emplace_back(RescaleFunction::apply(x, &op, std::move(inputs), eps, max_pool));
   };
 }
 }  // namespace detail
@@ -636,8 +626,8 @@ Rule deeplift_rule(double eps) {
 inline RuleSet deeplift_rules(double eps = 1e-10) {
   static constexpr std::string_view max_pool[] = {"aten::max_pool2d"};
   return plain_rules()
-      .with("deeplift", ops::activation, detail::deeplift_rule<detail::RescaleFunction>(eps))
-      .add(max_pool, detail::deeplift_rule<detail::MaxPoolRescaleFunction>(eps))
+      .with("deeplift", ops::activation, detail::deeplift_rule(eps, false))
+      .add(max_pool, detail::deeplift_rule(eps, true))
       .refuse({opaque_module});
 }
 
