@@ -2,7 +2,6 @@
 // The method flags the tools share (salient-explain, salient-sanity, salient-topk): each
 // fills one salient::MethodSettings, which the library's registry applies to whichever
 // methods run (attribution/registry.hpp). Methods and their defaults come from the registry.
-#include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
@@ -68,8 +67,7 @@ inline bool method_flag(const std::string& flag, const std::string& value, Metho
     for (const auto& name : names) parse_baseline(name);
     settings.baseline = value;
   } else if (flag == "--lrp-composite") {
-    const auto& names = graph::composite_names;
-    if (std::find(std::begin(names), std::end(names), value) == std::end(names)) graph::composite(value);  // lists the valid ones
+    graph::check_composite_name(value);
     options["composite"] = value;
   } else if (flag == "--samples") {
     options["samples"] = options["masks"] = std::to_string(parse_int(flag, value, 1, 100000));

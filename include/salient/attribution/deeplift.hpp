@@ -19,10 +19,6 @@
 namespace salient {
 
 namespace detail {
-inline void check_batch_size(int64_t batch_size, std::string_view method) {
-  if (batch_size < 1 || batch_size > 1'000'000) fail(method, " batch_size must be in [1, 1000000], got ", batch_size);
-}
-
 inline void check_baselines(const torch::Tensor& baselines, const torch::Tensor& inputs, std::string_view method) {
   if (!baselines.defined()) fail(method, " needs a set of baselines [K, C, H, W]");
   if (baselines.dim() != inputs.dim() || baselines.size(0) < 1 || !baselines.sizes().slice(1).equals(inputs.sizes().slice(1)))

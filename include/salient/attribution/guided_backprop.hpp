@@ -26,17 +26,32 @@ struct RuleGradientOptions {
   graph::RuleSet rules = graph::plain_rules();  // how each op is run and differentiated
   int64_t batch_size = 16;
   Progress progress = {};
+  const graph::Program* program = nullptr;      // the program to run; none: program_of(model)
+  bool times_score = false;                     // the gradient times each item's score
 };
+
+namespace detail {
+inline void check_batch_size(int64_t batch_size, std::string_view method) {
+  if (batch_size < 1 || batch_size > 1'000'000) fail(method, " batch_size must be in [1, 1000000], got ", batch_size);
+}
+}  // namespace detail
 
 // d score / d input with `options.rules` applied, in chunks of `batch_size` items.
 inline torch::Tensor rule_gradient(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                    const RuleGradientOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
+  detail::check_batch_size(options.batch_size, "rule_gradient");
+  const auto& program = options.program ? *options.program : program_of(model);
   const auto resolved = resolve_target(model, inputs, target);
   std::vector<torch::Tensor> parts;
   detail::for_each_chunk(inputs.size(0), options.batch_size, [&](int64_t begin, int64_t end) {
-    parts.push_back(
-        layer_gradients(model, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, options.rules, true).input_gradient);
+    auto run = layer_gradients(model, program, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, options.rules, true);
+    if (options.times_score) {
+      std::vector<int64_t> shape(static_cast<std::size_t>(inputs.dim()), 1);
+      shape[0] = -1;
+      run.input_gradient = run.input_gradient * run.scores.reshape(shape);
+    }
+    parts.push_back(run.input_gradient);
     if (options.progress) options.progress(end, inputs.size(0));
   });
   return torch::cat(parts, 0);

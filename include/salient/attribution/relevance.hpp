@@ -33,9 +33,7 @@ inline const graph::Program& canonical_program_of(TorchModel& model) {
 inline torch::Tensor lrp(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                          const LrpOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
-  if (options.batch_size < 1 || options.batch_size > 1'000'000)
-    detail::fail("LRP batch_size must be in [1, 1000000], got ", options.batch_size);
-  const auto& program = canonical_program_of(model);
+  detail::check_batch_size(options.batch_size, "LRP");
   if (options.epsilon < 0) detail::fail("LRP epsilon must be >= 0 (0: the composite's default), got ", options.epsilon);
   graph::CompositeParameters parameters{.gamma = options.gamma};
   if (options.epsilon > 0) parameters.epsilon = options.epsilon;
@@ -44,21 +42,13 @@ inline torch::Tensor lrp(TorchModel& model, const torch::Tensor& inputs, const T
     parameters.low = torch::tensor(options.normalization.level(0.f, channels)).view({1, channels, 1, 1});
     parameters.high = torch::tensor(options.normalization.level(1.f, channels)).view({1, channels, 1, 1});
   }
-  const auto rules = graph::composite(options.composite, parameters).rule_set(program);
-  const auto resolved = resolve_target(model, inputs, target);
-  std::vector<torch::Tensor> parts;
-  detail::for_each_chunk(inputs.size(0), options.batch_size, [&](int64_t begin, int64_t end) {
-    auto run = layer_gradients(model, program, inputs.slice(0, begin, end), resolved.slice(begin, end), {}, rules, true);
-    auto relevance = run.input_gradient;
-    if (options.times_score) {
-      std::vector<int64_t> shape(static_cast<std::size_t>(relevance.dim()), 1);
-      shape[0] = -1;
-      relevance = relevance * run.scores.reshape(shape);
-    }
-    parts.push_back(relevance);
-    if (options.progress) options.progress(end, inputs.size(0));
-  });
-  return torch::cat(parts, 0);
+  const auto& program = canonical_program_of(model);
+  return rule_gradient(model, inputs, target,
+                       {.rules = graph::composite(options.composite, parameters).rule_set(program),
+                        .batch_size = options.batch_size,
+                        .progress = options.progress,
+                        .program = &program,
+                        .times_score = options.times_score});
 }
 
 }  // namespace salient

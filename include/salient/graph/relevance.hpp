@@ -215,10 +215,6 @@ struct PassFunction : torch::autograd::Function<PassFunction> {
 
 inline torch::Tensor positive(const torch::Tensor& x) { return x.clamp_min(0); }
 inline torch::Tensor negative(const torch::Tensor& x) { return x.clamp_max(0); }
-inline torch::Tensor input_times_gradient(const std::vector<torch::Tensor>& inputs,
-                                          const std::vector<torch::Tensor>& gradients) {
-  return inputs[0] * gradients[0];
-}
 inline torch::Tensor gradient_only(const std::vector<torch::Tensor>&, const std::vector<torch::Tensor>& gradients) {
   return gradients[0];
 }
@@ -269,7 +265,9 @@ inline BasicRule epsilon(double epsilon = 1e-6) {
           [epsilon](const torch::Tensor& r, const std::vector<torch::Tensor>& z) {
             return std::vector<torch::Tensor>{r / stabilize(z[0], epsilon)};
           },
-          detail::input_times_gradient};
+          [](const std::vector<torch::Tensor>& x, const std::vector<torch::Tensor>& g) {
+            return detail::contributions(x, g, 0, 1);
+          }};
 }
 inline BasicRule norm() { return epsilon(1e-6); }
 
@@ -490,6 +488,14 @@ inline constexpr std::string_view composite_names[] = {"epsilon_plus_flat", "eps
                                                        "epsilon_alpha2_beta1_flat", "epsilon_plus",
                                                        "epsilon_alpha2_beta1", "epsilon"};
 
+// A composite name's check: an unknown one is an error that lists the valid ones.
+inline void check_composite_name(std::string_view name) {
+  if (std::find(std::begin(composite_names), std::end(composite_names), name) != std::end(composite_names)) return;
+  std::string valid;
+  for (auto n : composite_names) valid += (valid.empty() ? "" : ", ") + std::string(n);
+  salient::detail::fail("unknown LRP composite '", name, "'; valid composites: ", valid);
+}
+
 // The named composite, with zennit's layer assignments:
 // - every composite: activations and folded batch norms pass relevance on, explicit sums
 //   and average pooling get norm, linear layers epsilon;
@@ -532,9 +538,7 @@ inline Composite composite(std::string_view name, const CompositeParameters& par
     convolutions(lrp::gamma(parameters.gamma));
     c.first = Composite::Entry{kinds({ops::convolution}), relevance_rule(lrp::z_box(parameters.low, parameters.high))};
   } else {
-    std::string valid;
-    for (auto n : composite_names) valid += (valid.empty() ? "" : ", ") + std::string(n);
-    salient::detail::fail("unknown LRP composite '", name, "'; valid composites: ", valid);
+    check_composite_name(name);
   }
   if (name.ends_with("_flat")) c.first = Composite::Entry{kinds({ops::convolution, dense}), relevance_rule(lrp::flat())};
   return c;
