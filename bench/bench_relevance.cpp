@@ -34,7 +34,7 @@ void bench_model(const std::string& path) {
     std::cout << "| LRP `" << composite << "` | " << t << " | " << t / executor_gradient << " |\n";
   }
   const double deeplift = best_of([&] { salient::deeplift(model, batch, target); });
-  std::cout << "| DeepLIFT (zero baseline; runs inputs and baselines: 32 items) | " << deeplift << " | "
+  std::cout << "| DeepLIFT (zero baseline: the baseline forward once, the 16 inputs forward + backward) | " << deeplift << " | "
             << deeplift / executor_gradient << " |\n";
 }
 

@@ -207,6 +207,7 @@ TEST_CASE("salient-explain runs LRP, DeepLIFT and the SHAP methods with a set of
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {"--method lrp --lrp-composite epsilon_plus_flatt", "valid composites: epsilon_plus_flat"},
            {"--method deeplift --baseline zero,black", "takes one baseline"},
+           {"--method deeplift --deeplift-max-pool rescal", "expected gradient or rescale"},
            {"--method deepliftshap --baseline zero,purple", "unknown baseline 'purple'"}}) {
     auto bad = explain("--model " + model + " --size 128 --image " + image + " " + args + " --out " +
                        (work / "bad_relevance").string());

@@ -129,16 +129,22 @@ TEST_CASE("DeepLIFT gives Captum's numbers on vgg16 and sums to F(x) - F(baselin
   auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "vgg16.pt");
   auto attribution = salient::deeplift(model, input, 100);
   CHECK(salient::test::max_relative(attribution, reference_array(references / "vgg16.captum.deeplift.npy")) <= 1e-4);
-  // DeepLIFT-SHAP over zero, black and grey: the mean of the three DeepLIFTs, summing to
-  // F(x) - mean F(b). (Captum's array sums to 0.0691 instead of 0.0617: see the README.)
+  // DeepLIFT-SHAP over zero, black and grey, as Captum computes it: its max pools pass the
+  // gradient (they follow ReLU modules), so the sum is not F(x) - mean F(b) (0.0691 vs 0.0617).
   const auto [black, white] = imagenet_bounds();
   auto baselines = torch::cat({torch::zeros({1, 3, 224, 224}), black.expand({1, 3, 224, 224}),
                                ((black + white) / 2).expand({1, 3, 224, 224})});
   auto shap = salient::deeplift_shap(model, input, 100, baselines);
+  CHECK(salient::test::max_relative(shap, reference_array(references / "vgg16.captum.deepliftshap.npy")) <= 1e-4);
+  // With the cross-max rule at the max pools, each DeepLIFT sums to F(x) - F(b).
+  const salient::DeepLiftOptions rescale{.max_pool = salient::DeepLiftMaxPool::rescale};
+  auto complete = salient::deeplift_shap(model, input, 100, baselines, rescale);
   torch::NoGradGuard no_grad;
   auto scores = model.forward(torch::cat({input, baselines})).select(1, 100);
-  CHECK(shap.sum().item<double>() == Approx((scores[0] - scores.slice(0, 1).mean()).item<double>()).epsilon(1e-4));
-  auto black_only = salient::deeplift(model, input, 100, baselines.slice(0, 1, 2));
+  const double expected = (scores[0] - scores.slice(0, 1).mean()).item<double>();
+  CHECK(complete.sum().item<double>() == Approx(expected).epsilon(1e-4));
+  CHECK(std::abs(shap.sum().item<double>() - expected) > 1e-3);
+  auto black_only = salient::deeplift(model, input, 100, baselines.slice(0, 1, 2), rescale);
   CHECK(black_only.sum().item<double>() == Approx((scores[0] - scores[2]).item<double>()).epsilon(1e-4));
 }
 
@@ -162,13 +168,16 @@ def forward(self, x):
   salient::TorchModel model(net);
   auto x = torch::randn({3, 3, 12, 12});
   auto baseline = torch::randn({1, 3, 12, 12}) * 0.2;
-  auto attribution = salient::deeplift(model, x, 1, baseline);
+  auto attribution = salient::deeplift(model, x, 1, baseline, {.max_pool = salient::DeepLiftMaxPool::rescale});
   torch::NoGradGuard no_grad;
   auto expected = model.forward(x).select(1, 1) - model.forward(baseline).select(1, 1);
   CHECK(torch::allclose(attribution.sum({1, 2, 3}), expected, 1e-4, 1e-5));
   salient::test::require_error_mentioning([&] { salient::deeplift(model, x, 1, torch::zeros({2, 3, 12, 12})); },
                                           "does not match the inputs");
   salient::test::require_error_mentioning([&] { salient::deeplift_shap(model, x, 1, torch::Tensor()); }, "needs a set of baselines");
+  salient::DeepLiftOptions options;
+  salient::test::require_error_mentioning([&] { salient::set_option(options, "max_pool", "rescal"); },
+                                          "expected gradient or rescale");
 }
 
 TEST_CASE("GradientSHAP is seeded and equals (x - b) * w on a linear model", "[relevance]") {

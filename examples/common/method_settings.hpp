@@ -35,6 +35,8 @@ inline std::string method_flags_help() {
   --lrp-composite C     LRP's rules per layer: epsilon_plus_flat (default), epsilon_gamma_box,
                         epsilon_alpha2_beta1_flat, epsilon_plus, epsilon_alpha2_beta1, or epsilon
                         (Captum's LRP)
+  --deeplift-max-pool R DeepLIFT's max-pool rule: gradient (default; Captum 0.8's numbers on VGG and
+                        ResNet) or rescale (Captum's cross-max rule: sums to F(x) - F(baseline))
   --samples N           noise tunnel, LIME and KernelSHAP samples, RISE masks (default: each method's
                         own: )" + n(NoiseTunnelOptions{}.samples) + ", " + n(LimeOptions<TorchModel>{}.samples) + ", " +
          n(KernelShapOptions<TorchModel>{}.samples) + ", " + n(RiseOptions<TorchModel>{}.masks) + R"(); at most 100000
@@ -69,6 +71,10 @@ inline bool method_flag(const std::string& flag, const std::string& value, Metho
   } else if (flag == "--lrp-composite") {
     graph::check_composite_name(value);
     options["composite"] = value;
+  } else if (flag == "--deeplift-max-pool") {
+    DeepLiftMaxPool rule;
+    from_string(value, rule);
+    options["max_pool"] = value;
   } else if (flag == "--samples") {
     options["samples"] = options["masks"] = std::to_string(parse_int(flag, value, 1, 100000));
   } else if (flag == "--stdev") {

@@ -2,14 +2,18 @@
 // Reference-based gradient methods: DeepLIFT, DeepLIFT-SHAP and GradientSHAP.
 //
 // - deeplift: (x - b) * m, where m is d score / d x with DeepLIFT's rescale rule
-//   (graph::deeplift_rules) on [x; b]; Captum's DeepLift (Shrikumar et al. 2017). On a
-//   network whose nonlinearities are element-wise activations and max pooling, the
-//   attribution sums to F(x) - F(b).
+//   (graph::deeplift_rules: a forward-only run on b, then forward and backward on x);
+//   Captum's DeepLift (Shrikumar et al. 2017). On a network whose nonlinearities are element-wise activations (and max pooling with
+//   DeepLiftOptions::max_pool = rescale), the attribution sums to F(x) - F(b). The default
+//   max-pool rule, the gradient, gives Captum 0.8's numbers on VGG and ResNet (see
+//   DeepLiftMaxPool), where the sum can differ from F(x) - F(b).
 // - deeplift_shap: deeplift against each of K baselines, averaged; Captum's DeepLiftShap
 //   (Lundberg & Lee 2017).
 // - gradient_shap: the expected gradient x (x - b) over baselines b drawn from the set and
 //   points b + alpha (x - b), alpha ~ U(0, 1), `samples` draws per input, with Gaussian input
 //   noise of `stdev`; Captum's GradientShap (seeded here: the same seed, the same numbers).
+#include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,18 +31,36 @@ inline void check_baselines(const torch::Tensor& baselines, const torch::Tensor&
   if (!torch::isfinite(baselines).all().item<bool>()) fail(method, " baselines contain NaN or infinite values");
 }
 
-// (x - b) * DeepLIFT multipliers for pairs (x[i], b[i]) with target[i].
+// (x - b) * DeepLIFT multipliers for items x[i] against the baseline b[i % R] (R = b's rows,
+// which divide x's), with target[i]. Baselines shared by several items (R < x's rows) run
+// forward once, and every chunk then holds a whole multiple of R items.
 inline torch::Tensor deeplift_pairs(TorchModel& model, const torch::Tensor& x, const torch::Tensor& b,
-                                    const ResolvedTarget<torch::Tensor>& target, double eps, int64_t batch_size,
-                                    const Progress& progress) {
-  const auto rules = graph::deeplift_rules(eps);
+                                    const ResolvedTarget<torch::Tensor>& target, const DeepLiftOptions& options) {
+  const int64_t items = x.size(0), rows = b.size(0);
+  const bool shared = rows < items;
+  const auto& program = program_of(model);
+  auto references = std::make_shared<graph::DeepLiftReferences>();
+  const auto rules = graph::deeplift_rules(references, options.eps, options.max_pool == DeepLiftMaxPool::rescale);
+  auto record = [&](const torch::Tensor& baselines) {
+    torch::NoGradGuard no_grad;
+    references->entries.clear();
+    references->recording = true;
+    graph::run(program, rules, {baselines});
+    references->recording = false;
+  };
+  if (shared) record(b);
+  const int64_t chunk = shared ? std::max<int64_t>(1, options.batch_size / rows) * rows : options.batch_size;
   std::vector<torch::Tensor> parts;
-  for_each_chunk(x.size(0), batch_size, [&](int64_t begin, int64_t end) {
-    auto xs = x.slice(0, begin, end), bs = b.slice(0, begin, end);
-    auto both = torch::cat({xs, bs});
-    auto gradient = layer_gradients(model, both, target.slice(begin, end).tiled(2), {}, rules, true).input_gradient;
-    parts.push_back((xs - bs) * gradient.slice(0, 0, end - begin));
-    if (progress) progress(end, x.size(0));
+  for_each_chunk(items, chunk, [&](int64_t begin, int64_t end) {
+    auto xs = x.slice(0, begin, end), bs = shared ? b : b.slice(0, begin, end);
+    if (!shared) record(bs);
+    references->next = 0;
+    auto gradient = layer_gradients(model, program, xs, target.slice(begin, end), {}, rules, true).input_gradient;
+    if (references->next != references->entries.size())
+      fail("DeepLIFT: the inputs ran ", references->next, " ops with a DeepLIFT rule, the baselines ",
+           references->entries.size(), " (the model's control flow depends on its input)");
+    parts.push_back(graph::detail::minus_reference(xs, bs) * gradient);
+    if (options.progress) options.progress(end, items);
   });
   return torch::cat(parts, 0);
 }
@@ -56,9 +78,10 @@ inline torch::Tensor deeplift(TorchModel& model, const torch::Tensor& inputs, co
     detail::fail("DeepLIFT baseline ", shape_string(baseline), " does not match the inputs ", shape_string(inputs),
                  " (give [1, C, H, W] or one per input)");
   if (!torch::isfinite(baseline).all().item<bool>()) detail::fail("DeepLIFT baseline contains NaN or infinite values");
-  baseline = baseline.to(inputs.options()).expand_as(inputs);
-  return detail::deeplift_pairs(model, inputs, baseline, resolve_target(model, inputs, target), options.eps,
-                                options.batch_size, options.progress);
+  auto image = inputs.sizes().vec();  // one baseline for all inputs, or one each
+  image[0] = baseline.size(0);
+  baseline = baseline.to(inputs.options()).expand(image);
+  return detail::deeplift_pairs(model, inputs, baseline, resolve_target(model, inputs, target), options);
 }
 
 // `baselines`: [K,C,H,W], K >= 1.
@@ -71,9 +94,7 @@ inline torch::Tensor deeplift_shap(TorchModel& model, const torch::Tensor& input
   auto resolved = resolve_target(model, inputs, target);
   // Each input against every baseline, input-major as Captum: [x0 b0, x0 b1, ..., x1 b0, ...].
   auto x = inputs.repeat_interleave(k, 0);
-  auto b = baselines.to(inputs.options()).repeat({n, 1, 1, 1});
-  auto attributions = detail::deeplift_pairs(model, x, b, resolved.interleaved(k), options.eps, options.batch_size,
-                                             options.progress);
+  auto attributions = detail::deeplift_pairs(model, x, baselines.to(inputs.options()), resolved.interleaved(k), options);
   std::vector<int64_t> shape{n, k};
   for (int64_t d = 1; d < inputs.dim(); ++d) shape.push_back(inputs.size(d));
   return attributions.view(shape).mean(1);

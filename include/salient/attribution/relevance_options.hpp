@@ -4,7 +4,9 @@
 // TorchModel's implementations: attribution/relevance.hpp and attribution/deeplift.hpp.
 #include <cstdint>
 #include <string>
+#include <string_view>
 
+#include "salient/core/error.hpp"
 #include "salient/core/model.hpp"
 #include "salient/io/image.hpp"
 
@@ -21,9 +23,29 @@ struct LrpOptions {
   Progress progress = {};
 };
 
+// How DeepLIFT treats max pooling.
+// - gradient: the pool passes the gradient to each window's argmax, as the DeepLIFT authors'
+//   reference implementation does by default, and as Captum 0.8 computes on every network whose
+//   max pools take an activation module's output (VGG, ResNet, AlexNet): its activation hook
+//   reads the pool's gradient before the pool's own hook rewrites it, so the rewrite has no
+//   effect. Where the input's and the baseline's argmax differ, the sum is not F(x) - F(b).
+// - rescale: Captum's documented cross-max rule, the change of each window's maximum split
+//   between the input's and the baseline's argmax; the attribution sums to F(x) - F(b) for
+//   non-overlapping pools. Captum 0.8 computes this only for a max-pool module whose input
+//   is not an activation's output.
+enum class DeepLiftMaxPool { gradient, rescale };
+
+inline std::string_view to_string(DeepLiftMaxPool rule) { return rule == DeepLiftMaxPool::gradient ? "gradient" : "rescale"; }
+inline void from_string(std::string_view name, DeepLiftMaxPool& rule) {
+  if (name == "gradient") rule = DeepLiftMaxPool::gradient;
+  else if (name == "rescale") rule = DeepLiftMaxPool::rescale;
+  else detail::fail("unknown DeepLIFT max-pool rule '", name, "' (expected gradient or rescale)");
+}
+
 struct DeepLiftOptions {
   double eps = 1e-10;       // below this |delta_in|, the plain gradient (Captum's eps)
-  int64_t batch_size = 16;  // input-baseline pairs per model run (each run holds twice as many items)
+  DeepLiftMaxPool max_pool = DeepLiftMaxPool::gradient;
+  int64_t batch_size = 16;  // input-baseline pairs per model run (a multiple of the baselines when they are shared)
   Progress progress = {};
 };
 
@@ -42,7 +64,7 @@ void for_each_option(LrpOptions& o, Visit&& visit) {
 }
 template <class Visit>
 void for_each_option(DeepLiftOptions& o, Visit&& visit) {
-  visit("eps", o.eps), visit("batch_size", o.batch_size), visit("progress", o.progress);
+  visit("eps", o.eps), visit("max_pool", o.max_pool), visit("batch_size", o.batch_size), visit("progress", o.progress);
 }
 template <class Visit>
 void for_each_option(GradientShapOptions& o, Visit&& visit) {

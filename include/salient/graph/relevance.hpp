@@ -45,6 +45,7 @@
 
 #include <torch/torch.h>
 
+#include "salient/core/torch_backend.hpp"
 #include "salient/graph/rules.hpp"
 #include "salient/graph/torchscript.hpp"
 
@@ -544,30 +545,48 @@ inline Composite composite(std::string_view name, const CompositeParameters& par
   return c;
 }
 
-// DeepLIFT's rescale rule (Shrikumar et al. 2017) as Captum's DeepLift defines it. The
-// program runs on [inputs; baselines] stacked along the batch (first half inputs, second
-// half their baselines); in backward, an element-wise activation's gradient becomes
-// delta_out / delta_in (the same for both halves), its plain gradient where |delta_in| <
-// eps, and max pooling gets Captum's rule: the change of the window maximum is sent to the
-// input's and the baseline's argmax positions, divided by delta_in. Captum hooks only ReLU,
-// ELU, LeakyReLU, Sigmoid, Tanh, Softplus and MaxPool modules used once; these rules apply
-// to every element-wise activation op (ReLU6, SiLU, GELU, Hardswish too) and to functional
-// or reused ones, since they see the graph, not modules. Other ops keep their gradients
-// (linear ones are exact; products of activations get the plain gradient, as in Captum).
+// DeepLIFT's rescale rule (Shrikumar et al. 2017) as Captum's DeepLift defines it, run in
+// two passes instead of Captum's one on [inputs; baselines]: a forward-only run on the
+// baselines records the input and output of every op with a DeepLIFT rule
+// (DeepLiftReferences), then the run on the inputs reads them back in the same order. In
+// backward, an element-wise activation's gradient becomes delta_out / delta_in, its plain
+// gradient where |delta_in| < eps. Max pooling passes its gradient, or with
+// `rescale_max_pool` gets Captum's cross-max rule: the change of the window maximum is sent
+// to the input's and the baseline's argmax positions, divided by delta_in
+// (DeepLiftMaxPool in attribution/relevance_options.hpp says which of the two Captum 0.8
+// computes where). Captum back-propagates through the baselines' half too, but with the
+// same seed, the same linear maps and the same multipliers that half carries the inputs'
+// gradient exactly, so one backward on the inputs gives its numbers; a baseline shared by
+// many inputs runs forward once. Captum hooks only ReLU, ELU, LeakyReLU, Sigmoid, Tanh,
+// Softplus and MaxPool modules used once; these rules apply to every element-wise activation
+// op (ReLU6, SiLU, GELU, Hardswish too) and to functional or reused ones, since they see the
+// graph, not modules. Other ops keep their gradients (linear ones are exact; products of
+// activations get the plain gradient, as in Captum).
+struct DeepLiftReferences {
+  struct Entry {
+    const Op* op;
+    torch::Tensor input, output;
+  };
+  std::vector<Entry> entries;  // in execution order
+  std::size_t next = 0;        // the entry the inputs' run reads next
+  bool recording = true;
+};
+
 namespace detail {
-// [a; b] -> [2, N/2, ...]: the inputs' half and the baselines' half, so that one half-sized
-// difference broadcasts over both (the multipliers are the same for both halves).
-inline torch::Tensor halves(const torch::Tensor& t) {
+// `t` [P, ...] minus `reference` [R, ...], where item i's reference is row i % R (R divides P).
+inline torch::Tensor minus_reference(const torch::Tensor& t, const torch::Tensor& reference) {
   auto shape = t.sizes().vec();
-  shape[0] /= 2;
-  shape.insert(shape.begin(), 2);
-  return t.reshape(shape);
+  const auto rows = reference.size(0);
+  shape[0] = rows;
+  shape.insert(shape.begin(), t.size(0) / rows);
+  return (t.view(shape) - reference.unsqueeze(0)).view(t.sizes());
 }
 
 // The element-wise rescale rule (`max_pool` false) or Captum's max-pool rule.
 struct RescaleFunction : torch::autograd::Function<RescaleFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const Op* op,
-                               torch::jit::Stack stack, double eps, bool max_pool) {
+                               torch::jit::Stack stack, const DeepLiftReferences::Entry& reference, double eps,
+                               bool max_pool) {
     torch::AutoGradMode grad(true);  // keeps the op's own backward: the fallback where |delta_in| < eps
     auto leaf = x.detach().requires_grad_(true);
     auto run = stack;
@@ -576,6 +595,8 @@ struct RescaleFunction : torch::autograd::Function<RescaleFunction> {
     auto y = run.at(0).toTensor();
     ctx->saved_data["x"] = leaf;
     ctx->saved_data["y"] = y;
+    ctx->saved_data["reference_x"] = reference.input;
+    ctx->saved_data["reference_y"] = reference.output;
     ctx->saved_data["eps"] = eps;
     if (max_pool) {  // its pooling arguments
       stack[0] = c10::IValue();
@@ -587,52 +608,71 @@ struct RescaleFunction : torch::autograd::Function<RescaleFunction> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto x = ctx->saved_data["x"].toTensor(), y = ctx->saved_data["y"].toTensor();
+    auto reference_x = ctx->saved_data["reference_x"].toTensor(), reference_y = ctx->saved_data["reference_y"].toTensor();
     const auto eps = ctx->saved_data["eps"].toDouble();
     auto plain = torch::autograd::grad({y}, {x}, {grads[0]}, false, false, true)[0];
     if (!plain.defined()) plain = torch::zeros_like(x);
     torch::NoGradGuard no_grad;
-    auto xs = halves(x.detach()), ys = halves(y.detach());
-    auto delta_in = xs[0] - xs[1];
+    x = x.detach(), y = y.detach();
+    auto delta_in = minus_reference(x, reference_x);
     torch::Tensor multiplied;  // gradient x delta_out / delta_in, in Captum's order of operations
     if (ctx->saved_data.count("stack")) {
       // The change of each window's maximum goes to the input's and the baseline's argmax.
       const auto& args = ctx->saved_data["stack"].toTupleRef().elements();
       auto kernel = args[1].toIntVector(), stride = args[2].toIntVector();
       if (stride.empty()) stride = kernel;
-      auto input = x.detach();
-      auto indices = std::get<1>(at::max_pool2d_with_indices(input, kernel, stride, args[3].toIntVector(),
-                                                             args[4].toIntVector(), args[5].toBool()));
-      auto cross_max = torch::max(ys[0], ys[1]);
-      auto delta_out = torch::cat({cross_max - ys[1], ys[0] - cross_max});
-      auto unpooled = halves(at::max_unpool2d(grads[0] * delta_out, indices, {input.size(-2), input.size(-1)}));
-      multiplied = (unpooled[0] + unpooled[1]) / delta_in;
+      auto argmax = [&](const torch::Tensor& input) {
+        return std::get<1>(at::max_pool2d_with_indices(input, kernel, stride, args[3].toIntVector(),
+                                                       args[4].toIntVector(), args[5].toBool()));
+      };
+      const auto rows = reference_x.size(0);
+      auto reference_argmax = argmax(reference_x).unsqueeze(0).expand({x.size(0) / rows, -1, -1, -1, -1}).reshape(y.sizes());
+      auto rise = minus_reference(y, reference_y);                   // y - y_ref
+      auto above = rise.clamp_min(0), below = rise.clamp_max(0);    // max(y, y_ref) - y_ref, y - max(y, y_ref)
+      const std::vector<int64_t> size{x.size(-2), x.size(-1)};
+      multiplied = (at::max_unpool2d(grads[0] * above, argmax(x), size) +
+                    at::max_unpool2d(grads[0] * below, reference_argmax, size)) / delta_in;
     } else {
-      multiplied = halves(grads[0]) * (ys[0] - ys[1]) / delta_in;
+      multiplied = grads[0] * minus_reference(y, reference_y) / delta_in;
     }
-    return {torch::where(delta_in.abs() < eps, halves(plain), multiplied).reshape(x.sizes()), torch::Tensor(),
-            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {torch::where(delta_in.abs() < eps, plain, multiplied), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
   }
 };
 
-inline Rule deeplift_rule(double eps, bool max_pool) {
-  return [eps, max_pool](const Op& op, torch::jit::Stack& stack) {
+// Records the op's input and output while `references` is recording (the baselines' run),
+// else applies the rescale rule against the next recorded entry (the inputs' run).
+inline Rule deeplift_rule(std::shared_ptr<DeepLiftReferences> references, double eps, bool max_pool) {
+  return [references, eps, max_pool](const Op& op, torch::jit::Stack& stack) {
     auto x = stack.at(0).toTensor();
-    if (x.size(0) % 2 != 0)
-      salient::detail::fail("DeepLIFT rules run on [inputs; baselines]: op '", op.kind, "' at '", op.where(),
-                            "' got a batch of ", x.size(0));
+    if (references->recording) {
+      op.implementation(stack);
+      references->entries.push_back({&op, x, stack.at(0).toTensor()});
+      return;
+    }
+    auto& entries = references->entries;
+    if (references->next >= entries.size() || entries[references->next].op != &op)
+      salient::detail::fail("DeepLIFT: the inputs reach op '", op.kind, "' at '", op.where(),
+                            "' where the baselines took another path through the model's control flow");
+    const auto& reference = entries[references->next++];
+    if (reference.input.dim() != x.dim() || x.size(0) % reference.input.size(0) != 0 ||
+        !reference.input.sizes().slice(1).equals(x.sizes().slice(1)))
+      salient::detail::fail("DeepLIFT: op '", op.kind, "' at '", op.where(), "' sees ", shape_string(x),
+                            " for the inputs but ", shape_string(reference.input), " for the baselines");
     auto inputs = std::move(stack);
     stack.clear();
-    stack.emplace_back(RescaleFunction::apply(x, &op, std::move(inputs), eps, max_pool));
+    stack.emplace_back(RescaleFunction::apply(x, &op, std::move(inputs), reference, eps, max_pool));
   };
 }
 }  // namespace detail
 
-inline RuleSet deeplift_rules(double eps = 1e-10) {
+// The rules of both passes, sharing `references` (a fresh recording).
+inline RuleSet deeplift_rules(const std::shared_ptr<DeepLiftReferences>& references, double eps = 1e-10,
+                              bool rescale_max_pool = false) {
   static constexpr std::string_view max_pool[] = {"aten::max_pool2d"};
-  return plain_rules()
-      .with("deeplift", ops::activation, detail::deeplift_rule(eps, false))
-      .add(max_pool, detail::deeplift_rule(eps, true))
-      .refuse({opaque_module});
+  auto rules = plain_rules().with("deeplift", ops::activation, detail::deeplift_rule(references, eps, false));
+  if (rescale_max_pool) rules.add(max_pool, detail::deeplift_rule(references, eps, true));
+  return rules.refuse({opaque_module});
 }
 
 }  // namespace salient::graph
