@@ -5,8 +5,11 @@
 #include <numeric>
 #include <random>
 
+#include "salient/attribution/blur_ig.hpp"
 #include "salient/attribution/gradient.hpp"
+#include "salient/attribution/guided_ig.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
+#include "salient/core/analytic_cnn.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
 #include "salient/core/xtensor_backend.hpp"
 #include "xtensor_helpers.hpp"
@@ -117,6 +120,64 @@ TEST_CASE("the Riemann trapezoid keeps Captum's weights", "[ig]") {
   REQUIRE(gl.weights[1] == Approx(4.0 / 9).epsilon(1e-14));
   REQUIRE_THROWS_WITH(salient::integration_steps(salient::IntegrationMethod::riemann_left, 1),
                       Catch::Contains("steps >= 2"));
+}
+
+TEST_CASE("Guided IG: (x - b) * w on a linear model, IG at max_dist 0, complete on an MLP", "[xtensor][guided_ig]") {
+  Tensor x = random_tensor({3, 6}, 41);
+  Tensor b = random_tensor({1, 6}, 42, 0.3);
+  auto linear = linear_model();
+  auto guided = salient::guided_integrated_gradients(linear, x, 2, {.steps = 20, .baseline = b});
+  Tensor expected = (x - b) * xt::view(linear.weight, xt::newaxis(), 2, xt::all());
+  REQUIRE(xt::allclose(guided, expected, 1e-12, 1e-13));
+  // No deviation from the straight line: IG with left Riemann points (Captum's float32 points).
+  auto mlp = mlp_model();
+  auto straight = salient::guided_integrated_gradients(mlp, x, 1, {.steps = 50, .max_dist = 0, .baseline = b, .batch_size = 2});
+  auto ig = salient::integrated_gradients(mlp, x, 1, {.steps = 50, .method = salient::IntegrationMethod::riemann_left, .baseline = b});
+  REQUIRE(xt::allclose(straight, ig, 1e-5, 1e-7));
+  // The guided path ends at the input: the sum converges to F(x) - F(b).
+  auto complete = salient::guided_integrated_gradients(mlp, x, 1, {.steps = 2000, .baseline = b});
+  const auto delta = salient::convergence_delta(mlp, complete, x, 1, b);
+  for (double d : delta) REQUIRE(std::abs(d) < 1e-3);
+  REQUIRE(xt::amax(xt::abs(complete - ig))() > 1e-3);  // and the path is not the straight line
+  // An input equal to its baseline gets nothing.
+  auto nothing = salient::guided_integrated_gradients(mlp, Tensor(xt::zeros<double>({1, 6}) + b), 0, {.baseline = b});
+  REQUIRE(xt::amax(xt::abs(nothing))() == 0);
+}
+
+TEST_CASE("Blur IG: SciPy's Gaussian blur, and the path sums to F(x) - F(blurred x)", "[xtensor][blur_ig]") {
+  // An impulse far from the border keeps its mass and spreads symmetrically.
+  std::vector<float> impulse(2 * 33 * 33, 0.0f);
+  impulse[33 * 33 + 16 * 33 + 16] = 1.0f;
+  auto spread = salient::detail::gaussian_blur(impulse, 2, 33, 33, 2.0);
+  double mass = 0;
+  for (std::size_t i = 33 * 33; i < spread.size(); ++i) mass += spread[i];
+  REQUIRE(mass == Approx(1.0).epsilon(1e-6));
+  REQUIRE(spread[33 * 33 + 16 * 33 + 13] == spread[33 * 33 + 16 * 33 + 19]);
+  REQUIRE(spread[33 * 33 + 13 * 33 + 16] == Approx(spread[33 * 33 + 16 * 33 + 13]).epsilon(1e-6));  // rounded per pass
+  REQUIRE(spread[0] == 0.0f);  // the other channel stays empty
+  REQUIRE(salient::detail::gaussian_blur(impulse, 2, 33, 33, 0.0) == impulse);
+
+  auto model = salient::AnalyticCnn::random(3, 4, 8, 8, 3, 11);
+  Tensor x = random_tensor({2, 3, 8, 8}, 43);
+  const double sigma = 1.5;
+  auto attribution = salient::blur_integrated_gradients(model, x, 1, {.max_sigma = sigma, .steps = 400, .batch_size = 64});
+  // The path's start, blurred as the method does (in float, as PAIR).
+  std::vector<double> start;
+  for (std::size_t i = 0; i < 2; ++i) {
+    std::vector<float> image(x.begin() + i * 192, x.begin() + (i + 1) * 192);
+    auto blurred = salient::detail::gaussian_blur(image, 3, 8, 8, sigma);
+    start.insert(start.end(), blurred.begin(), blurred.end());
+  }
+  Tensor blurred = xt::adapt(start, std::vector<std::size_t>{2, 3, 8, 8});
+  const auto at_x = scores(model, x, 1), at_start = scores(model, blurred, 1);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const double sum = xt::sum(xt::view(attribution, i))();
+    CAPTURE(i, sum, at_x[i] - at_start[i]);
+    REQUIRE(std::abs(sum - (at_x[i] - at_start[i])) <= 1e-2 * std::abs(at_x[i] - at_start[i]) + 1e-4);
+  }
+  auto linear = linear_model();
+  REQUIRE_THROWS_WITH(salient::blur_integrated_gradients(linear, Tensor(random_tensor({1, 6}, 44)), 0),
+                      Catch::Contains("needs images [N, C, H, W], got [1,6]"));
 }
 
 TEST_CASE("integrated gradients does not depend on batch size", "[xtensor][ig]") {

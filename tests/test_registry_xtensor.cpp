@@ -50,11 +50,11 @@ TEST_CASE("xtensor registry: each model type gets the methods its capabilities a
   CHECK(names<salient::LinearModel>() == expected_names<salient::LinearModel>());
   CHECK(names<salient::AnalyticCnn>() == expected_names<salient::AnalyticCnn>());
   CHECK(names<FunctionModel>() == expected_names<FunctionModel>());
-  // 7 gradient methods + 6 forward-only; the CNN adds the 6 CAMs; a function only the 6.
-  CHECK(salient::methods<salient::LinearModel>().size() == 13);
-  CHECK(salient::methods<salient::AnalyticCnn>().size() == 19);
+  // 9 gradient methods + 6 forward-only; the CNN adds the 6 CAMs; a function only the 6.
+  CHECK(salient::methods<salient::LinearModel>().size() == 15);
+  CHECK(salient::methods<salient::AnalyticCnn>().size() == 21);
   CHECK(names<FunctionModel>() == std::vector<std::string>{"occlusion", "ablation", "rise", "lime", "kernelshap", "pami"});
-  CHECK(salient::method_facts().size() == 26);
+  CHECK(salient::method_facts().size() == 28);
 
   CHECK(salient::find_method<salient::AnalyticCnn>("grad_cam").name == "gradcam");
   CHECK_THROWS_WITH(salient::find_method<FunctionModel>("ig"),

@@ -13,10 +13,7 @@
 namespace {
 namespace fs = std::filesystem;
 
-torch::Tensor reference_array(const fs::path& path) {
-  auto array = salient::load_npy(path);
-  return torch::from_blob(array.data.data(), array.shape, torch::kFloat).clone();
-}
+using salient::test::reference_array;
 
 // ImageNet normalisation's image range, the z-box bounds.
 std::pair<torch::Tensor, torch::Tensor> imagenet_bounds() {

@@ -17,10 +17,12 @@
 #include "salient/graph/torchscript.hpp"
 
 #include "salient/attribution/baselines.hpp"
+#include "salient/attribution/blur_ig.hpp"
 #include "salient/attribution/cam.hpp"
 #include "salient/attribution/deeplift.hpp"
 #include "salient/attribution/gradient.hpp"
 #include "salient/attribution/guided_backprop.hpp"
+#include "salient/attribution/guided_ig.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
 #include "salient/attribution/pami.hpp"

@@ -71,7 +71,7 @@ inline torch::Tensor deeplift(TorchModel& model, const torch::Tensor& inputs, co
                               torch::Tensor baseline = {}, const DeepLiftOptions& options = {}) {
   detail::check_inputs<TorchBackend>(inputs);
   detail::check_batch_size(options.batch_size, "DeepLIFT");
-  if (!baseline.defined()) baseline = torch::zeros_like(inputs);
+  if (!baseline.defined()) baseline = torch::zeros_like(inputs.slice(0, 0, 1));
   bool matches = baseline.dim() == inputs.dim();
   for (int64_t d = 0; matches && d < inputs.dim(); ++d) matches = baseline.size(d) == 1 || baseline.size(d) == inputs.size(d);
   if (!matches)

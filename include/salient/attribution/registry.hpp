@@ -32,8 +32,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "salient/attribution/blur_ig.hpp"
 #include "salient/attribution/cam.hpp"
 #include "salient/attribution/gradient.hpp"
+#include "salient/attribution/guided_ig.hpp"
 #include "salient/attribution/guided_options.hpp"
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
@@ -121,6 +123,11 @@ inline const std::vector<MethodFacts>& method_facts() {
       {.name = "integrated_gradients", .aliases = {"ig"},
        .summary = "path integral of the gradient from a baseline (Sundararajan et al. 2017)", .multiplies_input = true,
        .has_delta = true},
+      {.name = "guided_ig", .aliases = {"guided_integrated_gradients"},
+       .summary = "IG on an adaptive path that moves low-gradient features first (Kapishnikov et al. 2021; PAIR's)",
+       .multiplies_input = true, .has_delta = true},
+      {.name = "blur_ig", .aliases = {"blur_integrated_gradients"},
+       .summary = "IG along a path of decreasing Gaussian blur (Xu et al. 2020; PAIR's)"},
       {.name = "smoothgrad", .summary = "mean gradient of noisy copies (Smilkov et al. 2017)"},
       {.name = "smoothgrad_sq", .summary = "mean squared gradient of noisy copies (Hooker et al. 2019)", .is_signed = false},
       {.name = "vargrad", .summary = "variance of the gradient over noisy copies (Adebayo et al. 2018)", .is_signed = false},
@@ -234,13 +241,15 @@ TensorOf<M> settings_segments(M&, const TensorOf<M>& input, const MethodSettings
   return B::from_values(std::vector<double>(labels.labels.begin(), labels.labels.end()), {shape[2], shape[3]}, input);
 }
 
-// The integrated-gradients baseline `settings.baseline` names for `inputs`: "zero", "black" or
-// "grey" (those colours after the settings' normalisation).
+// The baseline `settings.baseline` names, one item shaped as each of `inputs` ([1, C, H, W],
+// shared by all of them): "zero", "black" or "grey" (those colours after the settings'
+// normalisation).
 template <ForwardModel M>
 TensorOf<M> settings_baseline(M&, const TensorOf<M>& inputs, const MethodSettings& settings) {
   const auto& name = settings.baseline;
-  if (name == "zero") return BackendOf<M>::zeros_like(inputs);
-  if (auto colour = detail::colour_fill<BackendOf<M>>(name, settings.normalization)) return colour->fill(inputs);
+  const auto first = BackendOf<M>::slice_rows(inputs, 0, 1);
+  if (name == "zero") return BackendOf<M>::zeros_like(first);
+  if (auto colour = detail::colour_fill<BackendOf<M>>(name, settings.normalization)) return colour->fill(first);
   detail::fail("unknown baseline '", name, "' for this model (expected zero, black or grey)");
 }
 
@@ -356,6 +365,17 @@ BasicMethodEntry<M> cam_entry(std::string_view name, Cam cam) {
   return simple_entry<M>(name, CamOptions{}, cam);
 }
 
+namespace detail {
+// The convergence delta of a method that starts at the baseline the settings name:
+// sum(map) - (F(x) - F(baseline)).
+template <Model M>
+auto baseline_delta() {
+  return [](M& m, const TensorOf<M>& x, const TargetOf<M>& t, const TensorOf<M>& attributions, const MethodSettings& s) {
+    return convergence_delta(m, attributions, x, t, std::optional<TensorOf<M>>(settings_baseline(m, x, s)));
+  };
+}
+}  // namespace detail
+
 template <ForwardModel M>
 std::vector<BasicMethodEntry<M>> make_registry() {
   using T = TensorOf<M>;
@@ -373,10 +393,17 @@ std::vector<BasicMethodEntry<M>> make_registry() {
                          o.baseline = settings_baseline(m, x, s);
                          return integrated_gradients(m, x, t, o);
                        });
-    ig.delta = [](M& m, const T& x, const Target& t, const T& attributions, const MethodSettings& s) {
-      return convergence_delta(m, attributions, x, t, std::optional<T>(settings_baseline(m, x, s)));
-    };
+    ig.delta = detail::baseline_delta<M>();
     all.push_back(std::move(ig));
+    auto guided = entry<M>("guided_ig", GuidedIgOptions<T>{}, Setting::baseline,
+                           [](M& m, const T& x, const Target& t, GuidedIgOptions<T>& o, const MethodSettings& s) {
+                             o.baseline = settings_baseline(m, x, s);
+                             return guided_integrated_gradients(m, x, t, o);
+                           });
+    guided.delta = detail::baseline_delta<M>();
+    all.push_back(std::move(guided));
+    all.push_back(simple_entry<M>("blur_ig", BlurIgOptions{},
+                                  [](M& m, const T& x, const Target& t, const BlurIgOptions& o) { return blur_integrated_gradients(m, x, t, o); }));
     all.push_back(noise_entry<M>("smoothgrad", NoiseTunnelType::smoothgrad));
     all.push_back(noise_entry<M>("smoothgrad_sq", NoiseTunnelType::smoothgrad_sq));
     all.push_back(noise_entry<M>("vargrad", NoiseTunnelType::vargrad));
@@ -404,9 +431,7 @@ std::vector<BasicMethodEntry<M>> make_registry() {
                                    [](M& m, const T& x, const Target& t, DeepLiftOptions& o, const MethodSettings& s) {
                                      return deeplift(m, x, t, settings_baseline(m, x, s), o);
                                    });
-    deeplift_entry.delta = [](M& m, const T& x, const Target& t, const T& attributions, const MethodSettings& s) {
-      return convergence_delta(m, attributions, x, t, std::optional<T>(settings_baseline(m, x, s)));
-    };
+    deeplift_entry.delta = detail::baseline_delta<M>();
     all.push_back(std::move(deeplift_entry));
     all.push_back(entry<M>("deepliftshap", DeepLiftOptions{}, Setting::baseline,
                            [](M& m, const T& x, const Target& t, DeepLiftOptions& o, const MethodSettings& s) {

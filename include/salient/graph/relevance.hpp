@@ -36,6 +36,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,6 +44,8 @@
 #include <utility>
 #include <vector>
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "salient/core/torch_backend.hpp"
@@ -582,31 +585,97 @@ inline torch::Tensor minus_reference(const torch::Tensor& t, const torch::Tensor
   return (t.view(shape) - reference.unsqueeze(0)).view(t.sizes());
 }
 
-// The element-wise rescale rule (`max_pool` false) or Captum's max-pool rule.
+// delta_out / delta_in = (y - y_ref) / (x - x_ref) in one pass over the activations (item
+// i's references are row i % R); with the flat positions where |x - x_ref| < eps, which
+// the caller fills.
+inline std::pair<torch::Tensor, torch::Tensor> rescale_multipliers(const torch::Tensor& x, const torch::Tensor& y,
+                                                                  const torch::Tensor& reference_x,
+                                                                  const torch::Tensor& reference_y, double eps) {
+  if (!x.is_cpu() || x.scalar_type() != y.scalar_type() || x.scalar_type() != reference_x.scalar_type() ||
+      !x.sizes().equals(y.sizes())) {  // the same in tensor operations
+    auto delta_in = minus_reference(x, reference_x);
+    return {minus_reference(y, reference_y) / delta_in, (delta_in.abs() < eps).view(-1).nonzero().squeeze(1)};
+  }
+  auto xc = x.contiguous(), yc = y.contiguous(), rx = reference_x.contiguous(), ry = reference_y.to(y.dtype()).contiguous();
+  auto multipliers = torch::empty_like(xc);
+  const int64_t count = xc.numel(), period = rx.numel();
+  std::vector<int64_t> small;
+  std::mutex merge;
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "deeplift_rescale", [&] {
+    const scalar_t *px = xc.data_ptr<scalar_t>(), *py = yc.data_ptr<scalar_t>();
+    const scalar_t *prx = rx.data_ptr<scalar_t>(), *pry = ry.data_ptr<scalar_t>();
+    scalar_t* pm = multipliers.data_ptr<scalar_t>();
+    at::parallel_for(0, count, 32768, [&](int64_t begin, int64_t end) {
+      std::vector<int64_t> local;
+      for (int64_t i = begin; i < end;) {  // runs within one item, so that the loops vectorise
+        const int64_t j = i % period, run = std::min(end - i, period - j);
+        const scalar_t *xi = px + i, *yi = py + i, *xr = prx + j, *yr = pry + j;
+        scalar_t* mi = pm + i;
+        for (int64_t k = 0; k < run; ++k) mi[k] = (yi[k] - yr[k]) / (xi[k] - xr[k]);
+        for (int64_t k = 0; k < run; ++k)
+          if (std::abs(xi[k] - xr[k]) < eps) local.push_back(i + k);
+        i += run;
+      }
+      if (local.empty()) return;
+      std::lock_guard lock(merge);
+      small.insert(small.end(), local.begin(), local.end());
+    });
+  });
+  return {multipliers, torch::tensor(small, torch::kLong)};
+}
+
+// The element-wise rescale rule (`max_pool` false: the multipliers computed in forward, so
+// that backward is one product) or Captum's max-pool rule.
 struct RescaleFunction : torch::autograd::Function<RescaleFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const Op* op,
                                torch::jit::Stack stack, const DeepLiftReferences::Entry& reference, double eps,
                                bool max_pool) {
-    torch::AutoGradMode grad(true);  // keeps the op's own backward: the fallback where |delta_in| < eps
-    auto leaf = x.detach().requires_grad_(true);
-    auto run = stack;
-    run[0] = leaf;
-    op->implementation(run);
-    auto y = run.at(0).toTensor();
+    // The op run on `at` with autograd on (its own derivative is the fallback where
+    // |delta_in| < eps); an in-place op on a copy, so that x keeps its values.
+    auto with_autograd = [&](const torch::Tensor& at) {
+      torch::AutoGradMode grad(true);
+      auto leaf = at.detach().requires_grad_(true);
+      auto run = stack;
+      run[0] = op->kind.ends_with('_') ? leaf.clone() : leaf;
+      op->implementation(run);
+      return std::pair{leaf, run.at(0).toTensor()};
+    };
+    if (!max_pool) {
+      auto run = stack;
+      run[0] = op->kind.ends_with('_') ? x.clone() : x.detach();
+      op->implementation(run);
+      auto y = run.at(0).toTensor();
+      auto [multipliers, positions] = rescale_multipliers(x, y, reference.input, reference.output, eps);
+      if (positions.numel() > 0) {  // an element-wise op's derivative: the gradient of its sum, at those positions
+        auto derivative = [&](const torch::Tensor& at) {
+          auto [leaf, own] = with_autograd(at);
+          auto d = torch::autograd::grad({own}, {leaf}, {torch::ones_like(own)}, false, false, true)[0];
+          return d.defined() ? d : torch::zeros_like(at);
+        };
+        const bool scalar_arguments =
+            std::none_of(stack.begin() + 1, stack.end(), [](const c10::IValue& v) { return v.isTensor(); });
+        multipliers.view(-1).index_put_({positions}, scalar_arguments ? derivative(x.reshape(-1).index_select(0, positions))
+                                                      : derivative(x).reshape(-1).index_select(0, positions));
+      }
+      ctx->saved_data["multipliers"] = multipliers;
+      return y;
+    }
+    auto [leaf, y] = with_autograd(x);
     ctx->saved_data["x"] = leaf;
     ctx->saved_data["y"] = y;
     ctx->saved_data["reference_x"] = reference.input;
     ctx->saved_data["reference_y"] = reference.output;
     ctx->saved_data["eps"] = eps;
-    if (max_pool) {  // its pooling arguments
-      stack[0] = c10::IValue();
-      ctx->saved_data["stack"] = c10::ivalue::Tuple::create(std::move(stack));
-    }
+    stack[0] = c10::IValue();  // its pooling arguments
+    ctx->saved_data["stack"] = c10::ivalue::Tuple::create(std::move(stack));
     return y.detach();
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    if (ctx->saved_data.count("multipliers"))
+      return {grads[0] * ctx->saved_data["multipliers"].toTensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+              torch::Tensor(), torch::Tensor()};
     auto x = ctx->saved_data["x"].toTensor(), y = ctx->saved_data["y"].toTensor();
     auto reference_x = ctx->saved_data["reference_x"].toTensor(), reference_y = ctx->saved_data["reference_y"].toTensor();
     const auto eps = ctx->saved_data["eps"].toDouble();
@@ -615,26 +684,21 @@ struct RescaleFunction : torch::autograd::Function<RescaleFunction> {
     torch::NoGradGuard no_grad;
     x = x.detach(), y = y.detach();
     auto delta_in = minus_reference(x, reference_x);
-    torch::Tensor multiplied;  // gradient x delta_out / delta_in, in Captum's order of operations
-    if (ctx->saved_data.count("stack")) {
-      // The change of each window's maximum goes to the input's and the baseline's argmax.
-      const auto& args = ctx->saved_data["stack"].toTupleRef().elements();
-      auto kernel = args[1].toIntVector(), stride = args[2].toIntVector();
-      if (stride.empty()) stride = kernel;
-      auto argmax = [&](const torch::Tensor& input) {
-        return std::get<1>(at::max_pool2d_with_indices(input, kernel, stride, args[3].toIntVector(),
-                                                       args[4].toIntVector(), args[5].toBool()));
-      };
-      const auto rows = reference_x.size(0);
-      auto reference_argmax = argmax(reference_x).unsqueeze(0).expand({x.size(0) / rows, -1, -1, -1, -1}).reshape(y.sizes());
-      auto rise = minus_reference(y, reference_y);                   // y - y_ref
-      auto above = rise.clamp_min(0), below = rise.clamp_max(0);    // max(y, y_ref) - y_ref, y - max(y, y_ref)
-      const std::vector<int64_t> size{x.size(-2), x.size(-1)};
-      multiplied = (at::max_unpool2d(grads[0] * above, argmax(x), size) +
-                    at::max_unpool2d(grads[0] * below, reference_argmax, size)) / delta_in;
-    } else {
-      multiplied = grads[0] * minus_reference(y, reference_y) / delta_in;
-    }
+    // The change of each window's maximum goes to the input's and the baseline's argmax.
+    const auto& args = ctx->saved_data["stack"].toTupleRef().elements();
+    auto kernel = args[1].toIntVector(), stride = args[2].toIntVector();
+    if (stride.empty()) stride = kernel;
+    auto argmax = [&](const torch::Tensor& input) {
+      return std::get<1>(at::max_pool2d_with_indices(input, kernel, stride, args[3].toIntVector(),
+                                                     args[4].toIntVector(), args[5].toBool()));
+    };
+    const auto rows = reference_x.size(0);
+    auto reference_argmax = argmax(reference_x).unsqueeze(0).expand({x.size(0) / rows, -1, -1, -1, -1}).reshape(y.sizes());
+    auto rise = minus_reference(y, reference_y);                 // y - y_ref
+    auto above = rise.clamp_min(0), below = rise.clamp_max(0);  // max(y, y_ref) - y_ref, y - max(y, y_ref)
+    const std::vector<int64_t> size{x.size(-2), x.size(-1)};
+    auto multiplied = (at::max_unpool2d(grads[0] * above, argmax(x), size) +
+                       at::max_unpool2d(grads[0] * below, reference_argmax, size)) / delta_in;
     return {torch::where(delta_in.abs() < eps, plain, multiplied), torch::Tensor(), torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor()};
   }
