@@ -47,7 +47,10 @@ inline torch::Tensor settings_baseline(TorchModel&, const torch::Tensor& inputs,
   if (settings.baseline.find(',') != std::string::npos)
     detail::fail("this method takes one baseline, got the set '", settings.baseline,
                  "' (sets are for deepliftshap and gradientshap)");
-  return make_baseline(parse_baseline(settings.baseline), inputs, baseline_options(settings));
+  const auto kind = parse_baseline(settings.baseline);
+  // A constant image is one item shared by all inputs (DeepLIFT then runs it forward once).
+  const bool constant = kind == BaselineKind::zero || kind == BaselineKind::black || kind == BaselineKind::grey;
+  return make_baseline(kind, constant ? inputs.slice(0, 0, 1) : inputs, baseline_options(settings));
 }
 
 using MethodEntry = BasicMethodEntry<TorchModel>;
