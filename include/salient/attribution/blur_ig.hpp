@@ -90,8 +90,7 @@ TensorOf<M> blur_integrated_gradients(M& model, const TensorOf<M>& inputs, const
     detail::fail("Blur IG max_sigma must be in (0, 1000] pixels, got ", options.max_sigma);
   if (!(options.grad_step > 0 && options.grad_step <= 10))
     detail::fail("Blur IG grad_step must be in (0, 10], got ", options.grad_step);
-  if (options.batch_size < 1 || options.batch_size > 1'000'000)
-    detail::fail("Blur IG batch_size must be in [1, 1000000], got ", options.batch_size);
+  detail::check_batch_size(options.batch_size, "Blur IG");
   const auto shape = B::shape(inputs);
   if (shape.size() != 4) detail::fail("Blur IG needs images [N, C, H, W], got ", detail::shape_text(shape));
   const int64_t n = shape[0], channels = shape[1], height = shape[2], width = shape[3];

@@ -30,12 +30,6 @@ struct RuleGradientOptions {
   bool times_score = false;                     // the gradient times each item's score
 };
 
-namespace detail {
-inline void check_batch_size(int64_t batch_size, std::string_view method) {
-  if (batch_size < 1 || batch_size > 1'000'000) fail(method, " batch_size must be in [1, 1000000], got ", batch_size);
-}
-}  // namespace detail
-
 // d score / d input with `options.rules` applied, in chunks of `batch_size` items.
 inline torch::Tensor rule_gradient(TorchModel& model, const torch::Tensor& inputs, const Target& target,
                                    const RuleGradientOptions& options = {}) {

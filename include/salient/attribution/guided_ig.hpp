@@ -121,8 +121,7 @@ TensorOf<M> guided_integrated_gradients(M& model, const TensorOf<M>& inputs, con
     detail::fail("Guided IG fraction must be in (0, 1], got ", options.fraction);
   if (!(options.max_dist >= 0 && options.max_dist <= 1))
     detail::fail("Guided IG max_dist must be in [0, 1], got ", options.max_dist);
-  if (options.batch_size < 1 || options.batch_size > 1'000'000)
-    detail::fail("Guided IG batch_size must be in [1, 1000000], got ", options.batch_size);
+  detail::check_batch_size(options.batch_size, "Guided IG");
   const auto resolved = resolve_target(model, inputs, target);
   const auto shape = B::shape(inputs);
   const int64_t n = shape[0];

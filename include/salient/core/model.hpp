@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -93,6 +94,11 @@ template <class Fn>
 void for_each_chunk(int64_t total, int64_t chunk, Fn&& fn) {
   if (chunk < 1) fail("batch_size must be at least 1, got ", chunk);
   for (int64_t begin = 0; begin < total; begin += chunk) fn(begin, std::min(total, begin + chunk));
+}
+
+// Every method's bound on the items per model call.
+inline void check_batch_size(int64_t batch_size, std::string_view method) {
+  if (batch_size < 1 || batch_size > 1'000'000) fail(method, " batch_size must be in [1, 1000000], got ", batch_size);
 }
 
 template <TensorBackend B>
