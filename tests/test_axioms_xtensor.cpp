@@ -1,7 +1,9 @@
 // Attribution axioms on analytic models (xtensor backend): exact answers in closed form.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -11,6 +13,7 @@
 #include "salient/attribution/integrated_gradients.hpp"
 #include "salient/core/analytic_cnn.hpp"
 #include "salient/attribution/noise_tunnel.hpp"
+#include "salient/attribution/xrai.hpp"
 #include "salient/core/xtensor_backend.hpp"
 #include "xtensor_helpers.hpp"
 
@@ -148,14 +151,14 @@ TEST_CASE("Blur IG: SciPy's Gaussian blur, and the path sums to F(x) - F(blurred
   // An impulse far from the border keeps its mass and spreads symmetrically.
   std::vector<float> impulse(2 * 33 * 33, 0.0f);
   impulse[33 * 33 + 16 * 33 + 16] = 1.0f;
-  auto spread = salient::detail::gaussian_blur(impulse, 2, 33, 33, 2.0);
+  auto spread = salient::detail::gaussian_filter(impulse, 2, 33, 33, 2.0, salient::detail::FilterBoundary::constant);
   double mass = 0;
   for (std::size_t i = 33 * 33; i < spread.size(); ++i) mass += spread[i];
   REQUIRE(mass == Approx(1.0).epsilon(1e-6));
   REQUIRE(spread[33 * 33 + 16 * 33 + 13] == spread[33 * 33 + 16 * 33 + 19]);
   REQUIRE(spread[33 * 33 + 13 * 33 + 16] == Approx(spread[33 * 33 + 16 * 33 + 13]).epsilon(1e-6));  // rounded per pass
   REQUIRE(spread[0] == 0.0f);  // the other channel stays empty
-  REQUIRE(salient::detail::gaussian_blur(impulse, 2, 33, 33, 0.0) == impulse);
+  REQUIRE(salient::detail::gaussian_filter(impulse, 2, 33, 33, 0.0, salient::detail::FilterBoundary::constant) == impulse);
 
   auto model = salient::AnalyticCnn::random(3, 4, 8, 8, 3, 11);
   Tensor x = random_tensor({2, 3, 8, 8}, 43);
@@ -165,7 +168,7 @@ TEST_CASE("Blur IG: SciPy's Gaussian blur, and the path sums to F(x) - F(blurred
   std::vector<double> start;
   for (std::size_t i = 0; i < 2; ++i) {
     std::vector<float> image(x.begin() + i * 192, x.begin() + (i + 1) * 192);
-    auto blurred = salient::detail::gaussian_blur(image, 3, 8, 8, sigma);
+    auto blurred = salient::detail::gaussian_filter(image, 3, 8, 8, sigma, salient::detail::FilterBoundary::constant);
     start.insert(start.end(), blurred.begin(), blurred.end());
   }
   Tensor blurred = xt::adapt(start, std::vector<std::size_t>{2, 3, 8, 8});
@@ -270,4 +273,81 @@ TEST_CASE("evaluate runs many inputs in chunks with progress", "[xtensor][batchi
   REQUIRE(xt::allclose(chunked, model.forward(x), 1e-12, 1e-12));
   REQUIRE(calls == std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {6, 7}, {7, 7}});
   REQUIRE_THROWS_WITH(salient::evaluate(model, x, {.batch_size = 0}), Catch::Contains("batch_size must be at least 1"));
+}
+
+TEST_CASE("XRAI regions: a hand-made two-segment image, dilation, area threshold, leftover", "[xtensor][xrai]") {
+  // Left half black, right half white: Felzenszwalb gives the two halves (no smoothing).
+  // The right half's attribution is 2, the left's -1.
+  const int64_t h = 20, w = 40, half = 20;
+  salient::Image image(3, h, w);
+  std::vector<double> attribution(static_cast<std::size_t>(h * w));
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      for (int64_t c = 0; c < 3; ++c) image.at(c, y, x) = x < half ? 0.0f : 1.0f;
+      attribution[y * w + x] = x < half ? -1.0 : 2.0;
+    }
+  salient::XraiOptions options{.scales = {100}, .sigma = 0, .min_segment_size = 1, .dilation_radius = 0, .min_pixel_diff = 1};
+  auto plain = salient::xrai_regions(attribution, image, options);
+  REQUIRE(plain.regions.size() == 2);
+  CHECK_FALSE(plain.leftover);
+  CHECK(plain.regions[0].gain == 2.0);
+  CHECK(plain.regions[1].gain == -1.0);
+  CHECK(plain.ranks[0] == 2);
+  CHECK(plain.ranks[w - 1] == 1);
+  CHECK(plain.attribution == std::vector<double>(attribution));
+
+  // A disk of radius 2 stretches the right half over two columns of the left: 400 + 40 pixels
+  // of mean (800 - 40) / 440; the left half keeps its other 360 pixels.
+  options.dilation_radius = 2;
+  auto dilated = salient::xrai_regions(attribution, image, options);
+  REQUIRE(dilated.regions.size() == 2);
+  CHECK(dilated.regions[0].pixels.size() == 440);
+  CHECK(dilated.regions[0].gain == Approx(760.0 / 440.0).epsilon(1e-15));
+  CHECK(dilated.regions[1].pixels.size() == 360);
+  CHECK(dilated.ranks[17] == 2);
+  CHECK(dilated.ranks[18] == 1);
+
+  // Past the area threshold the rest is the leftover region, valued by its mean.
+  options.area_threshold = 0.3;
+  auto early = salient::xrai_regions(attribution, image, options);
+  REQUIRE(early.regions.size() == 2);
+  CHECK(early.leftover);
+  CHECK(early.regions[1].gain == -1.0);
+  // No mask adds enough pixels: one leftover region of everything.
+  options.min_pixel_diff = 500;
+  auto none = salient::xrai_regions(attribution, image, options);
+  REQUIRE(none.regions.size() == 1);
+  CHECK(none.leftover);
+  CHECK(none.regions[0].gain == Approx(0.5));
+  CHECK_THROWS_WITH(salient::xrai_regions(std::vector<double>(5, 0.0), image, options), Catch::Contains("5 values for a 20x40 image"));
+}
+
+TEST_CASE("XRAI on an analytic CNN: the regions partition the image, ranked by gain", "[xtensor][xrai]") {
+  auto model = salient::AnalyticCnn::random(3, 4, 24, 24, 3, 17);
+  Tensor x = random_tensor({2, 3, 24, 24}, 5);
+  const auto result = salient::xrai(model, x, 1, {.steps = 20, .scales = {20, 100}, .min_segment_size = 20, .dilation_radius = 2,
+                                                  .min_pixel_diff = 10, .batch_size = 7});
+  REQUIRE(result.attribution.shape() == std::vector<std::size_t>{2, 1, 24, 24});
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& item = result.regions[i];
+    std::vector<int> covered(24 * 24, 0);
+    double previous = std::numeric_limits<double>::infinity();
+    for (std::size_t r = 0; r < item.regions.size(); ++r) {
+      const auto& region = item.regions[r];
+      REQUIRE_FALSE(region.pixels.empty());
+      const bool leftover = item.leftover && r + 1 == item.regions.size();
+      if (!leftover) {
+        CHECK(region.gain <= previous);  // ranked by gain
+        CHECK(static_cast<int64_t>(region.pixels.size()) >= 10);
+        previous = region.gain;
+      }
+      for (const int32_t p : region.pixels) {
+        ++covered[p];
+        CHECK(item.ranks[p] == static_cast<int32_t>(r + 1));
+        CHECK(result.attribution(i, 0, p / 24, p % 24) == region.gain);
+      }
+    }
+    CHECK(std::all_of(covered.begin(), covered.end(), [](int c) { return c == 1; }));  // a partition
+    CHECK(item.regions.size() >= 2);
+  }
 }

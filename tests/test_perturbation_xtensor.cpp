@@ -8,6 +8,7 @@
 // batch -> scores is a model (forward_model).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "salient/analysis/topk.hpp"
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
+#include "salient/attribution/sobol.hpp"
 #include "salient/core/xtensor_backend.hpp"
 #include "xtensor_helpers.hpp"
 #include "salient/evaluation/curves.hpp"
@@ -343,4 +345,53 @@ TEST_CASE("top-k disambiguation on any model: two entities, one entity, certific
     CHECK_THROWS_WITH(salient::disambiguate_topk(model, image, entities, maps(model, {0, 1, 2, 0}), {.k = 4}, zero),
                       Catch::Contains("k = 4 is out of range"));
   }
+}
+
+TEST_CASE("Sobol attribution: the points, Jansen's estimator on an additive model, the upsampled map", "[xtensor][sobol]") {
+  // Every column of 32 Sobol' points holds one point in each interval [j/32, (j+1)/32).
+  const auto points = salient::detail::sobol_points(128, 32);
+  for (int64_t d = 0; d < 128; ++d) {
+    std::vector<int> hits(32, 0);
+    for (int64_t i = 0; i < 32; ++i) ++hits[static_cast<std::size_t>(points[i * 128 + d] * 32)];
+    CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+  }
+  CHECK(points[0] == 0.0);
+  // Two columns are not copies of each other (distinct direction numbers).
+  int same = 0;
+  for (int64_t i = 0; i < 32; ++i) same += points[i * 128 + 5] == points[i * 128 + 6];
+  CHECK(same < 32);
+
+  // F(x) = sum_r c_r * (the sum of cell r's pixels), x = 1: under the zero-fill masker cell r
+  // contributes 4 c_r m_r, so its total index is c_r^2 / sum_k c_k^2 (additive: no interactions).
+  const size_t cells = 3, side = 6;
+  Tensor weight = xt::zeros<double>(std::vector<std::size_t>{2, side * side});
+  std::vector<double> c(cells * cells);
+  double total = 0;
+  for (size_t r = 0; r < cells * cells; ++r) c[r] = static_cast<double>(r % 2 ? r + 1 : 9 - r), total += c[r] * c[r];
+  for (size_t y = 0; y < side; ++y)
+    for (size_t x = 0; x < side; ++x) weight(1, y * side + x) = c[(y / 2) * cells + x / 2];
+  salient::LinearModel model{weight, xt::zeros<double>({2})};
+  Tensor x = xt::ones<double>(std::vector<std::size_t>{1, 1, side, side});
+  salient::SobolOptions<salient::LinearModel> options{.grid = 3, .designs = 1024,
+                                                      .evaluation = {.masker = salient::BasicFillMasker<XtensorBackend>::zero()}};
+  const auto indices = salient::sobol_total_indices(model, x, 1, options).at(0);
+  REQUIRE(indices.size() == 9);
+  for (size_t r = 0; r < 9; ++r) {
+    CAPTURE(r, indices[r], c[r] * c[r] / total);
+    CHECK(indices[r] == Approx(c[r] * c[r] / total).epsilon(0.05));
+    for (size_t q = 0; q < 9; ++q)
+      if (c[q] < c[r]) CHECK(indices[q] < indices[r]);  // ordered by variance contribution
+  }
+  // The map is the grid upsampled with bicubic weights, clamped at 0.
+  const Tensor map = salient::sobol_attribution(model, x, 1, options);
+  REQUIRE(XtensorBackend::shape(map) == std::vector<int64_t>{1, 1, 6, 6});
+  const auto expected = salient::detail::resize_bicubic(indices, 1, 3, 3, 6, 6);
+  for (size_t p = 0; p < 36; ++p) CHECK(map.data()[p] == Approx(std::max(expected[p], 0.0)).margin(1e-12));
+  // A model that ignores the image: no variance, every index 0.
+  salient::LinearModel flat{xt::zeros<double>(std::vector<std::size_t>{2, side * side}), xt::ones<double>({2})};
+  const auto flat_indices = salient::sobol_total_indices(flat, x, 1, options);
+  for (const double v : flat_indices.at(0)) CHECK(v == 0.0);
+
+  CHECK_THROWS_WITH(salient::sobol_attribution(model, x, 1, {.grid = 0}), Catch::Contains("grid must be in [1, 64]"));
+  CHECK_THROWS_WITH(salient::sobol_attribution(model, x, 1, {.designs = 1}), Catch::Contains("designs must be in [2, 65536]"));
 }

@@ -24,7 +24,7 @@ TEST_CASE("registry: unique names, aliases, and a clear error for unknown ones",
     CHECK(m.has_delta == static_cast<bool>(m.delta));
     CHECK(&salient::find_method(m.name) == &m);
   }
-  CHECK(salient::methods().size() == 28);
+  CHECK(salient::methods().size() == 30);
   // TorchModel has every capability: its registry is the whole facts table, in its order.
   REQUIRE(salient::methods().size() == salient::method_facts().size());
   for (std::size_t i = 0; i < salient::methods().size(); ++i) CHECK(salient::methods()[i].name == salient::method_facts()[i].name);

@@ -50,11 +50,11 @@ TEST_CASE("xtensor registry: each model type gets the methods its capabilities a
   CHECK(names<salient::LinearModel>() == expected_names<salient::LinearModel>());
   CHECK(names<salient::AnalyticCnn>() == expected_names<salient::AnalyticCnn>());
   CHECK(names<FunctionModel>() == expected_names<FunctionModel>());
-  // 9 gradient methods + 6 forward-only; the CNN adds the 6 CAMs; a function only the 6.
-  CHECK(salient::methods<salient::LinearModel>().size() == 15);
-  CHECK(salient::methods<salient::AnalyticCnn>().size() == 21);
-  CHECK(names<FunctionModel>() == std::vector<std::string>{"occlusion", "ablation", "rise", "lime", "kernelshap", "pami"});
-  CHECK(salient::method_facts().size() == 28);
+  // 10 gradient methods + 7 forward-only; the CNN adds the 6 CAMs; a function only the 7.
+  CHECK(salient::methods<salient::LinearModel>().size() == 17);
+  CHECK(salient::methods<salient::AnalyticCnn>().size() == 23);
+  CHECK(names<FunctionModel>() == std::vector<std::string>{"occlusion", "ablation", "rise", "sobol", "lime", "kernelshap", "pami"});
+  CHECK(salient::method_facts().size() == 30);
 
   CHECK(salient::find_method<salient::AnalyticCnn>("grad_cam").name == "gradcam");
   CHECK_THROWS_WITH(salient::find_method<FunctionModel>("ig"),
@@ -141,7 +141,7 @@ TEST_CASE("xtensor registry: every method's map has the stated shape and sign; i
   Tensor x = random_tensor({1, 3, kSide, kSide}, 16);
   xt::view(x, xt::all(), xt::all(), xt::all(), xt::range(0, 2)) = 0.0;  // a band of exact zeros
   const salient::MethodSettings fast{
-      .options = {{"samples", "16"}, {"masks", "16"}, {"steps", "8"}, {"window", "3"}, {"strides", "2"}},
+      .options = {{"samples", "16"}, {"masks", "16"}, {"designs", "4"}, {"grid", "3"}, {"steps", "8"}, {"window", "3"}, {"strides", "2"}},
       .segments = "grid:2", .normalization = salient::Normalization::none()};
   for (const auto& method : salient::methods<salient::AnalyticCnn>()) {
     INFO(method.name);

@@ -236,6 +236,37 @@ TEST_CASE("SLIC and Felzenszwalb reproduce scikit-image's label maps on a test c
   CHECK(salient::slic(dimmed, {.n_segments = 12}).labels == slic12);
 }
 
+TEST_CASE("Felzenszwalb equals skimage where many edge weights tie") {
+  // A periodic pattern gives thousands of equal edge weights: skimage takes them in
+  // numpy.argsort's (unstable) order, which the result depends on; salient sorts the same way.
+  // Channels c of pixel (y, x): ((7x + 13y + 5c) mod 4) / 3, with a block of red 0.9.
+  const int64_t h = 16, w = 20;
+  Image image(3, h, w);
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        image.at(c, y, x) = c == 0 && y >= 4 && y < 12 && x >= 5 && x < 15 ? 0.9f : static_cast<float>((7 * x + 13 * y + 5 * c) % 4) / 3.0f;
+  // skimage.segmentation.felzenszwalb(image (HWC float32), scale=20, sigma=0.5, min_size=5).
+  const auto fine = decode(
+      "012334566789abcddeeef012334566789abcddeegf012334566789abcddehgf012334566789abcddihgf"
+      "012jk45ll789abcdmihgfno2jk45ll789abcpmihgqno2jk45ll789abrpmihsqno2jk45lt789aurpmihsq"
+      "no2jk45vt789wurpmhhsqno2jk4xvt78ywurphhhsqno2jk4xvt7zywurphhhsqno2jA4xvtBzywurpCChsD"
+      "Do2AA4xvBBzywurpCChsDDo2AA4xBBBzywurpCChsDDo2AA4BBBBzywurpCChsDDo2AA");
+  // ... scale=200, sigma=0.8, min_size=10.
+  const auto coarse = decode(
+      "000000000001122222220000000000001122222200000000000001122222000000000000001122223000"
+      "000000000001122233000000000000001122333000000000000001123333000000000000001143333000"
+      "000000000001443330000000000000005443330000000000000055443330000000000000555443333000"
+      "00000000555544333300000000005555544333300000000055555544333300000000");
+  const auto a = salient::felzenszwalb(image, {.scale = 20, .sigma = 0.5, .min_size = 5});
+  require_valid(a, h, w);
+  CHECK(a.count == 40);
+  CHECK(a.labels == fine);
+  const auto b = salient::felzenszwalb(image, {.scale = 200, .sigma = 0.8, .min_size = 10});
+  CHECK(b.count == 6);
+  CHECK(b.labels == coarse);
+}
+
 TEST_CASE("SLIC and Felzenszwalb follow a colour edge") {
   // The edge is not on SLIC's seed grid. Stronger noise (+-0.03 here) makes SLIC's k-means
   // leave small noisy pieces along the edge, which connectivity enforcement merges into
@@ -507,7 +538,8 @@ TEST_CASE("bad input is refused with a clear error") {
   const Image card = test_card();
   const Image grey(1, 8, 8, 0.5f);
   CHECK_THROWS_WITH(salient::slic(grey), Contains("slic") && Contains("3 channels"));
-  CHECK_THROWS_WITH(salient::felzenszwalb(grey), Contains("felzenszwalb") && Contains("3 channels"));
+  // Felzenszwalb takes any number of channels, as skimage does (XRAI segments model inputs).
+  CHECK(salient::felzenszwalb(grey).count == 1);
   CHECK_THROWS_WITH(salient::segment("slic:10", grey), Contains("3 channels"));
   CHECK_THROWS_WITH(salient::slic(Image()), Contains("empty"));
   CHECK_THROWS_WITH(salient::felzenszwalb(Image(3, 0, 5)), Contains("empty"));

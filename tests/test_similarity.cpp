@@ -1,6 +1,6 @@
 // Map similarity (Spearman, Pearson, SSIM, HOG, top-k intersection) against SciPy 1.10.1 and
 // scikit-image 0.19.3, and localisation metrics (pointing game, energy, relevance mass and rank
-// accuracy) on hand-made maps.
+// accuracy) and complexity metrics (sparseness, complexity, effective complexity) on hand-made maps.
 //
 // The reference numbers come from Debian's /usr/bin/python3 on float64 arrays built from the
 // integer formulas below (exact in both languages):
@@ -21,6 +21,7 @@
 
 #include <torch/torch.h>
 
+#include "salient/evaluation/complexity.hpp"
 #include "salient/evaluation/localisation.hpp"
 #include "salient/evaluation/similarity.hpp"
 
@@ -380,4 +381,40 @@ TEST_CASE("localisation metrics reject bad maps and masks", "[localisation]") {
   auto bad = map.clone();
   bad[0][0] = std::nan("");
   require_error_mentioning([&] { salient::pointing_game(bad, mask); }, "NaN");
+}
+
+TEST_CASE("complexity metrics: Quantus' sparseness, complexity and effective complexity on known maps", "[complexity]") {
+  const int64_t n = 64;
+  auto one_hot = torch::zeros({1, 1, 8, 8});
+  one_hot[0][0][3][5] = -2.5;  // sign and scale do not matter (normalised, absolute)
+  auto uniform = torch::full({1, 1, 8, 8}, 0.3);
+  auto two_peaks = torch::zeros({1, 1, 8, 8});
+  two_peaks[0][0][0][0] = 1, two_peaks[0][0][7][7] = -1;
+  const auto batch = torch::cat({one_hot, uniform, two_peaks});
+
+  // Gini of a one-hot map with Quantus' 1e-7 floor: (n - 1) / (n (1 + n 1e-7)), i.e. 1 - 1/n.
+  const auto sparse = salient::sparseness(batch);
+  REQUIRE(sparse.size() == 3);
+  CHECK(sparse[0] == Approx((n - 1.0) / (n * (1 + n * 1e-7))).epsilon(1e-12));
+  CHECK(sparse[1] == Approx(0.0).margin(1e-12));
+  CHECK(sparse[2] == Approx((n - 2.0) / (n * (1 + n * 1e-7 / 2))).epsilon(1e-12));  // two of n: ~1 - 2/n
+
+  const auto entropy = salient::complexity(batch);
+  CHECK(entropy[0] == 0.0);
+  CHECK(entropy[1] == Approx(std::log(64.0)).epsilon(1e-12));
+  CHECK(entropy[2] == Approx(std::log(2.0)).epsilon(1e-12));
+  CHECK(std::isnan(salient::complexity(torch::zeros({1, 1, 4, 4}))[0]));  // no distribution
+
+  // Effective complexity counts the values above eps after dividing by the largest |value|.
+  auto graded = torch::tensor({1.0, 1e-3, 1e-6, 0.0}).view({1, 4});
+  CHECK(salient::effective_complexity(graded)[0] == 2);
+  CHECK(salient::effective_complexity(graded, {.eps = 1e-7})[0] == 3);
+  CHECK(salient::effective_complexity(batch)[1] == n);
+  // Without normalisation the scale matters.
+  CHECK(salient::effective_complexity(graded * 1e-4, {.normalise = false})[0] == 1);
+
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(salient::sparseness(torch::tensor({1.0, std::nan("")}).view({1, 2})), Contains("NaN or infinite"));
+  CHECK_THROWS_WITH(salient::complexity(torch::ones({4})), Contains("attributions [N, ...]"));
+  CHECK_THROWS_WITH(salient::effective_complexity(batch, {.eps = -1}), Contains("eps must be >= 0"));
 }

@@ -37,9 +37,11 @@ inline std::string method_flags_help() {
                         (Captum's LRP)
   --deeplift-max-pool R DeepLIFT's max-pool rule: gradient (default; Captum 0.8's numbers on VGG and
                         ResNet) or rescale (Captum's cross-max rule: sums to F(x) - F(baseline))
-  --samples N           noise tunnel, LIME and KernelSHAP samples, RISE masks (default: each method's
-                        own: )" + n(NoiseTunnelOptions{}.samples) + ", " + n(LimeOptions<TorchModel>{}.samples) + ", " +
-         n(KernelShapOptions<TorchModel>{}.samples) + ", " + n(RiseOptions<TorchModel>{}.masks) + R"(); at most 100000
+  --samples N           noise tunnel, LIME and KernelSHAP samples, RISE masks, Sobol designs (default:
+                        each method's own: )" + n(NoiseTunnelOptions{}.samples) + ", " + n(LimeOptions<TorchModel>{}.samples) + ", " +
+         n(KernelShapOptions<TorchModel>{}.samples) + ", " + n(RiseOptions<TorchModel>{}.masks) + ", " +
+         n(SobolOptions<TorchModel>{}.designs) + R"(); at most 100000
+  --grid N              Sobol attribution's cells per side (default )" + n(SobolOptions<TorchModel>{}.grid) + R"(, at most 64)
   --stdev S             noise tunnel stdev in model-input units (default 15% of each input's range)
   --masker M            how perturbation methods remove pixels: zero (default: a zero model input, as
                         Captum; PAMI: black), mean, black, grey, blur, noise, or layer (layer masking)
@@ -76,7 +78,9 @@ inline bool method_flag(const std::string& flag, const std::string& value, Metho
     from_string(value, rule);
     options["max_pool"] = value;
   } else if (flag == "--samples") {
-    options["samples"] = options["masks"] = std::to_string(parse_int(flag, value, 1, 100000));
+    options["samples"] = options["masks"] = options["designs"] = std::to_string(parse_int(flag, value, 1, 100000));
+  } else if (flag == "--grid") {
+    options["grid"] = std::to_string(parse_int(flag, value, 1, 64));
   } else if (flag == "--stdev") {
     if (parse_double(flag, value) < 0) fail("--stdev must be >= 0, got ", value);
     options["stdev"] = value;

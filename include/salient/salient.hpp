@@ -29,7 +29,9 @@
 #include "salient/attribution/perturbation.hpp"
 #include "salient/attribution/registry.hpp"
 #include "salient/attribution/relevance.hpp"
+#include "salient/attribution/sobol.hpp"
 #include "salient/attribution/torch_registry.hpp"
+#include "salient/attribution/xrai.hpp"
 
 #include "salient/masking/masker.hpp"
 #include "salient/masking/maskers.hpp"
@@ -40,6 +42,7 @@
 #include "salient/analysis/topk.hpp"
 #include "salient/analysis/torch_topk.hpp"
 
+#include "salient/evaluation/complexity.hpp"
 #include "salient/evaluation/curves.hpp"
 #include "salient/evaluation/faithfulness.hpp"
 #include "salient/evaluation/localisation.hpp"

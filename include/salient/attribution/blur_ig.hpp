@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "salient/core/gaussian_filter.hpp"
 #include "salient/core/model.hpp"
 
 namespace salient {
@@ -37,48 +38,6 @@ void for_each_option(BlurIgOptions& o, Visit&& visit) {
   visit("max_sigma", o.max_sigma), visit("steps", o.steps), visit("grad_step", o.grad_step), visit("sqrt", o.sqrt);
   visit("batch_size", o.batch_size), visit("progress", o.progress);
 }
-
-namespace detail {
-// SciPy's gaussian_filter(image, sigma=(sigma, sigma, 0), mode='constant') of `channels`
-// planes of height x width floats: a correlation with the normalised kernel along the
-// height, rounded to float, then along the width.
-inline std::vector<float> gaussian_blur(const std::vector<float>& image, int64_t channels, int64_t height, int64_t width,
-                                        double sigma) {
-  if (sigma == 0) return image;
-  const auto radius = static_cast<int64_t>(4.0 * sigma + 0.5);
-  std::vector<double> weights(static_cast<std::size_t>(radius + 1));  // weights[k]: offset k (symmetric)
-  double total = 0;
-  for (int64_t k = -radius; k <= radius; ++k) total += std::exp(-0.5 / (sigma * sigma) * static_cast<double>(k * k));
-  for (int64_t k = 0; k <= radius; ++k) weights[k] = std::exp(-0.5 / (sigma * sigma) * static_cast<double>(k * k)) / total;
-  // One pass along lines of `length` values `stride` apart. Each output adds the centre, then
-  // the pairs at offsets k = span..1 (SciPy's order; offsets past the line add exact zeros),
-  // looping over the outputs innermost so that the compiler vectorises without reordering
-  // any one output's sum.
-  auto pass = [&](const std::vector<float>& in, int64_t length, int64_t stride, int64_t lines, int64_t line_stride,
-                  int64_t line_group, int64_t group_stride) {
-    std::vector<float> out(in.size());
-    const int64_t span = std::min(radius, length - 1);
-    std::vector<double> padded(static_cast<std::size_t>(length + 2 * span), 0.0), sum(static_cast<std::size_t>(length));
-    double* line = padded.data() + span;
-    for (int64_t g = 0; g < lines / line_group; ++g)
-      for (int64_t l = 0; l < line_group; ++l) {
-        const int64_t start = g * group_stride + l * line_stride;
-        for (int64_t i = 0; i < length; ++i) line[i] = in[start + i * stride];
-        for (int64_t i = 0; i < length; ++i) sum[i] = line[i] * weights[0];
-        for (int64_t k = span; k >= 1; --k) {
-          const double w = weights[k];
-          const double *left = line - k, *right = line + k;
-          for (int64_t i = 0; i < length; ++i) sum[i] += (left[i] + right[i]) * w;
-        }
-        for (int64_t i = 0; i < length; ++i) out[start + i * stride] = static_cast<float>(sum[i]);
-      }
-    return out;
-  };
-  const int64_t plane = height * width;
-  auto vertical = pass(image, height, width, channels * width, 1, width, plane);  // along the height
-  return pass(vertical, width, 1, channels * height, width, height, plane);         // along the width
-}
-}  // namespace detail
 
 template <Model M>
 TensorOf<M> blur_integrated_gradients(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
@@ -113,8 +72,9 @@ TensorOf<M> blur_integrated_gradients(M& model, const TensorOf<M>& inputs, const
       std::vector<std::vector<float>> rates;  // dB/dsigma per point
       points.reserve(static_cast<std::size_t>(last - first) * size);
       for (int64_t i = first; i < last; ++i) {
-        auto blurred = detail::gaussian_blur(image, channels, height, width, sigmas[i]);
-        auto further = detail::gaussian_blur(image, channels, height, width, sigmas[i] + options.grad_step);
+        auto blurred = detail::gaussian_filter(image, channels, height, width, sigmas[i], detail::FilterBoundary::constant);
+        auto further = detail::gaussian_filter(image, channels, height, width, sigmas[i] + options.grad_step,
+                                               detail::FilterBoundary::constant);
         for (std::size_t k = 0; k < size; ++k) further[k] = (further[k] - blurred[k]) / grad_step;
         points.insert(points.end(), blurred.begin(), blurred.end());
         rates.push_back(std::move(further));

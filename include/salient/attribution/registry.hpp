@@ -41,6 +41,8 @@
 #include "salient/attribution/noise_tunnel.hpp"
 #include "salient/attribution/pami.hpp"
 #include "salient/attribution/perturbation.hpp"
+#include "salient/attribution/sobol.hpp"
+#include "salient/attribution/xrai.hpp"
 #include "salient/core/layers.hpp"
 #include "salient/core/options.hpp"
 #include "salient/io/image.hpp"
@@ -128,6 +130,8 @@ inline const std::vector<MethodFacts>& method_facts() {
        .multiplies_input = true, .has_delta = true},
       {.name = "blur_ig", .aliases = {"blur_integrated_gradients"},
        .summary = "IG along a path of decreasing Gaussian blur (Xu et al. 2020; PAIR's)"},
+      {.name = "xrai", .summary = "IG gains of Felzenszwalb regions, greedily ranked (Kapishnikov et al. 2019; PAIR's)",
+       .shape = one},
       {.name = "smoothgrad", .summary = "mean gradient of noisy copies (Smilkov et al. 2017)"},
       {.name = "smoothgrad_sq", .summary = "mean squared gradient of noisy copies (Hooker et al. 2019)", .is_signed = false},
       {.name = "vargrad", .summary = "variance of the gradient over noisy copies (Adebayo et al. 2018)", .is_signed = false},
@@ -165,6 +169,9 @@ inline const std::vector<MethodFacts>& method_facts() {
        .needs = C::forward, .shape = one},
       {.name = "rise", .summary = "randomised input sampling (Petsiuk et al. 2018)", .is_signed = false, .needs = C::forward,
        .shape = one},
+      {.name = "sobol", .aliases = {"sobol_attribution"},
+       .summary = "total-order Sobol' indices of grid cells under QMC masks (Fel et al. 2021; Xplique's)", .is_signed = false,
+       .needs = C::forward, .shape = one},
       {.name = "lime", .summary = "a weighted linear surrogate over segments (Ribeiro et al. 2016)", .needs = C::forward,
        .shape = one},
       {.name = "kernelshap", .aliases = {"kernel_shap"}, .summary = "Shapley values of segments (Lundberg & Lee 2017)",
@@ -404,6 +411,8 @@ std::vector<BasicMethodEntry<M>> make_registry() {
     all.push_back(std::move(guided));
     all.push_back(simple_entry<M>("blur_ig", BlurIgOptions{},
                                   [](M& m, const T& x, const Target& t, const BlurIgOptions& o) { return blur_integrated_gradients(m, x, t, o); }));
+    all.push_back(simple_entry<M>("xrai", XraiOptions{},
+                                  [](M& m, const T& x, const Target& t, const XraiOptions& o) { return xrai(m, x, t, o).attribution; }));
     all.push_back(noise_entry<M>("smoothgrad", NoiseTunnelType::smoothgrad));
     all.push_back(noise_entry<M>("smoothgrad_sq", NoiseTunnelType::smoothgrad_sq));
     all.push_back(noise_entry<M>("vargrad", NoiseTunnelType::vargrad));
@@ -447,6 +456,8 @@ std::vector<BasicMethodEntry<M>> make_registry() {
   all.push_back(region_entry<M>("ablation", AblationOptions<M>{},
                                 [](M& m, const T& x, const Target& t, const AblationOptions<M>& o) { return feature_ablation(m, x, t, o); }));
   all.push_back(simple_entry<M>("rise", RiseOptions<M>{}, [](M& m, const T& x, const Target& t, const RiseOptions<M>& o) { return rise(m, x, t, o); }));
+  all.push_back(simple_entry<M>("sobol", SobolOptions<M>{},
+                                [](M& m, const T& x, const Target& t, const SobolOptions<M>& o) { return sobol_attribution(m, x, t, o); }));
   all.push_back(region_entry<M>("lime", LimeOptions<M>{}, [](M& m, const T& x, const Target& t, const LimeOptions<M>& o) { return lime(m, x, t, o); }));
   all.push_back(region_entry<M>("kernelshap", KernelShapOptions<M>{},
                                 [](M& m, const T& x, const Target& t, const KernelShapOptions<M>& o) { return kernel_shap(m, x, t, o); }));

@@ -74,7 +74,8 @@ inline constexpr bool is_callback<std::function<R(Args...)>> = true;
 template <class T>
 inline constexpr bool settable_from_text = std::same_as<T, bool> || std::same_as<T, int64_t> || std::same_as<T, uint64_t> ||
                                            std::same_as<T, double> || std::same_as<T, std::string> ||
-                                           std::same_as<T, std::array<int64_t, 2>> || std::is_enum_v<T>;
+                                           std::same_as<T, std::array<int64_t, 2>> || std::same_as<T, std::vector<double>> ||
+                                           std::is_enum_v<T>;
 
 template <class T>
 void parse_option_value(std::string_view name, const std::string& text, T& value) {
@@ -98,6 +99,15 @@ void parse_option_value(std::string_view name, const std::string& text, T& value
       value[0] = parse_integer(name, text.substr(0, comma), 1, max_option_count);
       value[1] = parse_integer(name, text.substr(comma + 1), 1, max_option_count);
     }
+  } else if constexpr (std::same_as<T, std::vector<double>>) {  // comma-separated numbers
+    std::vector<double> numbers;
+    for (std::size_t begin = 0;;) {
+      const auto comma = text.find(',', begin);
+      numbers.push_back(parse_number(name, text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin)));
+      if (comma == std::string::npos) break;
+      begin = comma + 1;
+    }
+    value = std::move(numbers);
   } else if constexpr (std::is_enum_v<T>) {
     from_string(text, value);
   } else {

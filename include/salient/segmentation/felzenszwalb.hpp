@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "salient/core/error.hpp"
+#include "salient/core/gaussian_filter.hpp"
 #include "salient/io/image.hpp"
-#include "salient/segmentation/detail/smoothing.hpp"
 #include "salient/segmentation/label_map.hpp"
 
 namespace salient {
@@ -28,141 +28,202 @@ struct FelzenszwalbOptions {
 
 namespace detail::superpixels {
 
-inline uint32_t float_key(float w) {
-  uint32_t key;
-  std::memcpy(&key, &w, sizeof key);
-  return key;
-}
-inline float key_float(uint32_t key) {
-  float w;
-  std::memcpy(&w, &key, sizeof w);
-  return w;
-}
-
 inline void check_felzenszwalb_options(const FelzenszwalbOptions& o) {
   if (!(o.scale >= 0) || !std::isfinite(o.scale))
     fail("felzenszwalb: scale must be >= 0, got ", o.scale);
-  if (!(o.sigma >= 0) || !(o.sigma <= max_sigma))
-    fail("felzenszwalb: sigma must be in [0, ", max_sigma, "] pixels (0: no smoothing), got ",
-         o.sigma);
+  if (!(o.sigma >= 0) || !(o.sigma <= max_smoothing_sigma))
+    fail("felzenszwalb: sigma must be in [0, ", max_smoothing_sigma, "] pixels (0: no smoothing), got ", o.sigma);
   if (o.min_size < 0) fail("felzenszwalb: min_size must be >= 0, got ", o.min_size);
+}
+
+// numpy.argsort(values) with its default kind as numpy 1.24 runs it for float64 (the
+// introsort of npysort/quicksort.cpp: median of three, insertion sort below 16 elements,
+// heapsort past depth 2 log2 n), so that equal values come out in numpy's order, which
+// decides ties between equal edge weights.
+inline std::vector<int64_t> numpy_argsort(const std::vector<double>& v) {
+  // Sorted as (value, index) pairs compared by value alone: the same moves as numpy's
+  // indirect sort, with the values at hand.
+  struct Item {
+    double value;
+    int64_t index;
+  };
+  const auto less = [](const Item& a, const Item& b) { return a.value < b.value; };  // finite values only
+  const auto n = static_cast<int64_t>(v.size());
+  std::vector<Item> items(v.size());
+  for (int64_t i = 0; i < n; ++i) items[i] = {v[i], i};
+  const auto heapsort = [&](Item* first, int64_t count) {
+    Item* a = first - 1;  // 1-based
+    const auto sift = [&](Item top, int64_t i, int64_t size) {
+      for (int64_t j = i << 1; j <= size;) {
+        if (j < size && less(a[j], a[j + 1])) ++j;
+        if (!less(top, a[j])) break;
+        a[i] = a[j], i = j, j += j;
+      }
+      a[i] = top;
+    };
+    for (int64_t l = count >> 1; l > 0; --l) sift(a[l], l, count);
+    for (; count > 1;) {
+      const Item top = a[count];
+      a[count] = a[1];
+      sift(top, 1, --count);
+    }
+  };
+  int depth_limit = 0;
+  for (auto u = static_cast<uint64_t>(n); u >>= 1;) ++depth_limit;
+  Item *pl = items.data(), *pr = items.data() + n - 1;
+  std::vector<Item*> stack;
+  std::vector<int> depths;
+  int depth = depth_limit * 2;
+  for (; n > 1;) {
+    if (depth < 0) {
+      heapsort(pl, pr - pl + 1);
+    } else {
+      while (pr - pl > 15) {
+        Item* pm = pl + ((pr - pl) >> 1);
+        if (less(*pm, *pl)) std::swap(*pm, *pl);
+        if (less(*pr, *pm)) std::swap(*pr, *pm);
+        if (less(*pm, *pl)) std::swap(*pm, *pl);
+        const Item pivot = *pm;
+        Item *pi = pl, *pj = pr - 1;
+        std::swap(*pm, *pj);
+        for (;;) {
+          do ++pi; while (less(*pi, pivot));
+          do --pj; while (less(pivot, *pj));
+          if (pi >= pj) break;
+          std::swap(*pi, *pj);
+        }
+        std::swap(*pi, *(pr - 1));
+        if (pi - pl < pr - pi) {  // the larger side waits on the stack
+          stack.push_back(pi + 1), stack.push_back(pr);
+          pr = pi - 1;
+        } else {
+          stack.push_back(pl), stack.push_back(pi - 1);
+          pl = pi + 1;
+        }
+        depths.push_back(--depth);
+      }
+      for (Item* pi = pl + 1; pi <= pr; ++pi) {  // insertion sort
+        const Item vi = *pi;
+        Item *pj = pi, *pk = pi - 1;
+        while (pj > pl && less(vi, *pk)) *pj-- = *pk--;
+        *pj = vi;
+      }
+    }
+    if (stack.empty()) break;
+    pr = stack.back(), stack.pop_back();
+    pl = stack.back(), stack.pop_back();
+    depth = depths.back(), depths.pop_back();
+  }
+  std::vector<int64_t> index(v.size());
+  for (int64_t i = 0; i < n; ++i) index[i] = items[i].index;
+  return index;
+}
+
+// The edge order: numpy.argsort's. Weights are sorted fast and stably first (an LSD radix sort
+// on their bits, 11 bits per pass, passes where all keys agree skipped); only where two equal
+// weights could be taken in either order with different results (any equal pair when scale is
+// 0, otherwise equal non-zero weights: zero-weight edges always merge) is numpy's introsort
+// run, whose order of equal values is its own. Photos have no such ties about half the time.
+inline std::vector<int64_t> edge_order(const std::vector<double>& weights, bool zero_ties_matter) {
+  const auto n = weights.size();
+  std::vector<uint64_t> keys(n), spare_keys(n);
+  std::vector<int64_t> order(n), spare(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::memcpy(&keys[i], &weights[i], sizeof(double));  // non-negative: the bits sort as the values
+    order[i] = static_cast<int64_t>(i);
+  }
+  constexpr int digit_bits = 11;
+  constexpr uint64_t digit_mask = (uint64_t{1} << digit_bits) - 1;
+  std::vector<size_t> counts(size_t{1} << digit_bits);
+  for (int shift = 0; shift < 64; shift += digit_bits) {
+    std::fill(counts.begin(), counts.end(), 0);
+    for (const uint64_t k : keys) ++counts[k >> shift & digit_mask];
+    if (n == 0 || counts[keys[0] >> shift & digit_mask] == n) continue;  // all keys share this digit
+    size_t total = 0;
+    for (auto& c : counts) total += std::exchange(c, total);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t to = counts[keys[i] >> shift & digit_mask]++;
+      spare_keys[to] = keys[i], spare[to] = order[i];
+    }
+    keys.swap(spare_keys), order.swap(spare);
+  }
+  for (size_t i = 1; i < n; ++i)
+    if (keys[i] == keys[i - 1] && (keys[i] != 0 || zero_ties_matter)) return numpy_argsort(weights);
+  return order;
 }
 
 }  // namespace detail::superpixels
 
-// Felzenszwalb & Huttenlocher's graph segmentation as skimage.segmentation.felzenszwalb computes
-// it: the RGB image in [0, 1] smoothed per channel with `sigma`, an 8-connected grid graph
-// weighted by the Euclidean RGB distance, edges in increasing weight merging two components when
+// Felzenszwalb & Huttenlocher's graph segmentation as skimage.segmentation.felzenszwalb (0.19)
+// computes it, number for number: the image in double, each channel smoothed with `sigma`
+// (scipy's Gaussian, "reflect"), an 8-connected grid graph weighted by the Euclidean distance
+// over the channels, edges in numpy.argsort's order of weight merging two components when
 //   w < min(Int(C1) + k / |C1|, Int(C2) + k / |C2|),   k = scale / 255
-// (skimage divides scale by 255 so that it means what it means in the reference implementation
-// on 0..255 intensities), then components below min_size merged along the sorted edges.
-inline LabelMap felzenszwalb(const Image& rgb, const FelzenszwalbOptions& options = {}) {
+// with the two thresholds rounded to float as skimage's Cython does (skimage divides scale by
+// 255 so that it means what it means in the reference implementation on 0..255 intensities),
+// then components below min_size merged along the sorted edges. Any number of channels
+// (skimage's multichannel case); labels are numbered in raster order of first appearance.
+inline LabelMap felzenszwalb(const Image& image, const FelzenszwalbOptions& options = {}) {
   namespace sp = detail::superpixels;
-  sp::check_rgb(rgb, "felzenszwalb");
+  detail::check_image(image, "felzenszwalb");
+  if (image.channels < 1) detail::fail("felzenszwalb: the image has no channels");
+  if (image.height * image.width > (int64_t{1} << 30))
+    detail::fail("felzenszwalb: image of ", image.height, "x", image.width, " pixels is too large (at most 2^30 pixels)");
+  for (const float v : image.data)
+    if (!std::isfinite(v)) detail::fail("felzenszwalb: the image holds a non-finite value (", v, ")");
   sp::check_felzenszwalb_options(options);
-  const int64_t height = rgb.height, width = rgb.width, n = height * width;
-  if (n > (int64_t{1} << 30))
-    detail::fail("felzenszwalb: image of ", height, "x", width,
-                 " pixels is too large (at most 2^30 pixels)");
-  std::vector<float> smoothed;
-  const float* R = rgb.data.data();
-  if (options.sigma > 0) {
-    smoothed = rgb.data;
-    sp::gaussian_blur(smoothed, 3, height, width, options.sigma);
-    R = smoothed.data();
-  }
-  const float* G = R + n;
-  const float* B = G + n;
+  const int64_t channels = image.channels, height = image.height, width = image.width, n = height * width;
+  std::vector<double> smoothed = detail::gaussian_filter(std::vector<double>(image.data.begin(), image.data.end()),
+                                                         channels, height, width, options.sigma,
+                                                         detail::FilterBoundary::reflect);
   // The 8-connected grid graph in skimage's edge order: all right edges (y, x)-(y, x+1), then
   // down (y, x)-(y+1, x), down-right (y, x)-(y+1, x+1) and up-right (y, x+1)-(y+1, x), each
-  // in raster order of (y, x). Edge (dir, p) is coded dir * n + p, so codes follow that order.
+  // in raster order of (y, x).
+  std::vector<std::array<int32_t, 2>> ends;
   const int64_t offsets[4][2] = {{1, 0}, {width, 0}, {width + 1, 0}, {1, width}};
-  const auto weight_key = [&](int64_t p, int dir) {
-    const int64_t a = p + offsets[dir][0], b = p + offsets[dir][1];
-    const float dr = R[a] - R[b], dg = G[a] - G[b], db = B[a] - B[b];
-    return sp::float_key(std::sqrt(dr * dr + dg * dg + db * db));
-  };
-  const auto for_each_edge = [&](auto&& f) {
-    for (int dir = 0; dir < 4; ++dir)
-      for (int64_t y = 0; y + (dir > 0 ? 1 : 0) < height; ++y)
-        for (int64_t x = 0; x + (dir != 1 ? 1 : 0) < width; ++x) f(y * width + x, dir);
-  };
-  // Sorted by weight, ties in edge order, as (weight bits << 32 | code): a counting pass and a
-  // scatter into buckets of weight (8192 per octave from 2^-17 to 2; smaller weights share the
-  // first bucket, larger ones the last), then each bucket sorted on its own. The scatter keeps
-  // edge order, so a bucket of equal weights is already sorted.
-  constexpr uint32_t low_key = 110u << 23, bucket_shift = 10, buckets = (18u << 23) >> bucket_shift;
-  const auto bucket_of = [&](uint32_t key) {
-    return std::min<uint32_t>((key < low_key ? 0 : key - low_key) >> bucket_shift, buckets - 1);
-  };
-  std::vector<uint32_t> starts(buckets + 1, 0);
-  for_each_edge([&](int64_t p, int dir) { ++starts[bucket_of(weight_key(p, dir)) + 1]; });
-  for (size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
-  std::vector<uint64_t> edges(starts.back());
-  for_each_edge([&](int64_t p, int dir) {  // starts[b] ends as the end of bucket b
-    const uint32_t key = weight_key(p, dir);
-    edges[starts[bucket_of(key)]++] = uint64_t{key} << 32 | static_cast<uint64_t>(dir * n + p);
-  });
-  for (size_t b = 0; b < buckets; ++b) {
-    const auto first = edges.begin() + (b == 0 ? 0 : starts[b - 1]);
-    const auto last = edges.begin() + starts[b];
-    if (last - first < 2 || std::is_sorted(first, last)) continue;
-    if (last - first <= 16) {  // insertion sort
-      for (auto it = first + 1; it != last; ++it)
-        for (auto j = it; j != first && *(j - 1) > *j; --j) std::iter_swap(j - 1, j);
-    } else {
-      std::sort(first, last);
+  for (int dir = 0; dir < 4; ++dir)
+    for (int64_t y = 0; y + (dir > 0 ? 1 : 0) < height; ++y)
+      for (int64_t x = 0; x + (dir != 1 ? 1 : 0) < width; ++x) {
+        const int64_t p = y * width + x;
+        ends.push_back({static_cast<int32_t>(p + offsets[dir][0]), static_cast<int32_t>(p + offsets[dir][1])});
+      }
+  std::vector<double> weights(ends.size());
+  for (size_t e = 0; e < ends.size(); ++e) {
+    double sum = 0;  // numpy's sum over the last axis: ((d0^2 + d1^2) + d2^2)
+    for (int64_t c = 0; c < channels; ++c) {
+      const double d = smoothed[c * n + ends[e][0]] - smoothed[c * n + ends[e][1]];
+      sum = c == 0 ? d * d : sum + d * d;
     }
+    weights[e] = std::sqrt(sum);
   }
-  // Freed early: with a smaller peak, glibc keeps the pages for the next call instead of
-  // returning them and faulting them in again (which cost more than the segmentation here).
-  sp::release(starts);
   sp::release(smoothed);
-  const auto ends = [&](uint64_t e) {
-    const auto code = static_cast<int64_t>(e & 0xffffffffu);
-    const int64_t dir = (code >= n) + (code >= 2 * n) + (code >= 3 * n), p = code - dir * n;
-    return std::pair<int32_t, int32_t>(static_cast<int32_t>(p + offsets[dir][0]),
-                                       static_cast<int32_t>(p + offsets[dir][1]));
-  };
+  const std::vector<int64_t> order = sp::edge_order(weights, options.scale == 0);
 
   const double k = options.scale / 255.0;
   sp::DisjointSets sets(static_cast<int32_t>(n));
   std::vector<int32_t> size(static_cast<size_t>(n), 1);
-  std::vector<float> internal(static_cast<size_t>(n), 0.f);  // Int(C): the largest merged weight
+  std::vector<double> internal(static_cast<size_t>(n), 0.0);  // Int(C): the largest merged weight
   // Union by size keeps the trees shallow; which pixel is the root does not change the partition.
   const auto join = [&](int32_t a, int32_t b) {
-    if (size[static_cast<size_t>(a)] < size[static_cast<size_t>(b)]) std::swap(a, b);
-    sets.parent[static_cast<size_t>(b)] = a;
+    if (size[a] < size[b]) std::swap(a, b);
+    sets.parent[b] = a;
+    size[a] += size[b];
     return a;
   };
-  for (const uint64_t e : edges) {
-    const auto [p, q] = ends(e);
-    const int32_t a = sets.find(p), b = sets.find(q);
+  for (const int64_t e : order) {
+    const int32_t a = sets.find(ends[e][0]), b = sets.find(ends[e][1]);
     if (a == b) continue;
-    const float w = sp::key_float(static_cast<uint32_t>(e >> 32));
-    const double ta = internal[static_cast<size_t>(a)] + k / size[static_cast<size_t>(a)];
-    const double tb = internal[static_cast<size_t>(b)] + k / size[static_cast<size_t>(b)];
-    if (w < std::min(ta, tb)) {
-      const int32_t root = join(a, b);
-      size[static_cast<size_t>(root)] = size[static_cast<size_t>(a)] + size[static_cast<size_t>(b)];
-      internal[static_cast<size_t>(root)] = w;
-    }
+    const auto ta = static_cast<float>(internal[a] + k / size[a]);
+    const auto tb = static_cast<float>(internal[b] + k / size[b]);
+    if (weights[e] < std::min(ta, tb)) internal[join(a, b)] = weights[e];
   }
   if (options.min_size > 1)
-    for (const uint64_t e : edges) {
-      const auto [p, q] = ends(e);
-      const int32_t a = sets.find(p), b = sets.find(q);
-      if (a == b) continue;
-      if (size[static_cast<size_t>(a)] < options.min_size ||
-          size[static_cast<size_t>(b)] < options.min_size) {
-        const int32_t root = join(a, b);
-        size[static_cast<size_t>(root)] =
-            size[static_cast<size_t>(a)] + size[static_cast<size_t>(b)];
-      }
+    for (const int64_t e : order) {
+      const int32_t a = sets.find(ends[e][0]), b = sets.find(ends[e][1]);
+      if (a != b && (size[a] < options.min_size || size[b] < options.min_size)) join(a, b);
     }
-  sp::release(edges);
   std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = sets.find(static_cast<int32_t>(i));
+  for (int64_t i = 0; i < n; ++i) ids[i] = sets.find(static_cast<int32_t>(i));
   return sp::relabel_ids(ids, static_cast<int32_t>(n), height, width);
 }
 

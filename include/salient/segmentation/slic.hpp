@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "salient/core/error.hpp"
+#include "salient/core/gaussian_filter.hpp"
 #include "salient/io/image.hpp"
-#include "salient/segmentation/detail/smoothing.hpp"
 #include "salient/segmentation/label_map.hpp"
 
 namespace salient {
@@ -163,8 +163,8 @@ inline void check_slic_options(const SlicOptions& o) {
   if (o.n_segments < 1) fail("slic: n_segments must be at least 1, got ", o.n_segments);
   if (!(o.compactness > 0) || !std::isfinite(o.compactness))
     fail("slic: compactness must be a positive number, got ", o.compactness);
-  if (!(o.sigma >= 0) || !(o.sigma <= max_sigma))
-    fail("slic: sigma must be in [0, ", max_sigma, "] pixels (0: no smoothing), got ", o.sigma);
+  if (!(o.sigma >= 0) || !(o.sigma <= max_smoothing_sigma))
+    fail("slic: sigma must be in [0, ", max_smoothing_sigma, "] pixels (0: no smoothing), got ", o.sigma);
   if (o.max_iterations < 1) fail("slic: max_iterations must be at least 1, got ", o.max_iterations);
   if (!(o.min_size_factor >= 0) || !std::isfinite(o.min_size_factor))
     fail("slic: min_size_factor must be >= 0, got ", o.min_size_factor);
@@ -197,7 +197,7 @@ inline LabelMap slic(const Image& rgb, const SlicOptions& options = {}) {
   std::vector<float> lab;
   if (options.sigma > 0) {  // smoothed in double, as skimage does
     auto smoothed = sp::rgb_to_lab<double>(rgb.data, n, low, range);
-    sp::gaussian_blur(smoothed, 3, height, width, options.sigma);
+    smoothed = detail::gaussian_filter(smoothed, 3, height, width, options.sigma, detail::FilterBoundary::reflect);
     lab.assign(smoothed.begin(), smoothed.end());
   } else {
     lab = sp::rgb_to_lab<float>(rgb.data, n, low, range);
