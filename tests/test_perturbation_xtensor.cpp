@@ -21,6 +21,7 @@
 #include "salient/core/xtensor_backend.hpp"
 #include "xtensor_helpers.hpp"
 #include "salient/evaluation/curves.hpp"
+#include "salient/evaluation/faithfulness.hpp"
 
 using salient::XtensorBackend;
 using Tensor = xt::xarray<double>;
@@ -394,4 +395,41 @@ TEST_CASE("Sobol attribution: the points, Jansen's estimator on an additive mode
 
   CHECK_THROWS_WITH(salient::sobol_attribution(model, x, 1, {.grid = 0}), Catch::Contains("grid must be in [1, 64]"));
   CHECK_THROWS_WITH(salient::sobol_attribution(model, x, 1, {.designs = 1}), Catch::Contains("designs must be in [2, 65536]"));
+}
+
+TEST_CASE("faithfulness correlation: 1 for the exact attribution of a linear model, lower for a scrambled one",
+          "[xtensor][faithfulness]") {
+  // F(x) = w . x on a one-channel 6x6 image with w >= 0. Removed pixels take the input's minimum
+  // m, so F(x) - F(x without S) = sum_{p in S} w_p (x_p - m): the map w (x - m) explains every drop.
+  Tensor weight = xt::zeros<double>(std::vector<std::size_t>{2, 36});
+  for (std::size_t p = 0; p < 36; ++p) weight(1, p) = 0.1 * static_cast<double>(p % 7 + 1);
+  salient::LinearModel model{weight, xt::zeros<double>(std::vector<std::size_t>{2})};
+  const Tensor x = random_tensor({1, 1, 6, 6}, 3);
+  const double m = xt::amin(x)();
+  Tensor exact = xt::zeros<double>(std::vector<std::size_t>{1, 1, 6, 6}), scrambled = exact;
+  for (std::size_t p = 0; p < 36; ++p) {
+    exact.data()[p] = weight(1, p) * (x.data()[p] - m);
+    scrambled.data()[(p * 5) % 36] = exact.data()[p];
+  }
+  salient::FaithfulnessCorrelationOptions<salient::LinearModel> options{.runs = 40, .subset_size = 5};
+  const auto score = salient::faithfulness_correlation(model, x, 1, exact, options);
+  REQUIRE(score.size() == 1);
+  CHECK(score[0] == Approx(1.0).margin(1e-12));
+  const double lower = salient::faithfulness_correlation(model, x, 1, scrambled, options)[0];
+  CHECK(lower < 0.9);
+  // Seeded per subset: the batch size does not change the result.
+  options.evaluation.batch_size = 3;
+  CHECK(salient::faithfulness_correlation(model, x, 1, scrambled, options)[0] == Approx(lower).epsilon(1e-12));
+  // With the zero fill instead, w x is the exact map. It has both signs, which Quantus'
+  // normalisation scales apart (positives by the largest, negatives by the smallest): off.
+  options.minimum_fill = false;
+  options.normalise = false;
+  Tensor times_input = exact;
+  for (std::size_t p = 0; p < 36; ++p) times_input.data()[p] = weight(1, p) * x.data()[p];
+  CHECK(salient::faithfulness_correlation(model, x, 1, times_input, options)[0] == Approx(1.0).margin(1e-12));
+
+  CHECK_THROWS_WITH(salient::faithfulness_correlation(model, x, 1, exact, {.subset_size = 37}),
+                    Catch::Contains("subset_size must be in [1, 36]"));
+  CHECK_THROWS_WITH(salient::faithfulness_correlation(model, x, 1, Tensor(xt::zeros<double>(std::vector<std::size_t>{1, 2, 6, 6}))),
+                    Catch::Contains("one value per pixel"));
 }

@@ -23,8 +23,8 @@
 
 #include <torch/torch.h>
 
-#include "salient/core/backend.hpp"
 #include "salient/core/error.hpp"
+#include "salient/evaluation/similarity.hpp"
 
 namespace salient {
 
@@ -73,16 +73,12 @@ inline double entropy_complexity(const std::vector<double>& a) {
 
 // The items of a batch [N, ...] as finite doubles, one vector per item.
 inline std::vector<std::vector<double>> metric_items(const torch::Tensor& attributions, std::string_view what) {
-  if (!attributions.defined() || attributions.dim() < 2 || attributions.numel() == 0)
-    fail(what, " needs attributions [N, ...] with at least one value per item, got ",
-         attributions.defined() ? shape_text(attributions.sizes().vec()) : std::string("an undefined tensor"));
-  if (!attributions.is_floating_point()) fail(what, " needs floating-point attributions, got ", attributions.dtype().name());
-  auto values = attributions.detach().to(torch::kCPU, torch::kDouble).contiguous();
-  if (!torch::isfinite(values).all().item<bool>()) fail(what, ": the attributions hold NaN or infinite values");
-  const int64_t n = values.size(0), per_item = values.numel() / n;
-  const double* data = values.data_ptr<double>();
+  if (!attributions.defined() || attributions.dim() < 2)
+    fail(what, " needs attributions [N, ...] with one map per item, got ",
+         attributions.defined() ? shape_string(attributions) : std::string("an undefined tensor"));
   std::vector<std::vector<double>> items;
-  for (int64_t i = 0; i < n; ++i) items.emplace_back(data + i * per_item, data + (i + 1) * per_item);
+  for (int64_t i = 0; i < attributions.size(0); ++i)
+    items.push_back(similarity_values(attributions[i], what, "item " + std::to_string(i), true));
   return items;
 }
 

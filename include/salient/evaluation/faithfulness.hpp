@@ -8,16 +8,23 @@
 // - sensitivity_max (Yeh et al. 2019; Captum's `sensitivity_max`): the largest relative change
 //   ||Phi(x + d) - Phi(x)|| / ||Phi(x)|| (Frobenius norms, a zero norm counted as 1) of an
 //   explanation Phi over perturbations d ~ U[-radius, radius] of every input value.
-// Both work on any ForwardModel and return one value per input.
+// - faithfulness_correlation (Bhatt, Weller, Moura 2020, "Evaluating and Aggregating
+//   Feature-based Model Explanations"; Quantus 0.6's FaithfulnessCorrelation with its
+//   defaults): over `runs` random subsets S of `subset_size` pixels, the Pearson correlation
+//   of sum_{p in S} a_p with F(x) - F(x with S removed).
+// All work on any ForwardModel and return one value per input.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <vector>
 
 #include "salient/core/model.hpp"
+#include "salient/core/options.hpp"
 #include "salient/core/random.hpp"
 #include "salient/evaluation/curves.hpp"
+#include "salient/evaluation/statistics.hpp"
 
 namespace salient {
 
@@ -103,6 +110,102 @@ std::vector<double> infidelity(M& model, const TensorOf<M>& inputs, const Target
       const double beta = a0 == 0 ? 0.0 : a1 / a0;
       result[i] = (beta * beta * a0 - 2 * beta * a1 + a2) / static_cast<double>(s);
     }
+  }
+  return result;
+}
+
+// Removed pixels take the input's minimum over all its values (Quantus' "black" baseline) unless
+// `minimum_fill` is false, then `evaluation.masker` removes them. The map is first normalised
+// as Quantus' normalise_by_negative does (positive values divided by the largest, negative ones
+// by |the smallest|), then `abs` takes absolute values. Maps hold one value per pixel ([N,1,H,W]
+// or [N,H,W]); every channel of a chosen pixel is removed. Subset r of item i is drawn from its
+// own seed, so results do not depend on the batch size. A constant side gives 0 (Quantus: NaN).
+template <ForwardModel M>
+struct FaithfulnessCorrelationOptions {
+  int64_t runs = 100;          // random subsets per input (Quantus' nr_runs)
+  int64_t subset_size = 224;   // pixels removed per subset
+  bool normalise = true;       // Quantus' normalise_by_negative first
+  bool abs = false;            // then absolute values
+  bool minimum_fill = true;    // removed pixels take the input's minimum; false: evaluation.masker
+  uint64_t seed = 0;
+  PerturbationOptions<M> evaluation = {};
+};
+
+template <class M, class Visit>
+void for_each_option(FaithfulnessCorrelationOptions<M>& o, Visit&& visit) {
+  visit("runs", o.runs), visit("subset_size", o.subset_size), visit("normalise", o.normalise), visit("abs", o.abs);
+  visit("minimum_fill", o.minimum_fill), visit("seed", o.seed);
+  for_each_option(o.evaluation, visit);
+}
+
+namespace detail {
+// Quantus' normalise_by_negative: positive values / max, negative values / |min|.
+inline void normalise_by_negative(std::vector<double>& a) {
+  const auto [low, high] = std::minmax_element(a.begin(), a.end());
+  const double lowest = *low, highest = *high;
+  for (auto& v : a) v = v > 0 ? v / highest : v < 0 ? -v / lowest : 0.0;
+}
+
+// One value per pixel: attributions [N,1,H,W] or [N,H,W] for images [N,C,H,W].
+template <TensorBackend B>
+void check_pixel_map(const typename B::Tensor& attributions, const ImageSize& size, std::string_view what) {
+  const auto shape = B::shape(attributions);
+  const bool fits = (shape.size() == 4 && shape[0] == size.n && shape[1] == 1 && shape[2] == size.h && shape[3] == size.w) ||
+                    (shape.size() == 3 && shape[0] == size.n && shape[1] == size.h && shape[2] == size.w);
+  if (!fits)
+    fail(what, " needs one value per pixel: attributions [", size.n, ",1,", size.h, ",", size.w, "] or [", size.n, ",",
+         size.h, ",", size.w, "], got ", shape_text(shape), " (sum the channels of a per-channel map first)");
+  B::check_finite(attributions, "attribution");
+}
+}  // namespace detail
+
+template <ForwardModel M>
+std::vector<double> faithfulness_correlation(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target,
+                                             const TensorOf<M>& attributions,
+                                             const FaithfulnessCorrelationOptions<M>& options = {}) {
+  using B = BackendOf<M>;
+  const auto size = detail::check_perturbation_inputs(inputs, options.evaluation);
+  detail::check_pixel_map<B>(attributions, size, "faithfulness correlation");
+  const int64_t n = size.n, pixels = size.h * size.w;
+  if (options.runs < 2 || options.runs > max_option_count)
+    detail::fail("faithfulness correlation needs 2 to ", max_option_count, " runs, got ", options.runs);
+  if (options.subset_size < 1 || options.subset_size > pixels)
+    detail::fail("faithfulness correlation subset_size must be in [1, ", pixels, "] (the pixels), got ", options.subset_size);
+  const auto maps = B::to_vector(attributions);
+  const auto resolved = resolve_target(model, inputs, target);
+  detail::EvaluationCounter counter(options.evaluation.progress, n * options.runs);
+  std::vector<double> result;
+  for (int64_t item = 0; item < n; ++item) {
+    std::vector<double> a(maps.begin() + item * pixels, maps.begin() + (item + 1) * pixels);
+    if (options.normalise) detail::normalise_by_negative(a);
+    if (options.abs)
+      for (auto& v : a) v = std::abs(v);
+    const auto image = B::slice_rows(inputs, item, item + 1);
+    const auto item_target = resolved.slice(item, item + 1);
+    PerturbationOptions<M> evaluation = options.evaluation;
+    if (options.minimum_fill)
+      evaluation.masker = BasicFillMasker<B>::constant({static_cast<float>(B::value_range(image)[0])}, "black");
+    std::vector<std::vector<int64_t>> subsets;
+    std::vector<double> sums;
+    for (int64_t r = 0; r < options.runs; ++r) {
+      detail::Random random(detail::mix_seed(options.seed, static_cast<uint64_t>(item), static_cast<uint64_t>(r)));
+      subsets.push_back(random.choose(pixels, options.subset_size));
+      double sum = 0;
+      for (const int64_t p : subsets.back()) sum += a[p];
+      sums.push_back(sum);
+    }
+    const double full = detail::full_score(model, image, item_target, evaluation);
+    auto drops = detail::masked_scores(
+        model, image, item_target, options.runs,
+        [&](int64_t begin, int64_t end) {
+          std::vector<double> masks(static_cast<std::size_t>((end - begin) * pixels), 1.0);
+          for (int64_t r = begin; r < end; ++r)
+            for (const int64_t p : subsets[r]) masks[(r - begin) * pixels + p] = 0.0;
+          return detail::mask_tensor<B>(masks, size.h, size.w, inputs);
+        },
+        evaluation, counter);
+    for (auto& d : drops) d = full - d;
+    result.push_back(detail::pearson_of(sums, drops));
   }
   return result;
 }

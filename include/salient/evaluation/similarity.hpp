@@ -20,6 +20,7 @@
 
 #include "salient/core/error.hpp"
 #include "salient/core/torch_backend.hpp"
+#include "salient/evaluation/statistics.hpp"
 
 namespace salient {
 
@@ -55,31 +56,6 @@ inline std::pair<std::vector<double>, std::vector<double>> similarity_pair(
     fail(what, ": the maps have ", x.size(), " values (shape ", shape_string(a), ") and ",
          y.size(), " values (shape ", shape_string(b), "); expected the same number");
   return {std::move(x), std::move(y)};
-}
-
-// Pearson correlation; 0 when either side is constant (SciPy returns NaN there), so that "no
-// variation" reads as "no linear relation" in averages over many maps.
-inline double pearson_of(const std::vector<double>& x, const std::vector<double>& y) {
-  const auto [xmin, xmax] = std::minmax_element(x.begin(), x.end());
-  const auto [ymin, ymax] = std::minmax_element(y.begin(), y.end());
-  if (*xmin == *xmax || *ymin == *ymax) return 0.0;
-  const auto n = static_cast<double>(x.size());
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    mx += x[i];
-    my += y[i];
-  }
-  mx /= n;
-  my /= n;
-  double sxy = 0, sxx = 0, syy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double dx = x[i] - mx, dy = y[i] - my;
-    sxy += dx * dy;
-    sxx += dx * dx;
-    syy += dy * dy;
-  }
-  // Rounding can push |r| a hair past 1.
-  return std::clamp(sxy / (std::sqrt(sxx) * std::sqrt(syy)), -1.0, 1.0);
 }
 
 // Ranks 1..n, ties sharing their average rank (scipy.stats.rankdata's 'average').
