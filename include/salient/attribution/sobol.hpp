@@ -172,9 +172,12 @@ std::vector<std::vector<double>> sobol_total_indices(M& model, const TensorOf<M>
         model, B::slice_rows(inputs, item, item + 1), resolved.slice(item, item + 1), count,
         [&](int64_t begin, int64_t end) {
           std::vector<double> masks(static_cast<std::size_t>((end - begin) * h * w));
-          for (int64_t r = begin; r < end; ++r)
+          std::vector<double> cells(static_cast<std::size_t>(dims));
+          for (int64_t r = begin; r < end; ++r) {
+            for (int64_t cell = 0; cell < dims; ++cell) cells[cell] = cell_value(r, cell);  // once per mask, not per pixel
             for (int64_t y = 0; y < h; ++y)
-              for (int64_t x = 0; x < w; ++x) masks[((r - begin) * h + y) * w + x] = cell_value(r, cell_row[y] * grid + cell_col[x]);
+              for (int64_t x = 0; x < w; ++x) masks[((r - begin) * h + y) * w + x] = cells[cell_row[y] * grid + cell_col[x]];
+          }
           return detail::mask_tensor<B>(masks, h, w, inputs);
         },
         evaluation, counter);
