@@ -230,6 +230,23 @@ TEST_CASE("noise tunnel", "[xtensor][noise]") {
     }
     REQUIRE(xt::allclose(xt::view(sg, 0, xt::all()), mean, 1e-12, 1e-12));
   }
+  SECTION("maps of another shape than the inputs (one value per item, as a CAM's one channel) keep it") {
+    auto mlp = mlp_model();
+    auto summed = [&](auto& m, const Tensor& in, const auto& t) {
+      Tensor g = salient::saliency(m, in, t, {.abs = false});
+      return Tensor(xt::sum(g, {1}, xt::keep_dims));
+    };
+    auto sg = salient::noise_tunnel(mlp, x, 1, summed, {.samples = 4, .stdev = 0.2, .seed = 4, .batch_size = 3});
+    auto full = salient::noise_tunnel(mlp, x, 1, gradient, {.samples = 4, .stdev = 0.2, .seed = 4, .batch_size = 3});
+    REQUIRE(sg.shape() == std::vector<size_t>{2, 1});
+    REQUIRE(xt::allclose(sg, xt::sum(full, {1}, xt::keep_dims), 1e-12, 1e-12));
+    auto shrinking = [&](auto& m, const Tensor& in, const auto& t) {
+      Tensor g = salient::saliency(m, in, t, {.abs = false});
+      return in.shape()[0] == 3 ? g : Tensor(xt::sum(g, {1}, xt::keep_dims));
+    };
+    REQUIRE_THROWS_WITH(salient::noise_tunnel(mlp, x, 1, shrinking, {.samples = 4, .stdev = 0.2, .batch_size = 3}),
+                        Catch::Contains("noise tunnel: the method returned maps of shape [2,1] after maps of [2,6]"));
+  }
   SECTION("relative_stdev scales the noise by each input's value range") {
     auto mlp = mlp_model();
     Tensor wide = x;

@@ -14,6 +14,7 @@
 // A wrapped method sees chunks of noisy copies, not the original batch: baselines passed to
 // it (integrated gradients) must be a scalar or a single item, not one per input.
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -79,7 +80,9 @@ TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>&
   // Every noisy copy explains its own item's class (top-1 of the clean input).
   const auto resolved = resolve_target(model, inputs, target).interleaved(m);
 
-  Tensor sum = B::zeros_like(inputs), sum_sq = B::zeros_like(inputs);
+  // Sums shaped as the method's maps (which need not be the inputs' shape: Grad-CAM's have one
+  // channel), made at the first chunk.
+  std::optional<Tensor> sum, sum_sq;
   detail::for_each_chunk(total, options.batch_size, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> items;
     std::vector<uint64_t> seeds;
@@ -106,20 +109,34 @@ TensorOf<M> noise_tunnel(M& model, const TensorOf<M>& inputs, const TargetOf<M>&
     auto part = resolved.slice(begin, end);
     TargetOf<M> chunk_target = part.is_custom() ? TargetOf<M>(part.custom) : TargetOf<M>(part.classes);
     Tensor attributions = method(model, noisy, chunk_target);
-    B::add_rows_grouped(sum, attributions, begin, m);
-    if (options.type != NoiseTunnelType::smoothgrad) B::add_rows_grouped(sum_sq, Tensor(attributions * attributions), begin, m);
+    auto shape = B::shape(attributions);
+    if (shape.empty() || shape[0] != end - begin)
+      detail::fail("noise tunnel: the method returned maps of shape ", detail::shape_text(shape), " for ", end - begin, " inputs");
+    shape[0] = n;
+    if (!sum) {
+      int64_t count = 1;
+      for (const int64_t d : shape) count *= d;
+      const std::vector<double> zeros(static_cast<std::size_t>(count), 0.0);
+      sum = B::from_values(zeros, shape, attributions);
+      sum_sq = B::from_values(zeros, shape, attributions);
+    } else if (B::shape(*sum) != shape) {
+      detail::fail("noise tunnel: the method returned maps of shape ", detail::shape_text(B::shape(attributions)),
+                   " after maps of ", detail::shape_text(B::shape(*sum)), " per ", n, " inputs");
+    }
+    B::add_rows_grouped(*sum, attributions, begin, m);
+    if (options.type != NoiseTunnelType::smoothgrad) B::add_rows_grouped(*sum_sq, Tensor(attributions * attributions), begin, m);
     if (options.progress) options.progress(end, total);
   });
   const double inverse = 1.0 / static_cast<double>(m);
   switch (options.type) {
-    case NoiseTunnelType::smoothgrad: return Tensor(sum * inverse);
-    case NoiseTunnelType::smoothgrad_sq: return Tensor(sum_sq * inverse);
+    case NoiseTunnelType::smoothgrad: return Tensor(*sum * inverse);
+    case NoiseTunnelType::smoothgrad_sq: return Tensor(*sum_sq * inverse);
     case NoiseTunnelType::vargrad: {
-      Tensor mean = sum * inverse;
-      return Tensor(sum_sq * inverse - mean * mean);
+      Tensor mean = *sum * inverse;
+      return Tensor(*sum_sq * inverse - mean * mean);
     }
   }
-  return sum;
+  return *sum;
 }
 
 }  // namespace salient
