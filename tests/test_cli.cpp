@@ -383,6 +383,82 @@ TEST_CASE("salient-sanity writes the cascading randomisation figure, maps and nu
   fs::remove_all(work);
 }
 
+TEST_CASE("salient-evaluate scores three methods with five metrics on two photos with masks", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto out = work / "evaluate";
+  const auto images = *shared / "images";
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const std::string photos = " --size 128 --images " + (images / "bird_segmentation.png").string() + " --images " +
+                             (images / "dog_segmentation.png").string() + " --masks " + images.string();
+  const std::string metrics = "faithfulness_correlation,pixel_flipping,road,sparseness,pointing_game";
+  std::string printed;
+  auto run = tool("salient-evaluate", "--model " + model + photos + " --methods gradient,ig,gradcam --steps 8 --metrics " +
+                                          metrics + " --metric-option road.percentages=10,50,90 --threads 2 --out " + out.string(),
+                  &printed);
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const auto result = nlohmann::json::parse(read(out / "results.json"));
+  REQUIRE(result["photos"].size() == 2);
+  CHECK(result["photos"][0]["mask"] == true);
+  CHECK(result["methods"]["ig"]["steps"] == 8);
+  CHECK(result["metrics"][2]["options"]["percentages"] == nlohmann::json({10.0, 50.0, 90.0}));
+  for (const std::string method : {"gradient", "ig", "gradcam"}) {
+    INFO(method);
+    const auto& row = result["table"][method];
+    CHECK(row["explain_seconds_per_photo"].get<double>() > 0);
+    for (const std::string metric : {"faithfulness_correlation", "pixel_flipping", "road", "sparseness", "pointing_game"}) {
+      INFO(metric);
+      const auto& cell = row[metric];
+      CHECK(cell["n"] == 2);
+      const double mean = cell["mean"], low = cell["ci95"][0], high = cell["ci95"][1];
+      CHECK((low <= mean && mean <= high));
+      CHECK((cell["rank"].get<double>() >= 1 && cell["rank"].get<double>() <= 3));
+      CHECK(cell["seconds_per_photo"].get<double>() >= 0);
+    }
+    // Bounded metrics stay in their ranges.
+    CHECK(std::abs(row["faithfulness_correlation"]["mean"].get<double>()) <= 1);
+    CHECK((row["sparseness"]["mean"].get<double>() >= 0 && row["sparseness"]["mean"].get<double>() <= 1));
+    CHECK((row["road"]["mean"].get<double>() >= 0 && row["road"]["mean"].get<double>() <= 1));
+  }
+  // Grad-CAM's coarse, upsampled map is less sparse than the pixel-wise gradient (Quantus'
+  // finding on ImageNet models, too).
+  CHECK(result["table"]["gradcam"]["sparseness"]["mean"].get<double>() < result["table"]["gradient"]["sparseness"]["mean"].get<double>());
+  const auto values = read(out / "values.csv");
+  CHECK(std::count(values.begin(), values.end(), '\n') == 1 + 2 * 3 * 5);
+  const auto summary = read(out / "summary.csv");
+  CHECK(std::count(summary.begin(), summary.end(), '\n') == 1 + 3 * 5);
+  const auto html = read(out / "index.html");
+  for (const std::string metric : {"faithfulness_correlation", "pixel_flipping", "road", "sparseness", "pointing_game"}) {
+    CHECK(salient::load_image(out / "charts" / (metric + ".png")).width > 100);
+    CHECK(html.find("charts/" + metric + ".png") != std::string::npos);
+  }
+  CHECK(salient::load_image(out / "ranking.png").width > 100);
+  CHECK(printed.find("| gradcam |") != std::string::npos);
+  CHECK(read(out / "results.md") == printed);
+  // Its own folder again: replaced.
+  REQUIRE(tool("salient-evaluate", "--model " + model + photos + " --methods gradient --metrics sparseness --out " + out.string()).code == 0);
+  CHECK_FALSE(fs::exists(out / "charts" / "road.png"));
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {" --metrics magic", "unknown metric 'magic' (expected one of: faithfulness_correlation,"},
+           {" --metrics road --metric-option road.nois=1", "metric 'road' has no option 'nois' (its options: percentages, order, noise"},
+           {" --metrics road --metric-option road", "--metric-option expects NAME.OPTION=VALUE"},
+           {" --metrics road,road", "metric 'road' is listed twice"},
+           {" --methods magic", "unknown method 'magic'"}}) {
+    auto bad = tool("salient-evaluate", "--model " + model + photos + args + " --out " + (work / "bad").string());
+    INFO(args);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
+    CHECK_FALSE(fs::exists(work / "bad"));
+  }
+  auto no_masks = tool("salient-evaluate", "--model " + model + " --size 128 --images " + (images / "cat.png").string() +
+                                               " --metrics auc --out " + (work / "bad").string());
+  CHECK(no_masks.code == 2);
+  CHECK(no_masks.err.find("metric 'auc' needs object masks") != std::string::npos);
+  fs::remove_all(work);
+}
+
 TEST_CASE("salient-guidance trains with and without a guidance loss and writes results.json", "[cli][dataset]") {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
     std::cout << "SKIPPED: Fashion-MNIST not installed\n";
@@ -570,7 +646,8 @@ TEST_CASE("every tool writes only into a new, empty or own folder and never touc
            {"salient-topk", classify + " --out " + d.string()},
            {"salient-sanity", "--model " + model + " --images " + image + " --out " + d.string()},
            {"salient-sanity", "--data-randomisation --out " + (d / "sub").string()},
-           {"salient-guidance", "--out " + d.string()}}) {
+           {"salient-guidance", "--out " + d.string()},
+           {"salient-evaluate", "--model " + model + " --size 128 --images " + image + " --out " + d.string()}}) {
     INFO(name << " " << args);
     auto run = tool(name, args);
     CHECK(run.code == 2);

@@ -44,7 +44,8 @@ inline std::string method_flags_help() {
   --grid N              Sobol attribution's cells per side (default )" + n(SobolOptions<TorchModel>{}.grid) + R"(, at most 64)
   --stdev S             noise tunnel stdev in model-input units (default 15% of each input's range)
   --masker M            how perturbation methods remove pixels: zero (default: a zero model input, as
-                        Captum; PAMI: black), mean, black, grey, blur, noise, or layer (layer masking)
+                        Captum; PAMI: black), mean, black, grey, blur, noise, imputation (ROAD's noisy
+                        linear imputation) or layer (layer masking)
   --segments S          regions for ablation/lime/kernelshap: slic:N[:compactness],
                         felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL, or model:SEG.pt (a segmentation
                         model's argmax classes split into connected regions) (default )" + MethodSettings{}.segments + R"()

@@ -33,6 +33,7 @@
 #include "salient/attribution/torch_registry.hpp"
 #include "salient/attribution/xrai.hpp"
 
+#include "salient/masking/imputation.hpp"
 #include "salient/masking/masker.hpp"
 #include "salient/masking/maskers.hpp"
 
@@ -47,6 +48,9 @@
 #include "salient/evaluation/faithfulness.hpp"
 #include "salient/evaluation/localisation.hpp"
 #include "salient/evaluation/randomisation.hpp"
+#include "salient/evaluation/randomisation_metrics.hpp"
+#include "salient/evaluation/removal.hpp"
+#include "salient/evaluation/robustness.hpp"
 #include "salient/evaluation/sanity.hpp"
 #include "salient/evaluation/similarity.hpp"
 #include "salient/evaluation/training.hpp"

@@ -16,7 +16,7 @@
 //
 // Names in the settings become objects through three customisation points, found by ADL on
 // the model type, each with a backend-neutral version here that a backend may overload:
-// `settings_masker(std::type_identity<M>, settings)` (zero/mean, black, grey, layer),
+// `settings_masker(std::type_identity<M>, settings)` (zero/mean, black, grey, imputation, layer),
 // `settings_segments(model, input, settings)` (superpixels by spec) and
 // `settings_baseline(model, inputs, settings)` (zero, black, grey).
 #include <algorithm>
@@ -46,6 +46,7 @@
 #include "salient/core/layers.hpp"
 #include "salient/core/options.hpp"
 #include "salient/io/image.hpp"
+#include "salient/masking/imputation.hpp"
 #include "salient/masking/masker.hpp"
 #include "salient/segmentation/superpixels.hpp"
 
@@ -225,9 +226,10 @@ BasicAnyMasker<M> settings_masker(std::type_identity<M>, const MethodSettings& s
   if (name == "zero") return Fill::zero();
   if (name == "mean") return Fill("mean", [](const TensorOf<M>& x) { return BackendOf<M>::zeros_like(x); });
   if (auto colour = detail::colour_fill<BackendOf<M>>(name, settings.normalization)) return *colour;
+  if (name == "imputation") return BasicImputationMasker<BackendOf<M>>(0.01, settings.seed);
   if constexpr (LayerMaskingModel<M>)
     if (name == "layer") return LayerMasker{};
-  detail::fail("unknown masker '", name, "' for this model (expected zero, mean, black, grey",
+  detail::fail("unknown masker '", name, "' for this model (expected zero, mean, black, grey, imputation",
                LayerMaskingModel<M> ? " or layer)" : "; layer masking needs a model with the layer-masking capability)");
 }
 

@@ -34,6 +34,11 @@ struct ComplexityOptions {
   double eps = 1e-5;      // effective complexity: values above this count
 };
 
+template <class Visit>
+void for_each_option(ComplexityOptions& o, Visit&& visit) {
+  visit("normalise", o.normalise), visit("abs", o.abs), visit("eps", o.eps);
+}
+
 namespace detail {
 // One item's values after Quantus' preprocessing.
 inline std::vector<double> complexity_values(std::vector<double> a, const ComplexityOptions& options) {

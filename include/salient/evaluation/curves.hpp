@@ -29,6 +29,13 @@ struct CurveOptions {
   PerturbationOptions<M> evaluation = {.probabilities = true};
 };
 
+// The fields by name (core/options.hpp); the segmentation is a tensor, set directly.
+template <class M, class Visit>
+void for_each_option(CurveOptions<M>& o, Visit&& visit) {
+  visit("step", o.step);
+  for_each_option(o.evaluation, visit);
+}
+
 // One curve per input: scores[s] after fractions[s] of the features were removed (deletion)
 // or inserted (insertion); fractions run from 0 to 1.
 struct Curve {

@@ -157,6 +157,17 @@ void check_pixel_map(const typename B::Tensor& attributions, const ImageSize& si
          size.h, ",", size.w, "], got ", shape_text(shape), " (sum the channels of a per-channel map first)");
   B::check_finite(attributions, "attribution");
 }
+
+// The evaluation that removes pixels of `image`: its minimum value as fill (Quantus' "black"),
+// or the options' masker.
+template <ForwardModel M>
+PerturbationOptions<M> removal_evaluation(const PerturbationOptions<M>& evaluation, bool minimum_fill,
+                                          const TensorOf<M>& image) {
+  PerturbationOptions<M> result = evaluation;
+  if (minimum_fill)
+    result.masker = BasicFillMasker<BackendOf<M>>::constant({static_cast<float>(BackendOf<M>::value_range(image)[0])}, "black");
+  return result;
+}
 }  // namespace detail
 
 template <ForwardModel M>
@@ -182,9 +193,7 @@ std::vector<double> faithfulness_correlation(M& model, const TensorOf<M>& inputs
       for (auto& v : a) v = std::abs(v);
     const auto image = B::slice_rows(inputs, item, item + 1);
     const auto item_target = resolved.slice(item, item + 1);
-    PerturbationOptions<M> evaluation = options.evaluation;
-    if (options.minimum_fill)
-      evaluation.masker = BasicFillMasker<B>::constant({static_cast<float>(B::value_range(image)[0])}, "black");
+    const auto evaluation = detail::removal_evaluation(options.evaluation, options.minimum_fill, image);
     std::vector<std::vector<int64_t>> subsets;
     std::vector<double> sums;
     for (int64_t r = 0; r < options.runs; ++r) {
@@ -216,6 +225,11 @@ struct SensitivityOptions {
   uint64_t seed = 0;
   Progress progress = {};  // (perturbed batches explained, samples)
 };
+
+template <class Visit>
+void for_each_option(SensitivityOptions& o, Visit&& visit) {
+  visit("samples", o.samples), visit("radius", o.radius), visit("seed", o.seed), visit("progress", o.progress);
+}
 
 // Sensitivity-max of a method's explanation for each input. The target is resolved once on
 // the unperturbed inputs, so every perturbed copy explains the same class. The noise of item

@@ -8,6 +8,16 @@
 //   papers define the same ratio; both names are offered so results can be reported as either.
 // - relevance rank accuracy (Arras et al. 2022; Quantus): with K the region's pixel count, the
 //   fraction of the K highest-attributed pixels inside it.
+// - top-k in mask (Theiner et al. 2021, "Interpretable semantic photo geolocalization";
+//   Quantus TopKIntersection): the fraction of the k highest-attributed pixels inside the region,
+//   optionally divided by the region's share of the image (concept influence).
+// - attribution localisation (Kohlbrenner et al. 2020, "Towards best practice in explaining
+//   neural network decisions with LRP"; Quantus AttributionLocalisation): the share of the
+//   attribution magnitude inside the region, optionally weighted by the region's size.
+// - mask AUC (Fawcett 2006, "An introduction to ROC analysis"; Quantus AUC): the ROC AUC of the
+//   map's values as scores for the region's pixels.
+// Quantus normalises maps by their largest magnitude before these metrics (normalise=True,
+// normalise_by_max); a positive scale changes none of them, so it is not repeated here.
 //
 // Maps: [H,W], [1,H,W] or [1,1,H,W]; [C,H,W] or [1,C,H,W] with C > 1 are summed over channels
 // first (signed sum, so opposite channel evidence cancels; pass |attribution| for magnitudes).
@@ -15,6 +25,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <numeric>
 #include <string_view>
 #include <vector>
 
@@ -186,6 +198,99 @@ inline double relevance_rank_accuracy(const torch::Tensor& map, const torch::Ten
   for (size_t i = 0; i < weights.size(); ++i)
     if (region[i]) hits += weights[i];
   return hits / static_cast<double>(k);
+}
+
+// Top-k in mask (Quantus TopKIntersection, defaults k = 1000, concept_influence = false,
+// abs = false): the fraction of the k highest-valued pixels of the signed map that lie in the
+// mask, in [0, 1]. concept_influence divides it by the mask's share of the image (multiplies by
+// H W / |mask|), so a map that picks pixels at random scores 1 on average, whatever the
+// mask's size. k must be in [1, H W] (Quantus also rejects k = H W, where every map scores the
+// mask's share). Pixels tied with the k-th highest value share the places left equally, as in
+// relevance_rank_accuracy; Quantus takes the last k of numpy's argsort, so on such ties its
+// number depends on the sort order (without a tie at the k-th value the two agree).
+inline double top_k_in_mask(const torch::Tensor& map, const torch::Tensor& mask, int64_t k = 1000,
+                            bool concept_influence = false) {
+  const detail::Plane plane = detail::localisation_map(map, "top_k_in_mask");
+  const std::vector<uint8_t> region = detail::localisation_mask(mask, map, plane, "top_k_in_mask");
+  const auto pixels = static_cast<int64_t>(plane.data.size());
+  if (k < 1 || k > pixels)
+    detail::fail("top_k_in_mask: k = ", k, " for a ", plane.height, "x", plane.width, " map (", pixels,
+                 " pixels); expected k in [1, ", pixels, "]");
+  const std::vector<double> weights = detail::top_k_weights(plane.data, k);
+  double hits = 0;
+  int64_t inside = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (!region[i]) continue;
+    hits += weights[i];
+    ++inside;
+  }
+  const double share = hits / static_cast<double>(k);
+  return concept_influence ? share * static_cast<double>(pixels) / static_cast<double>(inside) : share;
+}
+
+// Attribution localisation (Quantus AttributionLocalisation, defaults abs = true,
+// weighted = false): sum of |map| inside the mask over the sum of |map| everywhere, in [0, 1]
+// (channels are summed before the magnitude is taken). NaN when the map is all zero (0 / 0, as
+// Quantus). Kohlbrenner et al. count positive relevance only; that ratio is
+// energy_pointing_game, and the two agree on non-negative maps.
+// weighted multiplies the ratio by the mask's share of the image, |mask| / (H W), as Quantus
+// does (its evaluate_instance: ratio * size_bbox / size_data). Note that this is the inverse of
+// the paper's size correction (mu * S_tot / S_in, which makes a uniform map score 1), and that
+// Quantus' size_data counts the input's values, C H W, so for a C-channel input Quantus' weighted
+// score is this one divided by C.
+inline double attribution_localisation(const torch::Tensor& map, const torch::Tensor& mask,
+                                       bool weighted = false) {
+  const detail::Plane plane = detail::localisation_map(map, "attribution_localisation");
+  const std::vector<uint8_t> region = detail::localisation_mask(mask, map, plane, "attribution_localisation");
+  double in = 0, total = 0;
+  int64_t inside = 0;
+  for (size_t i = 0; i < plane.data.size(); ++i) {
+    const double v = std::abs(plane.data[i]);
+    total += v;
+    if (region[i]) {
+      in += v;
+      ++inside;
+    }
+  }
+  if (total == 0) return std::numeric_limits<double>::quiet_NaN();
+  // in <= total up to rounding; Quantus returns NaN above 1, which only rounding could reach here.
+  const double ratio = std::min(in / total, 1.0);
+  return weighted ? ratio * static_cast<double>(inside) / static_cast<double>(plane.data.size()) : ratio;
+}
+
+// Mask AUC (Quantus AUC, defaults abs = false): the area under the ROC curve of the signed map's
+// values as scores for the mask's pixels (sklearn roc_curve + auc, equal to roc_auc_score), in
+// [0, 1]. It is the chance that a random mask pixel outscores a random pixel outside, ties
+// counting one half (the Mann-Whitney statistic): 1 when every mask pixel is above every other
+// pixel, 0 when below, 0.5 for a constant map. The mask must hold both kinds of pixel (Quantus
+// gives NaN for an empty mask and sklearn an undefined curve for a full one).
+inline double mask_auc(const torch::Tensor& map, const torch::Tensor& mask) {
+  const detail::Plane plane = detail::localisation_map(map, "mask_auc");
+  const std::vector<uint8_t> region = detail::localisation_mask(mask, map, plane, "mask_auc");
+  const auto pixels = static_cast<int64_t>(plane.data.size());
+  const int64_t positives = std::accumulate(region.begin(), region.end(), int64_t{0});
+  if (positives == pixels)
+    detail::fail("mask_auc: the mask of shape ", shape_string(mask), " selects all ", pixels,
+                 " pixels; expected some pixels outside it (the AUC needs both kinds)");
+  std::vector<size_t> order(plane.data.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return plane.data[a] < plane.data[b]; });
+  // Walk groups of equal values upwards; twice the credit stays an exact integer.
+  int64_t twice_credit = 0, negatives_below = 0;
+  for (size_t start = 0; start < order.size();) {
+    size_t end = start;
+    int64_t pos = 0, neg = 0;
+    while (end < order.size() && plane.data[order[end]] == plane.data[order[start]]) {
+      (region[order[end]] ? pos : neg) += 1;
+      ++end;
+    }
+    twice_credit += 2 * pos * negatives_below + pos * neg;
+    negatives_below += neg;
+    start = end;
+  }
+  const int64_t negatives = pixels - positives;
+  return static_cast<double>(twice_credit) /
+         (2.0 * static_cast<double>(positives) * static_cast<double>(negatives));
 }
 
 }  // namespace salient

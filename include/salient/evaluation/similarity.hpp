@@ -58,23 +58,6 @@ inline std::pair<std::vector<double>, std::vector<double>> similarity_pair(
   return {std::move(x), std::move(y)};
 }
 
-// Ranks 1..n, ties sharing their average rank (scipy.stats.rankdata's 'average').
-inline std::vector<double> average_ranks(const std::vector<double>& values) {
-  std::vector<std::pair<double, size_t>> order(values.size());
-  for (size_t i = 0; i < values.size(); ++i) order[i] = {values[i], i};
-  std::sort(order.begin(), order.end());
-  std::vector<double> ranks(values.size());
-  for (size_t begin = 0; begin < order.size();) {
-    size_t end = begin + 1;
-    while (end < order.size() && order[end].first == order[begin].first) ++end;
-    // Ranks begin+1 .. end share their mean.
-    const double rank = 0.5 * static_cast<double>(begin + 1 + end);
-    for (size_t i = begin; i < end; ++i) ranks[order[i].second] = rank;
-    begin = end;
-  }
-  return ranks;
-}
-
 // The k largest values as a soft set: weight 1 above the k-th largest value, 0 below it, and
 // (places left) / (values tied) for the values equal to it (the chance each is picked when ties
 // are ordered at random). The weights sum to k; top-k measures built on them do not depend on
@@ -129,7 +112,7 @@ inline double pearson(const torch::Tensor& a, const torch::Tensor& b) {
 // NaN is an error.
 inline double spearman(const torch::Tensor& a, const torch::Tensor& b) {
   const auto [x, y] = detail::similarity_pair(a, b, "spearman", /*finite=*/false);
-  return detail::pearson_of(detail::average_ranks(x), detail::average_ranks(y));
+  return detail::spearman_of(x, y);
 }
 
 struct SsimOptions {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 namespace salient::detail {
@@ -30,6 +31,29 @@ inline double pearson_of(const std::vector<double>& x, const std::vector<double>
   }
   // Rounding can push |r| a hair past 1.
   return std::clamp(sxy / (std::sqrt(sxx) * std::sqrt(syy)), -1.0, 1.0);
+}
+
+// Ranks 1..n, ties sharing their average rank (scipy.stats.rankdata's 'average').
+inline std::vector<double> average_ranks(const std::vector<double>& values) {
+  std::vector<std::pair<double, size_t>> order(values.size());
+  for (size_t i = 0; i < values.size(); ++i) order[i] = {values[i], i};
+  std::sort(order.begin(), order.end());
+  std::vector<double> ranks(values.size());
+  for (size_t begin = 0; begin < order.size();) {
+    size_t end = begin + 1;
+    while (end < order.size() && order[end].first == order[begin].first) ++end;
+    // Ranks begin+1 .. end share their mean.
+    const double rank = 0.5 * static_cast<double>(begin + 1 + end);
+    for (size_t i = begin; i < end; ++i) ranks[order[i].second] = rank;
+    begin = end;
+  }
+  return ranks;
+}
+
+// Spearman rank correlation (scipy.stats.spearmanr): the Pearson correlation of the average
+// ranks; 0 when either side is constant.
+inline double spearman_of(const std::vector<double>& x, const std::vector<double>& y) {
+  return pearson_of(average_ranks(x), average_ranks(y));
 }
 
 }  // namespace salient::detail

@@ -21,6 +21,7 @@
 #include "salient/attribution/baselines.hpp"
 #include "salient/core/torch_backend.hpp"
 #include "salient/graph/layers.hpp"
+#include "salient/masking/imputation.hpp"
 #include "salient/graph/masked_rules.hpp"
 #include "salient/masking/masker.hpp"
 
@@ -63,17 +64,19 @@ class FillMasker : public BasicFillMasker<TorchBackend> {
 // Any LibTorch masker, chosen at run time.
 using AnyMasker = BasicAnyMasker<TorchModel>;
 static_assert(LayerMaskingModel<TorchModel> && Masker<FillMasker, TorchModel> && Masker<LayerMasker, TorchModel> &&
-              Masker<AnyMasker, TorchModel>);
+              Masker<BasicImputationMasker<TorchBackend>, TorchModel> && Masker<AnyMasker, TorchModel>);
 
-// "layer", or a fill: "zero" / "mean" (the dataset mean colour), "black", "grey", "blur", "noise".
+// "layer", "imputation" (noisy linear imputation, noise 0.01, seeded by options.seed), or a fill:
+// "zero" / "mean" (the dataset mean colour), "black", "grey", "blur", "noise".
 inline AnyMasker make_masker(std::string_view name, const BaselineOptions& options = {}) {
   if (name == "layer") return LayerMasker{};
+  if (name == "imputation") return BasicImputationMasker<TorchBackend>(0.01, options.seed);
   if (name == "mean")  // the normalisation's mean colour: 0 in model-input units
     return FillMasker("mean", [options](const torch::Tensor& x) { return make_baseline(BaselineKind::zero, x, options); });
   try {
     return FillMasker::baseline(parse_baseline(name), options);
   } catch (const error&) {
-    detail::fail("unknown masker '", name, "' (expected layer, mean, zero, black, grey, blur or noise)");
+    detail::fail("unknown masker '", name, "' (expected layer, imputation, mean, zero, black, grey, blur or noise)");
   }
 }
 

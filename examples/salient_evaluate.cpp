@@ -1,0 +1,590 @@
+// salient-evaluate: scores attribution methods against each other with Quantus' metrics.
+//
+//   salient-evaluate --model m.pt --images DIR|FILE ... --methods ig,gradcam,... --metrics
+//     faithfulness_correlation,road,sparseness,... [--masks DIR] [--out eval/]
+//
+// Each photo is explained for its top-1 class by every method; every metric scores every
+// map. Writes to --out: a methods x metrics table (mean and 95% interval over the photos) as
+// summary.csv, results.json and results.md, every single value in values.csv, one bar chart
+// per metric (charts/METRIC.png), a ranking figure (ranking.png) and index.html, with the
+// time per photo of every method and metric. Localisation metrics need --masks (a mask per
+// photo, same stem or STEM_mask, white = object); photos without one are left out of them.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/cli.hpp"
+#include "common/evaluation.hpp"
+#include "common/input_settings.hpp"
+#include "common/method_settings.hpp"
+#include "common/output.hpp"
+#include "salient/evaluation/complexity.hpp"
+#include "salient/evaluation/curves.hpp"
+#include "salient/evaluation/faithfulness.hpp"
+#include "salient/evaluation/localisation.hpp"
+#include "salient/evaluation/randomisation_metrics.hpp"
+#include "salient/evaluation/removal.hpp"
+#include "salient/evaluation/robustness.hpp"
+#include "salient/io/plot.hpp"
+#include "salient/salient.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using salient::cli::fail;
+using salient::cli::parse_int;
+
+namespace evaluate_tool {
+
+using Model = salient::TorchModel;
+
+// What a metric sees of one photo and one method.
+struct Context {
+  Model& model;
+  const torch::Tensor& input;        // [1,C,H,W]
+  int64_t target;                    // the photo's top-1 class
+  const torch::Tensor& attribution;  // the method's output [1,C',H,W]
+  const torch::Tensor& map;          // one value per pixel [1,1,H,W]: the channels summed
+  const salient::Method<Model>& method;
+  const std::optional<torch::Tensor>& mask;  // [H,W], 1 = object
+};
+
+struct Metric {
+  std::string name, category, definition;
+  bool higher_is_better = true;
+  bool needs_mask = false;
+  std::function<double(const Context&)> compute;
+  std::function<void(const std::string& option, const std::string& value)> set;
+  std::function<json()> options;
+};
+
+// A metric with a named-options struct, settable by --metric-option NAME.OPTION=VALUE.
+template <class O, class Fn>
+Metric metric(std::string name, std::string category, bool higher_is_better, bool needs_mask, std::string definition,
+              O defaults, Fn fn) {
+  auto options = std::make_shared<O>(std::move(defaults));
+  return {name, std::move(category), std::move(definition), higher_is_better, needs_mask,
+          [options, fn](const Context& c) { return fn(c, *options); },
+          [options, name](const std::string& option, const std::string& value) {
+            if (!salient::set_option(*options, option, value)) {
+              std::string names;
+              for (const auto& n : salient::option_names(*options)) names += (names.empty() ? "" : ", ") + n;
+              fail("metric '", name, "' has no option '", option, "' (its options: ", names.empty() ? "none" : names, ")");
+            }
+          },
+          [options] { return salient::options_json(*options); }};
+}
+
+struct NoOptions {};
+template <class Visit>
+void for_each_option(NoOptions&, Visit&&) {}
+
+struct TopKOptions {
+  int64_t k = 1000;
+  bool concept_influence = false;
+};
+template <class Visit>
+void for_each_option(TopKOptions& o, Visit&& visit) {
+  visit("k", o.k), visit("concept_influence", o.concept_influence);
+}
+
+struct WeightedOptions {
+  bool weighted = false;
+};
+template <class Visit>
+void for_each_option(WeightedOptions& o, Visit&& visit) {
+  visit("weighted", o.weighted);
+}
+
+salient::Target target(const Context& c) { return salient::Target(c.target); }
+
+// The mean of a curve's scores: Quantus' AUC (numpy.trapz, dx = 1) over the steps, per step.
+double curve_mean(const salient::Curve& curve) {
+  return curve.scores.size() < 2 ? curve.scores.at(0) : salient::quantus_auc(curve) / static_cast<double>(curve.scores.size() - 1);
+}
+
+// The pixels of one step when `features_in_step` is 0 ("auto"): a `steps`-th of them.
+int64_t auto_step(const Context& c, int64_t given, int64_t steps) {
+  const int64_t pixels = c.input.size(2) * c.input.size(3);
+  return given > 0 ? given : (pixels + steps - 1) / steps;
+}
+
+std::vector<Metric> all_metrics() {
+  using salient::PerturbationOptions;
+  std::vector<Metric> m;
+  // Faithfulness.
+  m.push_back(metric("faithfulness_correlation", "faithfulness", true, false,
+                     "Pearson correlation of attribution sums with the score drop over random pixel subsets (Bhatt et al. 2020)",
+                     salient::FaithfulnessCorrelationOptions<Model>{},
+                     [](const Context& c, const auto& o) { return salient::faithfulness_correlation(c.model, c.input, target(c), c.map, o).at(0); }));
+  m.push_back(metric("pixel_flipping", "faithfulness", false, false,
+                     "mean softmax score while pixels are removed most relevant first (Bach et al. 2015); features_in_step 0: 1/100 of the pixels",
+                     salient::PixelFlippingOptions<Model>{.features_in_step = 0},
+                     [](const Context& c, auto o) {
+                       o.features_in_step = auto_step(c, o.features_in_step, 100);
+                       return curve_mean(salient::pixel_flipping(c.model, c.input, target(c), c.map, o).at(0));
+                     }));
+  m.push_back(metric("region_perturbation", "faithfulness", true, false,
+                     "mean score drop while 8x8 windows are removed most relevant first (Samek et al. 2016)",
+                     salient::RegionPerturbationOptions<Model>{},
+                     [](const Context& c, const auto& o) { return curve_mean(salient::region_perturbation(c.model, c.input, target(c), c.map, o).at(0)); }));
+  m.push_back(metric("selectivity", "faithfulness", false, false,
+                     "mean score while every window is removed most relevant first (Montavon et al. 2018); salient-evaluate's patch 16",
+                     salient::SelectivityOptions<Model>{.patch_size = 16},
+                     [](const Context& c, const auto& o) { return curve_mean(salient::selectivity(c.model, c.input, target(c), c.map, o).at(0)); }));
+  m.push_back(metric("monotonicity_correlation", "faithfulness", true, false,
+                     "Spearman correlation of attribution with the score's variance under random fills (Nguyen & Martinez 2020); features_in_step 0: 1/20 of the pixels",
+                     salient::MonotonicityOptions<Model>{.features_in_step = 0, .samples = 10},
+                     [](const Context& c, auto o) {
+                       o.features_in_step = auto_step(c, o.features_in_step, 20);
+                       return salient::monotonicity_correlation(c.model, c.input, target(c), c.map, o).at(0);
+                     }));
+  m.push_back(metric("road", "faithfulness", false, false,
+                     "share of removal levels 1..99% (MoRF, noisy linear imputation) at which the top-1 class survives (Rong et al. 2022)",
+                     salient::RoadOptions<Model>{},
+                     [](const Context& c, const auto& o) {
+                       const auto curve = salient::road(c.model, c.input, target(c), c.map, o).at(0);
+                       double sum = 0;
+                       for (double s : curve.scores) sum += s;
+                       return sum / static_cast<double>(curve.scores.size());
+                     }));
+  m.push_back(metric("deletion", "faithfulness", false, false, "area under the deletion curve (Petsiuk et al. 2018)",
+                     salient::CurveOptions<Model>{},
+                     [](const Context& c, const auto& o) { return salient::deletion_curves(c.model, c.input, target(c), c.map, o).at(0).area; }));
+  m.push_back(metric("insertion", "faithfulness", true, false, "area under the insertion curve (Petsiuk et al. 2018)",
+                     salient::CurveOptions<Model>{},
+                     [](const Context& c, const auto& o) { return salient::insertion_curves(c.model, c.input, target(c), c.map, o).at(0).area; }));
+  // Robustness.
+  m.push_back(metric("max_sensitivity", "robustness", false, false,
+                     "largest relative change of the map under U(-0.02, 0.02) noise (Yeh et al. 2019); salient-evaluate's 5 samples",
+                     salient::SensitivityOptions{.samples = 5},
+                     [](const Context& c, const auto& o) { return salient::sensitivity_max(c.model, c.input, target(c), c.method, o).at(0); }));
+  m.push_back(metric("local_lipschitz", "robustness", false, false,
+                     "largest ||e(x) - e(x')|| / ||x - x'|| under N(0, 0.1^2) noise (Alvarez-Melis & Jaakkola 2018); salient-evaluate's 5 samples",
+                     salient::LipschitzOptions{.samples = 5},
+                     [](const Context& c, const auto& o) { return salient::local_lipschitz_estimate(c.model, c.input, target(c), c.method, o).at(0); }));
+  m.push_back(metric("relative_input_stability", "robustness", false, false,
+                     "largest relative map change over relative input change (Agarwal et al. 2022); salient-evaluate's 5 samples",
+                     salient::StabilityOptions{.samples = 5},
+                     [](const Context& c, const auto& o) { return salient::relative_input_stability(c.model, c.input, target(c), c.method, o).at(0); }));
+  // Randomisation.
+  m.push_back(metric("random_logit", "randomisation", false, false,
+                     "SSIM of the maps for the target and a random other class (Sixt et al. 2020)",
+                     salient::RandomLogitOptions{},
+                     [](const Context& c, const auto& o) { return salient::random_logit_test(c.model, c.input, target(c), c.method, o).scores.at(0); }));
+  m.push_back(metric("mprt", "randomisation", false, false,
+                     "Spearman correlation of |maps| before and after randomising every layer (Adebayo et al. 2018; Quantus' MPRT, last layer only)",
+                     salient::SmoothMprtOptions{.order = salient::LayerOrder::top_down, .samples = 1, .skip_layers = true},
+                     [](const Context& c, const auto& o) { return salient::smooth_mprt(c.model, c.input, target(c), c.method, o).last().at(0); }));
+  m.push_back(metric("smooth_mprt", "randomisation", false, false,
+                     "Spearman correlation of denoised |maps| before and after randomising every layer (Hedstroem et al. 2024); salient-evaluate's 10 samples, last layer only",
+                     salient::SmoothMprtOptions{.samples = 10, .skip_layers = true},
+                     [](const Context& c, const auto& o) { return salient::smooth_mprt(c.model, c.input, target(c), c.method, o).last().at(0); }));
+  m.push_back(metric("efficient_mprt", "randomisation", true, false,
+                     "relative rise of the map's histogram entropy when every layer is randomised (Hedstroem et al. 2024)",
+                     salient::EfficientMprtOptions{},
+                     [](const Context& c, const auto& o) { return salient::efficient_mprt(c.model, c.input, target(c), c.method, o).scores.at(0); }));
+  // Complexity.
+  m.push_back(metric("sparseness", "complexity", true, false, "Gini index of |map| (Chalasani et al. 2020)",
+                     salient::ComplexityOptions{}, [](const Context& c, const auto& o) { return salient::sparseness(c.map, o).at(0); }));
+  m.push_back(metric("complexity", "complexity", false, false, "entropy of the |map| distribution (Bhatt et al. 2020)",
+                     salient::ComplexityOptions{}, [](const Context& c, const auto& o) { return salient::complexity(c.map, o).at(0); }));
+  m.push_back(metric("effective_complexity", "complexity", false, false, "pixels with |map| above eps (Nguyen & Martinez 2020)",
+                     salient::ComplexityOptions{}, [](const Context& c, const auto& o) { return salient::effective_complexity(c.map, o).at(0); }));
+  // Localisation (with a mask).
+  m.push_back(metric("pointing_game", "localisation", true, true, "the map's maximum lies on the object (Zhang et al. 2018)",
+                     NoOptions{}, [](const Context& c, const auto&) { return salient::pointing_game(c.map, *c.mask) ? 1.0 : 0.0; }));
+  m.push_back(metric("energy_pointing_game", "localisation", true, true, "share of positive attribution on the object (Wang et al. 2020)",
+                     NoOptions{}, [](const Context& c, const auto&) { return salient::energy_pointing_game(c.map, *c.mask); }));
+  m.push_back(metric("relevance_rank_accuracy", "localisation", true, true,
+                     "share of the |object| highest pixels on the object (Arras et al. 2022)",
+                     NoOptions{}, [](const Context& c, const auto&) { return salient::relevance_rank_accuracy(c.map, *c.mask); }));
+  m.push_back(metric("top_k_intersection", "localisation", true, true, "share of the k highest pixels on the object (Theiner et al. 2021)",
+                     TopKOptions{}, [](const Context& c, const auto& o) { return salient::top_k_in_mask(c.map, *c.mask, o.k, o.concept_influence); }));
+  m.push_back(metric("attribution_localisation", "localisation", true, true,
+                     "share of |attribution| on the object (Kohlbrenner et al. 2020)",
+                     WeightedOptions{}, [](const Context& c, const auto& o) { return salient::attribution_localisation(c.map, *c.mask, o.weighted); }));
+  m.push_back(metric("auc", "localisation", true, true, "ROC AUC of the map as a detector of the object's pixels (Fawcett 2006)",
+                     NoOptions{}, [](const Context& c, const auto&) { return salient::mask_auc(c.map, *c.mask); }));
+  return m;
+}
+
+std::string metric_names(const std::vector<Metric>& metrics) {
+  std::string out;
+  for (const auto& m : metrics) out += (out.empty() ? "" : ", ") + m.name;
+  return out;
+}
+
+std::string usage() {
+  return std::string(R"(usage: salient-evaluate --model m.pt --images DIR|FILE ... --methods m1,m2,... --metrics x,y,... [options]
+  --model m.pt          TorchScript classifier
+  --images DIR|FILE     photos (a folder: every PNG/JPEG in it but *_mask files, sorted); repeatable
+  --limit N             use the first N photos (default: all, at most 100000)
+  --methods m1,m2,...   methods to compare (default gradient,ig,gradcam); any of
+)") + salient::method_list("                          ") +
+         "  --metrics x,y,...     metrics (default faithfulness_correlation,pixel_flipping,road,sparseness,complexity); any of\n"
+         "                          " + metric_names(all_metrics()) + R"(
+  --metric-option NAME.OPTION=VALUE  a metric's option (e.g. road.noise=0.02); repeatable; results.json lists them all
+  --masks DIR           object masks (STEM.png or STEM_mask.png, white = object) for the localisation metrics
+)" + salient::cli::method_flags_help() +
+         R"(  --out dir             output folder (default salient-evaluate)
+)" + salient::cli::input_flags_help();
+}
+
+struct Options {
+  std::string model;
+  std::vector<std::string> images;
+  int64_t limit = 0;
+  std::vector<std::string> methods = {"gradient", "ig", "gradcam"};
+  std::vector<std::string> metrics = {"faithfulness_correlation", "pixel_flipping", "road", "sparseness", "complexity"};
+  std::vector<std::string> metric_options;
+  std::string masks;
+  salient::MethodSettings settings = salient::cli::tool_method_settings();
+  salient::cli::InputSettings input;
+  fs::path out = "salient-evaluate";
+};
+
+struct Photo {
+  std::string name;
+  torch::Tensor input;
+  std::optional<torch::Tensor> mask;
+};
+
+// The mask of `photo` in `dir` (STEM.png or STEM_mask.png), resized and cropped as the photo.
+std::optional<torch::Tensor> find_mask(const fs::path& dir, const fs::path& photo, const salient::Preprocessing& preprocessing,
+                                       const torch::Tensor& input) {
+  for (const auto& name : {photo.stem().string() + "_mask.png", photo.stem().string() + ".png"}) {
+    const auto path = dir / name;
+    if (!fs::is_regular_file(path) || fs::equivalent(path, photo)) continue;
+    const auto image = salient::prepare_image(salient::load_image(path), preprocessing);
+    if (image.height != input.size(2) || image.width != input.size(3))
+      fail("mask '", path.string(), "' is ", image.width, "x", image.height, " after resizing, the photo ", input.size(3), "x", input.size(2));
+    auto mask = torch::zeros({image.height, image.width});
+    auto* out = mask.data_ptr<float>();
+    for (int64_t p = 0; p < image.height * image.width; ++p) out[p] = image.data[p] >= 0.5f ? 1.f : 0.f;  // channel 0
+    return mask;
+  }
+  return std::nullopt;
+}
+
+std::vector<Photo> load_photos(const Options& options) {
+  const auto preprocessing = options.input.preprocessing();
+  std::vector<fs::path> files;
+  for (const auto& source : options.images) {
+    if (fs::is_directory(source)) {
+      std::vector<fs::path> found;
+      for (const auto& entry : fs::directory_iterator(source)) {
+        const auto ext = entry.path().extension().string();
+        if ((ext == ".png" || ext == ".jpg" || ext == ".jpeg") && entry.path().stem().string().find("_mask") == std::string::npos)
+          found.push_back(entry.path());
+      }
+      if (found.empty()) fail("no photos in '", source, "'");
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.emplace_back(source);
+    }
+  }
+  if (options.limit > 0 && static_cast<int64_t>(files.size()) > options.limit) files.resize(options.limit);
+  std::vector<Photo> photos;
+  for (const auto& file : files) {
+    Photo photo{file.filename().string(), salient::load_input(file, preprocessing), std::nullopt};
+    if (!options.masks.empty()) photo.mask = find_mask(options.masks, file, preprocessing, photo.input);
+    photos.push_back(std::move(photo));
+  }
+  return photos;
+}
+
+// Mean and the 95% interval of the mean (Student's t) of the finite values.
+struct Summary {
+  int64_t n = 0;
+  double mean = NAN, low = NAN, high = NAN;
+};
+Summary summarise(const std::vector<double>& values) {
+  std::vector<double> v;
+  for (double x : values)
+    if (std::isfinite(x)) v.push_back(x);
+  Summary s;
+  s.n = static_cast<int64_t>(v.size());
+  if (v.empty()) return s;
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / static_cast<double>(s.n);
+  if (s.n < 2) return s;
+  double squares = 0;
+  for (double x : v) squares += (x - s.mean) * (x - s.mean);
+  const double sd = std::sqrt(squares / static_cast<double>(s.n - 1));
+  // t_{0.975, df} for df = 1..30, then the normal's 1.96.
+  static constexpr double t[] = {12.706, 4.303, 2.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  const int64_t df = s.n - 1;
+  const double half = (df <= 30 ? t[df - 1] : 1.96) * sd / std::sqrt(static_cast<double>(s.n));
+  s.low = s.mean - half, s.high = s.mean + half;
+  return s;
+}
+
+std::string cell(const Summary& s) {
+  if (s.n == 0) return "n/a";
+  if (s.n < 2) return salient::cli::number(s.mean);
+  return salient::cli::number(s.mean) + " [" + salient::cli::number(s.low) + ", " + salient::cli::number(s.high) + "]";
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '<') out += "&lt;";
+    else if (ch == '>') out += "&gt;";
+    else if (ch == '&') out += "&amp;";
+    else if (ch == '"') out += "&quot;";
+    else out += ch;
+  }
+  return out;
+}
+
+int run(int argc, char** argv) {
+  Options options;
+  static const std::string help = usage();
+  salient::cli::parse_options(argc, argv, help.c_str(), {}, [&](const std::string& flag, const std::string& value) {
+    if (salient::cli::input_flag(flag, value, options.input) || salient::cli::method_flag(flag, value, options.settings)) return;
+    if (flag == "--model") options.model = value;
+    else if (flag == "--images") options.images.push_back(value);
+    else if (flag == "--limit") options.limit = parse_int(flag, value, 1, 100000);
+    else if (flag == "--methods") options.methods = salient::cli::split_commas(value);
+    else if (flag == "--metrics") options.metrics = salient::cli::split_commas(value);
+    else if (flag == "--metric-option") options.metric_options.push_back(value);
+    else if (flag == "--masks") options.masks = value;
+    else if (flag == "--out") options.out = value;
+    else fail("unknown option '", flag, "' (see --help)");
+  });
+  if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
+  if (options.methods.empty() || options.metrics.empty()) fail("--methods and --metrics need at least one name each");
+  if (options.methods.size() > 100 || options.metrics.size() > 100) fail("at most 100 methods and 100 metrics");
+  options.settings.normalization = options.input.normalization;
+  // Every name and option is checked before any work.
+  std::vector<std::string> method_names;
+  std::vector<salient::Method<Model>> methods;
+  for (const auto& name : options.methods) {
+    if (std::count(options.methods.begin(), options.methods.end(), name) > 1) fail("method '", name, "' is listed twice");
+    methods.push_back(salient::find_method(name == "gradient" ? "saliency" : name).bind(options.settings));
+    method_names.push_back(name);
+  }
+  auto catalogue = all_metrics();
+  std::vector<Metric> metrics;
+  for (const auto& name : options.metrics) {
+    const auto it = std::find_if(catalogue.begin(), catalogue.end(), [&](const Metric& m) { return m.name == name; });
+    if (it == catalogue.end()) fail("unknown metric '", name, "' (expected one of: ", metric_names(catalogue), ")");
+    if (std::count(options.metrics.begin(), options.metrics.end(), name) > 1) fail("metric '", name, "' is listed twice");
+    metrics.push_back(*it);
+  }
+  for (const auto& text : options.metric_options) {
+    const auto dot = text.find('.'), equals = text.find('=');
+    if (dot == std::string::npos || equals == std::string::npos || equals < dot)
+      fail("--metric-option expects NAME.OPTION=VALUE, got '", text, "'");
+    const auto name = text.substr(0, dot);
+    const auto it = std::find_if(catalogue.begin(), catalogue.end(), [&](const Metric& m) { return m.name == name; });
+    if (it == catalogue.end()) fail("--metric-option: unknown metric '", name, "'");
+    it->set(text.substr(dot + 1, equals - dot - 1), text.substr(equals + 1));  // the options are shared with `metrics`' copy
+  }
+  if (!options.masks.empty() && !fs::is_directory(options.masks)) fail("--masks '", options.masks, "' is not a folder");
+  salient::cli::configure_process(options.input.threads);
+  salient::cli::OutputFolder output(options.out, "salient-evaluate");  // before any work: a folder we may write
+
+  auto model = Model::load(options.model);
+  const auto photos = load_photos(options);
+  const auto labels = salient::cli::class_labels(options.model, options.input);
+  const bool tty = isatty(fileno(stderr));
+  int64_t with_masks = 0;
+  for (const auto& p : photos) with_masks += p.mask.has_value();
+  for (const auto& m : metrics)
+    if (m.needs_mask && with_masks == 0) fail("metric '", m.name, "' needs object masks: none of the photos has one in --masks");
+  std::cerr << "salient-evaluate: " << photos.size() << " photos (" << with_masks << " with masks), " << methods.size()
+            << " methods, " << metrics.size() << " metrics\n";
+
+  // values[method][metric][photo], seconds the same way; method_seconds[method][photo].
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::vector<std::vector<double>>> values(methods.size(), std::vector<std::vector<double>>(metrics.size(), std::vector<double>(photos.size(), nan)));
+  auto seconds = values;
+  std::vector<std::vector<double>> method_seconds(methods.size(), std::vector<double>(photos.size(), 0.0));
+  std::vector<int64_t> targets;
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed = [](auto since) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); };
+  for (size_t i = 0; i < photos.size(); ++i) {
+    const auto& photo = photos[i];
+    auto scores = salient::cli::checked_scores(model.forward(photo.input));
+    if (i == 0) salient::cli::check_label_count(labels, scores.size(1));
+    targets.push_back(scores.argmax(1).item<int64_t>());
+    for (size_t k = 0; k < methods.size(); ++k) {
+      auto t0 = std::chrono::steady_clock::now();
+      const auto attribution = methods[k](model, photo.input, salient::Target(targets.back()));
+      method_seconds[k][i] = elapsed(t0);
+      if (attribution.dim() != 4 || attribution.size(0) != 1 || attribution.size(2) != photo.input.size(2) ||
+          attribution.size(3) != photo.input.size(3))
+        fail("method '", method_names[k], "' returned a map of shape ", attribution.sizes(), " for an input of shape ", photo.input.sizes());
+      const torch::Tensor map = attribution.sum(1, true).to(torch::kFloat32);
+      const Context context{model, photo.input, targets.back(), attribution, map, methods[k], photo.mask};
+      for (size_t j = 0; j < metrics.size(); ++j) {
+        if (metrics[j].needs_mask && !photo.mask) continue;
+        if (tty)
+          std::cerr << "\r  photo " << i + 1 << "/" << photos.size() << " " << method_names[k] << " / " << metrics[j].name
+                    << "                    " << std::flush;
+        t0 = std::chrono::steady_clock::now();
+        values[k][j][i] = metrics[j].compute(context);
+        seconds[k][j][i] = elapsed(t0);
+      }
+    }
+    if (!tty) std::cerr << "  photo " << i + 1 << "/" << photos.size() << " (" << photo.name << ") done at " << elapsed(start) << " s\n";
+  }
+  if (tty) std::cerr << "\n";
+  const double total_seconds = elapsed(start);
+
+  // Tables.
+  std::vector<std::vector<Summary>> summary(methods.size(), std::vector<Summary>(metrics.size()));
+  for (size_t k = 0; k < methods.size(); ++k)
+    for (size_t j = 0; j < metrics.size(); ++j) summary[k][j] = summarise(values[k][j]);
+  // Rank of each method per metric (1 = best; ties share their mean rank; n/a stays NaN).
+  std::vector<std::vector<double>> ranks(methods.size(), std::vector<double>(metrics.size(), nan));
+  for (size_t j = 0; j < metrics.size(); ++j) {
+    std::vector<size_t> present;
+    std::vector<double> keys;
+    for (size_t k = 0; k < methods.size(); ++k)
+      if (summary[k][j].n > 0) present.push_back(k), keys.push_back(metrics[j].higher_is_better ? -summary[k][j].mean : summary[k][j].mean);
+    const auto r = salient::detail::average_ranks(keys);
+    for (size_t q = 0; q < present.size(); ++q) ranks[present[q]][j] = r[q];
+  }
+
+  std::ofstream values_csv(output.file("values.csv"));
+  values_csv << "photo,target,method,metric,value,seconds\n";
+  for (size_t i = 0; i < photos.size(); ++i)
+    for (size_t k = 0; k < methods.size(); ++k)
+      for (size_t j = 0; j < metrics.size(); ++j)
+        if (!std::isnan(seconds[k][j][i]))
+          values_csv << photos[i].name << "," << targets[i] << "," << method_names[k] << "," << metrics[j].name << ","
+                     << values[k][j][i] << "," << seconds[k][j][i] << "\n";
+  std::ofstream summary_csv(output.file("summary.csv"));
+  summary_csv << "method,metric,n,mean,ci95_low,ci95_high,rank,seconds_per_photo\n";
+  json table = json::object();
+  for (size_t k = 0; k < methods.size(); ++k) {
+    for (size_t j = 0; j < metrics.size(); ++j) {
+      const auto& s = summary[k][j];
+      const auto time = summarise(seconds[k][j]).mean;
+      summary_csv << method_names[k] << "," << metrics[j].name << "," << s.n << "," << s.mean << "," << s.low << "," << s.high
+                  << "," << ranks[k][j] << "," << time << "\n";
+      table[method_names[k]][metrics[j].name] = {{"n", s.n}, {"mean", s.mean}, {"ci95", {s.low, s.high}}, {"rank", ranks[k][j]},
+                                                  {"seconds_per_photo", time}};
+    }
+    table[method_names[k]]["explain_seconds_per_photo"] = summarise(method_seconds[k]).mean;
+  }
+
+  // Charts: one bar chart per metric, the ranking grid.
+  for (size_t j = 0; j < metrics.size(); ++j) {
+    std::vector<salient::Bar> bars;
+    for (size_t k = 0; k < methods.size(); ++k) bars.push_back({method_names[k], summary[k][j].mean, summary[k][j].low, summary[k][j].high});
+    salient::save_png(salient::bar_chart(bars, {.title = metrics[j].name + " (" + metrics[j].category + ")",
+                                                .y_label = "mean over photos, 95% interval",
+                                                .higher_is_better = metrics[j].higher_is_better}),
+                      output.file("charts/" + metrics[j].name + ".png"));
+  }
+  std::vector<std::string> metric_columns;
+  for (const auto& m : metrics) metric_columns.push_back(m.name);
+  salient::save_png(salient::rank_grid(method_names, metric_columns, ranks, {.title = "rank per metric (1 = best)", .mean_column = true}),
+                    output.file("ranking.png"));
+
+  // Markdown.
+  std::ostringstream md;
+  md << "| method |";
+  for (const auto& m : metrics) md << " " << m.name << (m.higher_is_better ? " (higher better)" : " (lower better)") << " |";
+  md << "\n|---|";
+  for (size_t j = 0; j < metrics.size(); ++j) md << "---|";
+  md << "\n";
+  for (size_t k = 0; k < methods.size(); ++k) {
+    md << "| " << method_names[k] << " |";
+    for (size_t j = 0; j < metrics.size(); ++j) md << " " << cell(summary[k][j]) << " |";
+    md << "\n";
+  }
+  md << "\nSeconds per photo (explanation; each metric):\n\n| method | explain |";
+  for (const auto& m : metrics) md << " " << m.name << " |";
+  md << "\n|---|---|";
+  for (size_t j = 0; j < metrics.size(); ++j) md << "---|";
+  md << "\n";
+  for (size_t k = 0; k < methods.size(); ++k) {
+    md << "| " << method_names[k] << " | " << salient::cli::number(summarise(method_seconds[k]).mean) << " |";
+    for (size_t j = 0; j < metrics.size(); ++j) md << " " << salient::cli::number(summarise(seconds[k][j]).mean) << " |";
+    md << "\n";
+  }
+  std::ofstream(output.file("results.md")) << md.str();
+  std::cout << md.str();
+
+  json metric_json = json::array();
+  for (const auto& m : metrics)
+    metric_json.push_back({{"name", m.name}, {"category", m.category}, {"higher_is_better", m.higher_is_better},
+                           {"needs_mask", m.needs_mask}, {"definition", m.definition}, {"options", m.options()}});
+  json photo_json = json::array();
+  for (size_t i = 0; i < photos.size(); ++i)
+    photo_json.push_back({{"name", photos[i].name}, {"target", targets[i]}, {"label", salient::cli::class_label(labels, targets[i])},
+                          {"mask", photos[i].mask.has_value()}});
+  json method_json = json::object();
+  for (size_t k = 0; k < methods.size(); ++k)
+    method_json[method_names[k]] = salient::find_method(method_names[k] == "gradient" ? "saliency" : method_names[k]).parameters(options.settings);
+  const json results{{"model", options.model}, {"photos", photo_json}, {"methods", method_json}, {"metrics", metric_json},
+                     {"table", table}, {"seed", options.settings.seed}, {"input_size", options.input.size},
+                     {"threads", options.input.threads}, {"seconds", total_seconds}};
+  std::ofstream(output.file("results.json")) << results.dump(1) << "\n";
+
+  // index.html: the table, the ranking, the charts, the timings and the definitions.
+  std::ofstream html(output.file("index.html"));
+  html << "<!doctype html><html><head><meta charset=\"utf-8\"><title>salient-evaluate</title><style>"
+          "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}"
+          "img{max-width:100%}.charts img{width:440px;margin:4px}</style></head><body>\n"
+       << "<h1>salient-evaluate</h1><p>Model <code>" << html_escape(options.model) << "</code>, " << photos.size() << " photos ("
+       << with_masks << " with masks), top-1 class of each; mean over photos and 95% interval (Student's t). "
+       << total_seconds << " s with " << options.input.threads << " threads.</p>\n<table><tr><th>method</th>";
+  for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "<br><small>" << (m.higher_is_better ? "higher" : "lower") << " is better</small></th>";
+  html << "</tr>\n";
+  for (size_t k = 0; k < methods.size(); ++k) {
+    html << "<tr><td>" << html_escape(method_names[k]) << "</td>";
+    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << html_escape(cell(summary[k][j])) << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table><h2>Ranking</h2><img src=\"ranking.png\" alt=\"rank per metric\"><h2>Per metric</h2><div class=\"charts\">";
+  for (const auto& m : metrics) html << "<img src=\"charts/" << html_escape(m.name) << ".png\" alt=\"" << html_escape(m.name) << "\">";
+  html << "</div><h2>Seconds per photo</h2><table><tr><th>method</th><th>explain</th>";
+  for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "</th>";
+  html << "</tr>\n";
+  for (size_t k = 0; k < methods.size(); ++k) {
+    html << "<tr><td>" << html_escape(method_names[k]) << "</td><td>" << salient::cli::number(summarise(method_seconds[k]).mean) << "</td>";
+    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << salient::cli::number(summarise(seconds[k][j]).mean) << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table><h2>Metrics</h2><ul>";
+  for (const auto& m : metrics)
+    html << "<li><b>" << html_escape(m.name) << "</b> (" << m.category << "): " << html_escape(m.definition) << "; options <code>"
+         << html_escape(m.options().dump()) << "</code></li>";
+  html << "</ul><p>Every value: <a href=\"values.csv\">values.csv</a>; the table: <a href=\"summary.csv\">summary.csv</a>, "
+          "<a href=\"results.json\">results.json</a>.</p></body></html>\n";
+  html.close();
+  output.finish();
+  std::cerr << "salient-evaluate: wrote " << (options.out / "index.html").string() << " (" << total_seconds << " s)\n";
+  return 0;
+}
+
+}  // namespace evaluate_tool
+
+int salient_tool_evaluate(int argc, char** argv) {
+  return salient::cli::main_guard("salient-evaluate", [&] { return evaluate_tool::run(argc, argv); });
+}
