@@ -239,6 +239,7 @@ std::string usage() {
          "  --metrics x,y,...     metrics (default faithfulness_correlation,pixel_flipping,road,sparseness,complexity); any of\n"
          "                          " + metric_names(all_metrics()) + R"(
   --metric-option NAME.OPTION=VALUE  a metric's option (e.g. road.noise=0.02); repeatable; results.json lists them all
+  --method-option NAME.OPTION=VALUE  one method's option over the method flags (e.g. rise.samples=1000); repeatable
   --masks DIR           object masks (STEM.png or STEM_mask.png, white = object) for the localisation metrics
 )" + salient::cli::method_flags_help() +
          R"(  --out dir             output folder (default salient-evaluate)
@@ -251,7 +252,7 @@ struct Options {
   int64_t limit = 0;
   std::vector<std::string> methods = {"gradient", "ig", "gradcam"};
   std::vector<std::string> metrics = {"faithfulness_correlation", "pixel_flipping", "road", "sparseness", "complexity"};
-  std::vector<std::string> metric_options;
+  std::vector<std::string> metric_options, method_options;
   std::string masks;
   salient::MethodSettings settings = salient::cli::tool_method_settings();
   salient::cli::InputSettings input;
@@ -367,6 +368,7 @@ int run(int argc, char** argv) {
     else if (flag == "--methods") options.methods = salient::cli::split_commas(value);
     else if (flag == "--metrics") options.metrics = salient::cli::split_commas(value);
     else if (flag == "--metric-option") options.metric_options.push_back(value);
+    else if (flag == "--method-option") options.method_options.push_back(value);
     else if (flag == "--masks") options.masks = value;
     else if (flag == "--out") options.out = value;
     else fail("unknown option '", flag, "' (see --help)");
@@ -378,11 +380,34 @@ int run(int argc, char** argv) {
   // Every name and option is checked before any work.
   std::vector<std::string> method_names;
   std::vector<salient::Method<Model>> methods;
+  std::vector<salient::MethodSettings> method_settings;
+  const auto entry_of = [](const std::string& name) -> const salient::MethodEntry& {
+    return salient::find_method(name == "gradient" ? "saliency" : name);
+  };
   for (const auto& name : options.methods) {
     if (std::count(options.methods.begin(), options.methods.end(), name) > 1) fail("method '", name, "' is listed twice");
-    methods.push_back(salient::find_method(name == "gradient" ? "saliency" : name).bind(options.settings));
+    entry_of(name);
     method_names.push_back(name);
+    method_settings.push_back(options.settings);
   }
+  for (const auto& text : options.method_options) {
+    const auto dot = text.find('.'), equals = text.find('=');
+    if (dot == std::string::npos || equals == std::string::npos || equals < dot)
+      fail("--method-option expects NAME.OPTION=VALUE, got '", text, "'");
+    const auto name = text.substr(0, dot), option = text.substr(dot + 1, equals - dot - 1);
+    const auto it = std::find(method_names.begin(), method_names.end(), name);
+    if (it == method_names.end()) fail("--method-option: method '", name, "' is not in --methods");
+    auto& settings = method_settings[it - method_names.begin()];
+    const auto& known = entry_of(name).option_names;
+    if (std::find(known.begin(), known.end(), option) == known.end()) {
+      std::string names;
+      for (const auto& n : known) names += (names.empty() ? "" : ", ") + n;
+      fail("method '", name, "' has no option '", option, "' (its options: ", names.empty() ? "none" : names, ")");
+    }
+    settings.options[option] = text.substr(equals + 1);
+    entry_of(name).parameters(settings);  // checks the value now, before any work
+  }
+  for (size_t k = 0; k < method_names.size(); ++k) methods.push_back(entry_of(method_names[k]).bind(method_settings[k]));
   auto catalogue = all_metrics();
   std::vector<Metric> metrics;
   for (const auto& name : options.metrics) {
@@ -539,7 +564,7 @@ int run(int argc, char** argv) {
                           {"mask", photos[i].mask.has_value()}});
   json method_json = json::object();
   for (size_t k = 0; k < methods.size(); ++k)
-    method_json[method_names[k]] = salient::find_method(method_names[k] == "gradient" ? "saliency" : method_names[k]).parameters(options.settings);
+    method_json[method_names[k]] = entry_of(method_names[k]).parameters(method_settings[k]);
   const json results{{"model", options.model}, {"photos", photo_json}, {"methods", method_json}, {"metrics", metric_json},
                      {"table", table}, {"seed", options.settings.seed}, {"input_size", options.input.size},
                      {"threads", options.input.threads}, {"seconds", total_seconds}};

@@ -393,7 +393,7 @@ TEST_CASE("salient-evaluate scores three methods with five metrics on two photos
                              (images / "dog_segmentation.png").string() + " --masks " + images.string();
   const std::string metrics = "faithfulness_correlation,pixel_flipping,road,sparseness,pointing_game";
   std::string printed;
-  auto run = tool("salient-evaluate", "--model " + model + photos + " --methods gradient,ig,gradcam --steps 8 --metrics " +
+  auto run = tool("salient-evaluate", "--model " + model + photos + " --methods gradient,ig,gradcam --steps 5 --method-option ig.steps=8 --metrics " +
                                           metrics + " --metric-option road.percentages=10,50,90 --threads 2 --out " + out.string(),
                   &printed);
   INFO(run.err);
@@ -444,7 +444,10 @@ TEST_CASE("salient-evaluate scores three methods with five metrics on two photos
            {" --metrics road --metric-option road.nois=1", "metric 'road' has no option 'nois' (its options: percentages, order, noise"},
            {" --metrics road --metric-option road", "--metric-option expects NAME.OPTION=VALUE"},
            {" --metrics road,road", "metric 'road' is listed twice"},
-           {" --methods magic", "unknown method 'magic'"}}) {
+           {" --methods magic", "unknown method 'magic'"},
+           {" --methods ig --method-option ig.stepz=3", "method 'ig' has no option 'stepz' (its options: "},
+           {" --methods ig --method-option rise.samples=3", "--method-option: method 'rise' is not in --methods"},
+           {" --methods ig --method-option ig.steps=-3", "steps"}}) {
     auto bad = tool("salient-evaluate", "--model " + model + photos + args + " --out " + (work / "bad").string());
     INFO(args);
     CHECK(bad.code == 2);
