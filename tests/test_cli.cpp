@@ -436,9 +436,15 @@ TEST_CASE("salient-evaluate scores three methods with five metrics on two photos
   CHECK(salient::load_image(out / "ranking.png").width > 100);
   CHECK(printed.find("| gradcam |") != std::string::npos);
   CHECK(read(out / "results.md") == printed);
-  // Its own folder again: replaced.
-  REQUIRE(tool("salient-evaluate", "--model " + model + photos + " --methods gradient --metrics sparseness --out " + out.string()).code == 0);
+  // Its own folder again: replaced. The randomisation rows reuse the photo's map for the
+  // original model only: the randomised model's and the other class's maps are made afresh.
+  REQUIRE(tool("salient-evaluate", "--model " + model + photos + " --methods gradient --metrics mprt,random_logit,efficient_mprt --out " +
+                                       out.string()).code == 0);
   CHECK_FALSE(fs::exists(out / "charts" / "road.png"));
+  const auto again = nlohmann::json::parse(read(out / "results.json"))["table"]["gradient"];
+  CHECK(again["mprt"]["mean"].get<double>() < 0.9);
+  CHECK(again["random_logit"]["mean"].get<double>() < 0.99);
+  CHECK(again["efficient_mprt"]["mean"].get<double>() != 0.0);
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {" --metrics magic", "unknown metric 'magic' (expected one of: faithfulness_correlation,"},
            {" --metrics road --metric-option road.nois=1", "metric 'road' has no option 'nois' (its options: percentages, order, noise"},
