@@ -274,6 +274,17 @@ std::string usage() {
 )" + salient::cli::input_flags_help();
 }
 
+// NAME.OPTION=VALUE of --metric-option and --method-option.
+struct NamedOption {
+  std::string name, option, value;
+};
+NamedOption named_option(const std::string& flag, const std::string& text) {
+  const auto dot = text.find('.'), equals = text.find('=');
+  if (dot == std::string::npos || equals == std::string::npos || equals < dot)
+    fail(flag, " expects NAME.OPTION=VALUE, got '", text, "'");
+  return {text.substr(0, dot), text.substr(dot + 1, equals - dot - 1), text.substr(equals + 1)};
+}
+
 struct Options {
   std::string model;
   std::vector<std::string> images;
@@ -419,10 +430,7 @@ int run(int argc, char** argv) {
     method_settings.push_back(options.settings);
   }
   for (const auto& text : options.method_options) {
-    const auto dot = text.find('.'), equals = text.find('=');
-    if (dot == std::string::npos || equals == std::string::npos || equals < dot)
-      fail("--method-option expects NAME.OPTION=VALUE, got '", text, "'");
-    const auto name = text.substr(0, dot), option = text.substr(dot + 1, equals - dot - 1);
+    const auto [name, option, value] = named_option("--method-option", text);
     const auto it = std::find(method_names.begin(), method_names.end(), name);
     if (it == method_names.end()) fail("--method-option: method '", name, "' is not in --methods");
     auto& settings = method_settings[it - method_names.begin()];
@@ -432,7 +440,7 @@ int run(int argc, char** argv) {
       for (const auto& n : known) names += (names.empty() ? "" : ", ") + n;
       fail("method '", name, "' has no option '", option, "' (its options: ", names.empty() ? "none" : names, ")");
     }
-    settings.options[option] = text.substr(equals + 1);
+    settings.options[option] = value;
     entry_of(name).parameters(settings);  // checks the value now, before any work
   }
   for (size_t k = 0; k < method_names.size(); ++k) methods.push_back(entry_of(method_names[k]).bind(method_settings[k]));
@@ -445,13 +453,10 @@ int run(int argc, char** argv) {
     metrics.push_back(*it);
   }
   for (const auto& text : options.metric_options) {
-    const auto dot = text.find('.'), equals = text.find('=');
-    if (dot == std::string::npos || equals == std::string::npos || equals < dot)
-      fail("--metric-option expects NAME.OPTION=VALUE, got '", text, "'");
-    const auto name = text.substr(0, dot);
+    const auto [name, option, value] = named_option("--metric-option", text);
     const auto it = std::find_if(catalogue.begin(), catalogue.end(), [&](const Metric& m) { return m.name == name; });
     if (it == catalogue.end()) fail("--metric-option: unknown metric '", name, "'");
-    it->set(text.substr(dot + 1, equals - dot - 1), text.substr(equals + 1));  // the options are shared with `metrics`' copy
+    it->set(option, value);  // the options are shared with `metrics`' copy
   }
   if (!options.masks.empty() && !fs::is_directory(options.masks)) fail("--masks '", options.masks, "' is not a folder");
   salient::cli::configure_process(options.input.threads);
