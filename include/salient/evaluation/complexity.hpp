@@ -25,6 +25,7 @@
 
 #include "salient/core/error.hpp"
 #include "salient/evaluation/similarity.hpp"
+#include "salient/evaluation/statistics.hpp"
 
 namespace salient {
 
@@ -42,10 +43,7 @@ void for_each_option(ComplexityOptions& o, Visit&& visit) {
 namespace detail {
 // One item's values after Quantus' preprocessing.
 inline std::vector<double> complexity_values(std::vector<double> a, const ComplexityOptions& options) {
-  double largest = 0;
-  for (const double v : a) largest = std::max(largest, std::abs(v));
-  if (options.normalise && largest > 0)
-    for (auto& v : a) v /= largest;
+  if (options.normalise) normalise_by_max(a);
   if (options.abs)
     for (auto& v : a) v = std::abs(v);
   return a;

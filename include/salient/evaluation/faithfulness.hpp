@@ -5,9 +5,7 @@
 // - infidelity (Yeh et al. 2019; Captum's `infidelity`): the mean over random perturbations
 //   I of (sum(attribution * I) - (F(x) - F(x - I)))^2, optionally with the attribution first
 //   rescaled by the least-squares factor beta (Captum's `normalize=True`).
-// - sensitivity_max (Yeh et al. 2019; Captum's `sensitivity_max`): the largest relative change
-//   ||Phi(x + d) - Phi(x)|| / ||Phi(x)|| (Frobenius norms, a zero norm counted as 1) of an
-//   explanation Phi over perturbations d ~ U[-radius, radius] of every input value.
+// - sensitivity_max (Yeh et al. 2019): evaluation/robustness.hpp, included here.
 // - faithfulness_correlation (Bhatt, Weller, Moura 2020, "Evaluating and Aggregating
 //   Feature-based Model Explanations"; Quantus 0.6's FaithfulnessCorrelation with its
 //   defaults): over `runs` random subsets S of `subset_size` pixels, the Pearson correlation
@@ -24,6 +22,7 @@
 #include "salient/core/options.hpp"
 #include "salient/core/random.hpp"
 #include "salient/evaluation/curves.hpp"
+#include "salient/evaluation/robustness.hpp"  // sensitivity_max
 #include "salient/evaluation/statistics.hpp"
 
 namespace salient {
@@ -217,70 +216,6 @@ std::vector<double> faithfulness_correlation(M& model, const TensorOf<M>& inputs
     result.push_back(detail::pearson_of(sums, drops));
   }
   return result;
-}
-
-struct SensitivityOptions {
-  int64_t samples = 10;    // perturbations per input
-  double radius = 0.02;    // d ~ U[-radius, radius] per input value
-  uint64_t seed = 0;
-  Progress progress = {};  // (perturbed batches explained, samples)
-};
-
-template <class Visit>
-void for_each_option(SensitivityOptions& o, Visit&& visit) {
-  visit("samples", o.samples), visit("radius", o.radius), visit("seed", o.seed), visit("progress", o.progress);
-}
-
-// Sensitivity-max of a method's explanation for each input. The target is resolved once on
-// the unperturbed inputs, so every perturbed copy explains the same class. The noise of item
-// i in sample k is drawn from its own seed, the same on every backend.
-template <ForwardModel M, MethodOf<M> F>
-std::vector<double> sensitivity_max(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, F&& method,
-                                    const SensitivityOptions& options = {}) {
-  using B = BackendOf<M>;
-  using Tensor = TensorOf<M>;
-  detail::check_inputs<B>(inputs);
-  if (options.samples < 1) detail::fail("sensitivity_max needs at least 1 sample, got ", options.samples);
-  if (!(options.radius >= 0)) detail::fail("sensitivity radius must be >= 0, got ", options.radius);
-  const int64_t n = B::rows(inputs);
-  const auto resolved = resolve_target(model, inputs, target);
-  if (resolved.is_custom()) detail::fail("sensitivity_max needs a class target (one class per input)");
-  const TargetOf<M> classes(resolved.classes);
-  const auto explain = [&](const Tensor& x) {
-    const auto values = B::to_vector(Tensor(method(model, x, classes)));
-    if (static_cast<int64_t>(values.size()) % n != 0)
-      detail::fail("sensitivity_max: the method returned ", values.size(), " values for ", n, " inputs");
-    return values;
-  };
-  const auto original = explain(inputs);
-  const std::size_t per_item = original.size() / static_cast<std::size_t>(n);
-  std::vector<double> norms(static_cast<std::size_t>(n), 0.0), worst(norms.size(), 0.0);
-  for (std::size_t i = 0; i < norms.size(); ++i) {
-    for (std::size_t v = 0; v < per_item; ++v) norms[i] += original[i * per_item + v] * original[i * per_item + v];
-    norms[i] = norms[i] == 0 ? 1.0 : std::sqrt(norms[i]);
-  }
-  const auto x = B::to_vector(inputs);
-  const std::size_t values_per_input = x.size() / static_cast<std::size_t>(n);
-  std::vector<double> noisy(x.size());
-  for (int64_t k = 0; k < options.samples; ++k) {  // one batch of N per sample: the method batches itself
-    for (int64_t i = 0; i < n; ++i) {
-      detail::Random random(detail::mix_seed(options.seed, static_cast<uint64_t>(i), static_cast<uint64_t>(k)));
-      for (std::size_t v = i * values_per_input; v < (i + 1) * values_per_input; ++v)
-        noisy[v] = x[v] + (2 * random.uniform() - 1) * options.radius;
-    }
-    const auto perturbed = explain(B::from_values(noisy, B::shape(inputs), inputs));
-    if (perturbed.size() != original.size())
-      detail::fail("sensitivity_max: the method returned ", perturbed.size(), " values for perturbed inputs, ",
-                   original.size(), " for the inputs");
-    for (std::size_t i = 0; i < norms.size(); ++i) {
-      double change = 0;
-      for (std::size_t v = i * per_item; v < (i + 1) * per_item; ++v)
-        change += (perturbed[v] - original[v]) * (perturbed[v] - original[v]);
-      worst[i] = std::max(worst[i], std::sqrt(change) / norms[i]);
-    }
-    if (options.progress) options.progress(k + 1, options.samples);
-  }
-  return worst;
 }
 
 }  // namespace salient

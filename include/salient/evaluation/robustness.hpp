@@ -1,7 +1,11 @@
 #pragma once
-// Robustness: does an explanation stay put when the input barely moves? Two of Quantus 0.6's
-// robustness metrics, with its defaults, for any ForwardModel and any method (MethodOf<M>):
+// Robustness: does an explanation stay put when the input barely moves? Three metrics for any
+// ForwardModel and any method (MethodOf<M>), Quantus 0.6's two with its defaults:
 //
+// - sensitivity_max (Yeh et al. 2019, "On the (In)fidelity and Sensitivity of Explanations";
+//   Captum's `sensitivity_max`): over `samples` perturbations d ~ U[-radius, radius] of every
+//   input value, the largest ||e(x + d) - e(x)||_2 / ||e(x)||_2 (a zero norm counted as 1); no
+//   normalisation, every perturbation counts.
 // - local_lipschitz_estimate (Alvarez-Melis & Jaakkola 2018, "On the Robustness of
 //   Interpretability Methods"; Quantus' LocalLipschitzEstimate): over `samples` perturbations
 //   x' = x + d, d ~ N(mean, stdev^2) per input value (Quantus' gaussian_noise, perturb_mean 0,
@@ -54,6 +58,7 @@
 #include "salient/core/model.hpp"
 #include "salient/core/options.hpp"
 #include "salient/core/random.hpp"
+#include "salient/evaluation/statistics.hpp"
 
 namespace salient {
 
@@ -113,29 +118,22 @@ void for_each_option(StabilityOptions& o, Visit&& visit) {
   visit("prediction_change", o.prediction_change), visit("seed", o.seed), visit("progress", o.progress);
 }
 
+struct SensitivityOptions {
+  int64_t samples = 10;    // perturbations per input
+  double radius = 0.02;    // d ~ U[-radius, radius] per input value
+  uint64_t seed = 0;
+  Progress progress = {};  // (perturbed batches explained, samples)
+};
+
+template <class Visit>
+void for_each_option(SensitivityOptions& o, Visit&& visit) {
+  visit("samples", o.samples), visit("radius", o.radius), visit("seed", o.seed), visit("progress", o.progress);
+}
+
 namespace detail {
 inline void check_robustness_samples(int64_t samples, std::string_view metric) {
   if (samples < 1 || samples > max_option_count)
     fail(metric, " samples must be in [1, ", max_option_count, "], got ", samples);
-}
-
-// Quantus' normalise_by_max on one item: divide by the largest |value| (all zeros: unchanged).
-inline void normalise_by_max(std::span<double> a) {
-  double largest = 0;
-  for (const double v : a) largest = std::max(largest, std::abs(v));
-  if (largest > 0)
-    for (auto& v : a) v /= largest;
-}
-
-// Quantus' normalise_by_average_second_moment_estimate on one item: divide by sqrt(mean(a^2))
-// (all zeros: unchanged).
-inline void normalise_by_second_moment(std::span<double> a) {
-  if (a.empty()) return;
-  double sum = 0;
-  for (const double v : a) sum += v * v;
-  const double root = std::sqrt(sum / static_cast<double>(a.size()));
-  if (root > 0)
-    for (auto& v : a) v /= root;
 }
 
 // The shared loop of the robustness metrics: per sample, perturbs every item (noise(random,
@@ -208,6 +206,30 @@ std::vector<double> max_over_perturbations(M& model, const TensorOf<M>& inputs, 
   return worst;
 }
 }  // namespace detail
+
+// Sensitivity-max of a method's explanation for each input.
+template <ForwardModel M, MethodOf<M> F>
+std::vector<double> sensitivity_max(M& model, const TensorOf<M>& inputs, const TargetOf<M>& target, F&& method,
+                                    const SensitivityOptions& options = {}) {
+  using B = BackendOf<M>;
+  detail::check_inputs<B>(inputs);
+  detail::check_robustness_samples(options.samples, "sensitivity_max");
+  if (!(options.radius >= 0) || !std::isfinite(options.radius))
+    detail::fail("sensitivity_max radius must be finite and >= 0, got ", options.radius);
+  const double radius = options.radius;
+  return detail::max_over_perturbations(
+      model, inputs, target, method, "sensitivity_max", options.samples, options.seed, PredictionChange::keep,
+      options.progress, [=](detail::Random& random, double v) { return v + (2 * random.uniform() - 1) * radius; },
+      [](std::span<double>) {},
+      [](std::span<const double>, std::span<const double>, std::span<const double> e, std::span<const double> e2) {
+        double norm = 0, change = 0;
+        for (std::size_t v = 0; v < e.size(); ++v) {
+          norm += e[v] * e[v];
+          change += (e2[v] - e[v]) * (e2[v] - e[v]);
+        }
+        return std::sqrt(change) / (norm == 0 ? 1.0 : std::sqrt(norm));
+      });
+}
 
 // Local Lipschitz estimate of a method's explanation for each input (lower is more robust).
 template <ForwardModel M, MethodOf<M> F>

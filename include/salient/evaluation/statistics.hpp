@@ -3,10 +3,30 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <utility>
 #include <vector>
 
 namespace salient::detail {
+
+// Quantus' normalise_by_max on one item: divide by the largest |value| (all zeros: unchanged).
+inline void normalise_by_max(std::span<double> a) {
+  double largest = 0;
+  for (const double v : a) largest = std::max(largest, std::abs(v));
+  if (largest > 0)
+    for (auto& v : a) v /= largest;
+}
+
+// Quantus' normalise_by_average_second_moment_estimate on one item: divide by sqrt(mean(a^2))
+// (all zeros: unchanged).
+inline void normalise_by_second_moment(std::span<double> a) {
+  if (a.empty()) return;
+  double sum = 0;
+  for (const double v : a) sum += v * v;
+  const double root = std::sqrt(sum / static_cast<double>(a.size()));
+  if (root > 0)
+    for (auto& v : a) v /= root;
+}
 
 // Pearson correlation; 0 when either side is constant (SciPy returns NaN there), so that "no
 // variation" reads as "no linear relation" in averages over many maps.
