@@ -207,6 +207,10 @@ TEST_CASE("ROAD: imputing away the one pixel that decides the class flips it und
   CHECK(salient::road(model, x, 0, a, options).at(0).scores == std::vector<double>{1, 1, 1});
   // Under 1 % of 16 pixels removes none: the prediction stands.
   CHECK(salient::road(model, x, 0, a, {.percentages = {1}}).at(0).scores == std::vector<double>{1});
+  // Levels evaluated in batches keep their order across the batch boundaries.
+  for (const int64_t batch : {1, 3, 64})
+    CHECK(salient::road(model, x, 0, a, {.percentages = {1, 10, 50, 99}, .batch_size = batch}).at(0).scores ==
+          std::vector<double>{1, 0, 0, 0});
   CHECK_THROWS_WITH(salient::road(model, x, 0, a, {.percentages = {100}}), Catch::Contains("percentages must be in (0, 100)"));
   CHECK_THROWS_WITH(salient::road(model, x, 0, a, {.order = salient::RemovalOrder::random}), Catch::Contains("morf or lerf"));
 }

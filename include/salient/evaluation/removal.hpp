@@ -438,17 +438,21 @@ std::vector<Curve> road(M& model, const TensorOf<M>& inputs, const TargetOf<M>& 
     if (options.order == RemovalOrder::morf) a = detail::negated(std::move(a));
     const auto ranks = detail::ranks_of(detail::numpy_argsort(a));
     Curve curve;
-    std::vector<double> masks(static_cast<std::size_t>(points * pixels));
-    for (int64_t k = 0; k < points; ++k) {
-      const double p = options.percentages[k];
-      const auto removed = static_cast<int64_t>(static_cast<double>(pixels) * p / 100);
-      curve.fractions.push_back(p / 100);
-      for (int64_t q = 0; q < pixels; ++q) masks[k * pixels + q] = ranks[q] < removed ? 0.0 : 1.0;
-    }
+    for (const double p : options.percentages) curve.fractions.push_back(p / 100);
     const auto image = B::slice_rows(inputs, item, item + 1);
-    const auto predicted = B::argmax_rows(masker.outputs(
-        model, image, detail::mask_tensor<B>(masks, size.h, size.w, inputs), {.batch_size = options.batch_size}));
-    for (const int64_t c : predicted) curve.scores.push_back(c == resolved.classes.at(item) ? 1.0 : 0.0);
+    // One batch of removal levels at a time: the masks of all levels of a large image would
+    // hold percentages x pixels doubles at once.
+    for (int64_t begin = 0; begin < points; begin += options.batch_size) {
+      const int64_t end = std::min(points, begin + options.batch_size);
+      std::vector<double> masks(static_cast<std::size_t>((end - begin) * pixels));
+      for (int64_t k = begin; k < end; ++k) {
+        const auto removed = static_cast<int64_t>(static_cast<double>(pixels) * options.percentages[k] / 100);
+        for (int64_t q = 0; q < pixels; ++q) masks[(k - begin) * pixels + q] = ranks[q] < removed ? 0.0 : 1.0;
+      }
+      const auto predicted = B::argmax_rows(masker.outputs(
+          model, image, detail::mask_tensor<B>(masks, size.h, size.w, inputs), {.batch_size = options.batch_size}));
+      for (const int64_t c : predicted) curve.scores.push_back(c == resolved.classes.at(item) ? 1.0 : 0.0);
+    }
     counter.add(points);
     curve.area = detail::trapezoid(curve.fractions, curve.scores);
     curves.push_back(std::move(curve));
