@@ -260,7 +260,7 @@ std::string metric_names(const std::vector<Metric>& metrics) {
 std::string usage() {
   return std::string(R"(usage: salient-evaluate --model m.pt --images DIR|FILE ... --methods m1,m2,... --metrics x,y,... [options]
   --model m.pt          TorchScript classifier
-  --images DIR|FILE     photos (a folder: every PNG/JPEG in it but *_mask files, sorted); repeatable
+  --images DIR|FILE     photos (a folder: every image below it but *_mask files, in ImageFolder order); repeatable
   --limit N             use the first N photos (default: all, at most 100000)
   --methods m1,m2,...   methods to compare (default gradient,ig,gradcam); any of
 )") + salient::method_list("                          ") +
@@ -323,27 +323,22 @@ std::optional<torch::Tensor> find_mask(const fs::path& dir, const fs::path& phot
 
 std::vector<Photo> load_photos(const Options& options) {
   const auto preprocessing = options.input.preprocessing();
-  std::vector<fs::path> files;
+  std::vector<salient::DatasetItem> files;  // a folder's images (recursively, masks left out) or a file
   for (const auto& source : options.images) {
     if (fs::is_directory(source)) {
-      std::vector<fs::path> found;
-      for (const auto& entry : fs::directory_iterator(source)) {
-        const auto ext = entry.path().extension().string();
-        if ((ext == ".png" || ext == ".jpg" || ext == ".jpeg") && entry.path().stem().string().find("_mask") == std::string::npos)
-          found.push_back(entry.path());
-      }
-      if (found.empty()) fail("no photos in '", source, "'");
-      std::sort(found.begin(), found.end());
+      const auto found = salient::image_folder(source, {.skip_masks = true}).items;
       files.insert(files.end(), found.begin(), found.end());
     } else {
-      files.emplace_back(source);
+      files.push_back({source, fs::path(source).filename().string()});
     }
   }
   if (options.limit > 0 && static_cast<int64_t>(files.size()) > options.limit) files.resize(options.limit);
   std::vector<Photo> photos;
-  for (const auto& file : files) {
-    Photo photo{file.filename().string(), salient::load_input(file, preprocessing), std::nullopt};
-    if (!options.masks.empty()) photo.mask = find_mask(options.masks, file, preprocessing, photo.input);
+  for (const auto& [file, key, label] : files) {
+    Photo photo{key, salient::load_input(file, preprocessing), std::nullopt};
+    // A photo in a sub-folder finds its mask in the same sub-folder of --masks.
+    const auto mask_dir = fs::path(options.masks) / fs::path(key).parent_path();
+    if (!options.masks.empty()) photo.mask = find_mask(mask_dir, file, preprocessing, photo.input);
     photos.push_back(std::move(photo));
   }
   return photos;

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <iostream>
 #include <map>
 #include <set>
@@ -43,6 +45,13 @@ std::string usage() {
   return std::string(R"(usage: salient-explain [options]
   --model m.pt          TorchScript classifier (default: the embedded Fashion-MNIST demo CNN)
   --image f             image to explain (PNG/JPEG/BMP, or a .npy model input); repeatable
+  --images DIR          every image below DIR, recursively (an ImageFolder tree's class folders give the labels)
+  --list FILE           the images named in FILE, one `path[,label]` per line (paths relative to FILE's folder)
+  --dataset fashion-mnist            the Fashion-MNIST test set (Debian's dataset-fashion-mnist; 28x28 models)
+  --sample N            a random N of the dataset's images (seeded by --seed), in the dataset's order
+  --limit N             the first N images (after --sample)
+  --shard I/N           the images of shard I of N (0 <= I < N): each image lands in one shard, decided by its path
+  --skip-bad            report an unreadable image (path and reason) and go on; without it the run stops there
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    methods (default: ig), from:
 )") + salient::method_list("                          ") +
@@ -55,6 +64,10 @@ std::string usage() {
 struct Options {
   std::string model;
   std::vector<std::string> images;
+  std::string images_dir, list_file, dataset;  // --images, --list, --dataset
+  int64_t sample = 0, limit = 0;                // 0: all
+  salient::Shard shard;
+  bool skip_bad = false;
   salient::cli::InputSettings input;
   std::string target = "top1";
   std::vector<std::string> methods = {"integrated_gradients"};
@@ -66,17 +79,30 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   static const std::string help = usage();
-  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers"}, [&](const std::string& flag, const std::string& value) {
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad"}, [&](const std::string& flag, const std::string& value) {
     if (salient::cli::input_flag(flag, value, o.input) || salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--list-layers") o.list_layers = true;
+    else if (flag == "--skip-bad") o.skip_bad = true;
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
+    else if (flag == "--images") o.images_dir = value;
+    else if (flag == "--list") o.list_file = value;
+    else if (flag == "--dataset") {
+      if (value != "fashion-mnist") fail("--dataset knows fashion-mnist, not '", value, "'");
+      o.dataset = value;
+    } else if (flag == "--sample") o.sample = parse_int(flag, value, 1, salient::max_option_count);
+    else if (flag == "--limit") o.limit = parse_int(flag, value, 1, salient::max_option_count);
+    else if (flag == "--shard") o.shard = salient::parse_shard(value);
     else if (flag == "--target") o.target = value;
     else if (flag == "--method") o.methods = split_commas(value);
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
   if (o.methods.empty()) fail("--method needs at least one method name");
+  const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
+  if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
+  if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
+    fail("--sample, --limit and --shard select from a dataset (--images DIR, --list FILE or --dataset), not from --image files");
   o.settings.normalization = o.input.normalization;
   for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
   return o;
@@ -108,6 +134,57 @@ Item load_item(const std::string& file, const salient::Preprocessing& preprocess
   item.photo = salient::prepare_image(salient::load_image(path), preprocessing);
   item.input = salient::to_tensor(salient::normalize(item.photo, preprocessing.normalization));
   return item;
+}
+
+// One image of the run, not yet loaded: a file, or an item of the Fashion-MNIST test set.
+struct Source {
+  std::string source;   // as the user knows it: the path, or "fashion-mnist t10k #i"
+  std::string stem;     // output file names start with it (made unique later)
+  std::string key;      // the dataset key ("" for --image files)
+  int64_t label = -1;   // the dataset's label; -1: none
+  int64_t fashion = -1; // the Fashion-MNIST test index; -1: a file
+};
+
+// A dataset item's stem: its key's folders and file stem joined by "__" (cats/1.png: cats__1),
+// without the parts that would climb out of the output folder.
+std::string dataset_stem(const std::string& key) {
+  const fs::path path(key);
+  std::string stem;
+  for (const auto& part : path.parent_path()) {
+    const auto text = part.string();
+    if (text.empty() || text == "/" || text == "." || text == "..") continue;
+    stem += text + "__";
+  }
+  return stem + path.stem().string();
+}
+
+// The images the options name, selected by --sample, --limit and --shard (in that order).
+std::vector<Source> sources(const Options& options, const salient::MethodSettings& settings, int64_t fashion_count) {
+  std::vector<Source> all;
+  if (!options.images.empty()) {
+    for (const auto& file : options.images) all.push_back({file, fs::path(file).stem().string()});
+    return all;
+  }
+  std::vector<salient::DatasetItem> items;
+  if (!options.dataset.empty()) {
+    for (int64_t i = 0; i < fashion_count; ++i) items.push_back({"", "t10k/" + std::to_string(i), -1});
+  } else {
+    const auto dataset = options.list_file.empty() ? salient::image_folder(options.images_dir) : salient::image_list(options.list_file);
+    items = dataset.items;
+  }
+  if (options.sample > 0) items = salient::sample_items(items, options.sample, settings.seed);
+  if (options.limit > 0 && static_cast<int64_t>(items.size()) > options.limit) items.resize(static_cast<std::size_t>(options.limit));
+  items = salient::shard_items(items, options.shard);
+  if (items.empty()) fail("shard ", options.shard.index, "/", options.shard.count, " of the dataset holds no images");
+  for (const auto& item : items) {
+    if (!options.dataset.empty()) {
+      const int64_t i = std::stoll(item.key.substr(5));
+      all.push_back({"fashion-mnist t10k #" + std::to_string(i), "fashion_t10k_" + std::to_string(i), item.key, -1, i});
+    } else {
+      all.push_back({item.path.string(), dataset_stem(item.key), item.key, item.label});
+    }
+  }
+  return all;
 }
 
 // Progress bar on stderr, only when it is a terminal.
@@ -163,13 +240,14 @@ int run(int argc, char** argv) {
     }
     return 0;
   }
-  std::vector<Item> items;
   std::vector<std::string> labels;
   std::optional<salient::TorchModel> model;
   json summary{{"tool", "salient-explain"}, {"threads", options.input.threads}};
+  std::optional<salient::demo::Dataset> fashion;  // the Fashion-MNIST test set, when it is explained
 
   if (demo) {
-    if (!options.images.empty()) fail("--image needs --model (the embedded demo explains Fashion-MNIST test images)");
+    if (!options.images.empty() || !options.images_dir.empty() || !options.list_file.empty())
+      fail("--image, --images and --list need --model (the embedded demo explains Fashion-MNIST test images)");
     const fs::path cache = fs::canonical("/proc/self/exe").parent_path().parent_path() / "cache";
     std::cerr << "salient-explain: no --model given: using the embedded Fashion-MNIST CNN (cache: " << cache.string() << ")\n";
     auto trained = salient::demo::fashion_cnn(cache, [](const std::string& line) { std::cerr << "  training: " << line << "\n"; });
@@ -185,31 +263,61 @@ int run(int argc, char** argv) {
       options.methods.clear();
       for (const auto& m : salient::methods()) options.methods.push_back(m.name);
     }
-    auto test = salient::demo::load_fashion_mnist("t10k");
-    for (int64_t i = 0; i < 4; ++i) {
-      auto input = test.images.slice(0, i, i + 1);
-      items.push_back({"fashion-mnist t10k #" + std::to_string(i), "fashion_t10k_" + std::to_string(i), input,
-                       salient::to_image(input)});
+    if (options.dataset.empty()) {  // the demo's four test images
+      options.dataset = "fashion-mnist";
+      if (options.limit == 0) options.limit = 4;
     }
   } else {
-    if (options.images.empty()) fail("no --image given (see --help)");
-    const auto preprocessing = options.input.preprocessing();
-    for (const auto& file : options.images) items.push_back(load_item(file, preprocessing));
+    if (options.images.empty() && options.images_dir.empty() && options.list_file.empty() && options.dataset.empty())
+      fail("no --image, --images, --list or --dataset given (see --help)");
     model.emplace(salient::TorchModel::load(options.model));
     const auto layer = salient::cli::requested_layer(options.settings);
     if (!layer.empty()) salient::program_of(*model).layer(layer);  // fail early
     summary["model"] = options.model;
-    labels = salient::cli::class_labels(options.model, options.input);
+    labels = options.dataset.empty() ? salient::cli::class_labels(options.model, options.input) : salient::demo::fashion_mnist_labels;
   }
+  if (!options.dataset.empty()) {  // 28x28 inputs in [0, 1], as the embedded CNN takes them
+    fashion = salient::demo::load_fashion_mnist("t10k");
+    options.settings.normalization = salient::Normalization::none();
+    options.input.normalize = "none";
+  }
+  const auto todo = sources(options, options.settings, fashion ? fashion->images.size(0) : 0);
   summary["normalize"] = options.input.normalize;
-  summary["input_size"] = demo ? 28 : options.input.size;
+  summary["input_size"] = fashion ? 28 : options.input.size;
+  const auto preprocessing = options.input.preprocessing();
+  // One image at a time: memory stays that of one image, whatever the dataset's size.
+  const auto load = [&](const Source& source) {
+    if (source.fashion < 0) {
+      Item item = load_item(source.source, preprocessing);
+      item.stem = source.stem;
+      return item;
+    }
+    auto input = fashion->images.slice(0, source.fashion, source.fashion + 1);
+    return Item{source.source, source.stem, input, salient::to_image(input)};
+  };
 
   ProgressBar progress;
   std::set<std::string> stems;
-  json image_reports = json::array();
+  json image_reports = json::array(), skipped = json::array();
   salient::cli::Report report;
-  for (size_t index = 0; index < items.size(); ++index) {
-    auto& item = items[index];
+  int64_t explained = 0;
+  // The next image is decoded on another thread while this one is explained (two in memory at most).
+  std::future<Item> next = std::async(std::launch::async, load, std::cref(todo[0]));
+  for (size_t index = 0; index < todo.size(); ++index) {
+    Item item;
+    try {
+      auto current = std::move(next);
+      if (index + 1 < todo.size()) next = std::async(std::launch::async, load, std::cref(todo[index + 1]));
+      item = current.get();
+    } catch (const salient::error& e) {
+      if (!options.skip_bad) throw;
+      std::cerr << "salient-explain: skipping " << todo[index].source << ": " << e.what() << "\n";
+      skipped.push_back({{"source", todo[index].source}, {"reason", e.what()}});
+      continue;
+    }
+    ++explained;
+    const int64_t dataset_label =
+        todo[index].fashion >= 0 ? fashion->labels[todo[index].fashion].item<int64_t>() : todo[index].label;
     item.stem = unique_stem(item.stem, stems);
     auto logits = model->forward(item.input);
     const auto top5 = salient::cli::top_classes(logits, labels, 5);
@@ -229,7 +337,7 @@ int run(int argc, char** argv) {
       settings.on_layer = [&](const std::string& layer) { layer_used = layer; };
       int64_t segment_count = 0;
       settings.on_segments = [&](int64_t count) { segment_count = count; };
-      settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(items.size()) + "] " +
+      settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(todo.size()) + "] " +
                                             item.stem + " " + method.name);
       const salient::Target target(target_class);
       auto start = std::chrono::steady_clock::now();
@@ -239,7 +347,7 @@ int run(int argc, char** argv) {
       if (segment_count > 0) entry["parameters"]["segment_count"] = segment_count;
       if (!layer_used.empty()) {
         entry["parameters"]["layer"] = layer_used;
-        if (index == 0)  // the same layer for every image of one model
+        if (explained == 1)  // the same layer for every image of one model
           std::cerr << "  " << method.name << ": layer " << layer_used
                     << (salient::cli::requested_layer(options.settings).empty() ? " (automatic)" : "") << "\n";
       }
@@ -256,17 +364,24 @@ int run(int argc, char** argv) {
       method_reports.push_back(entry);
       cells.push_back({method.name, files.heatmap, seconds});
     }
-    image_reports.push_back({{"source", item.source}, {"stem", item.stem}, {"input", input_png},
-                             {"input_shape", item.input.sizes().vec()}, {"top5", top5},
-                             {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
-                             {"methods", method_reports}});
+    json image_report{{"source", item.source}, {"stem", item.stem}, {"input", input_png},
+                      {"input_shape", item.input.sizes().vec()}, {"top5", top5},
+                      {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
+                      {"methods", method_reports}};
+    if (!todo[index].key.empty()) image_report["key"] = todo[index].key;
+    if (dataset_label >= 0)
+      image_report["label"] = {{"index", dataset_label}, {"label", salient::cli::class_label(labels, dataset_label)}};
+    image_reports.push_back(std::move(image_report));
     report.rows.push_back({item.source, input_png, top5, std::move(cells)});
   }
+  if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
   summary["images"] = image_reports;
+  if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
+  if (!skipped.empty()) summary["skipped"] = skipped;
   std::ofstream(output.file("summary.json")) << summary.dump(2) << "\n";
   report.write(output.file("index.html"), summary);
   output.finish();
-  std::cout << "wrote " << fs::path(options.out) / "index.html" << " (" << items.size() << " images, "
+  std::cout << "wrote " << fs::path(options.out) / "index.html" << " (" << explained << " images, "
             << options.methods.size() << " methods)\n";
   return 0;
 }

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -97,6 +99,109 @@ TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
   CHECK(read(out / "my_notes.txt") == "mine");
   CHECK_FALSE(fs::exists(out / "hot_dog.saliency.png"));
   CHECK(fs::exists(out / "bird.saliency.png"));
+  fs::remove_all(work);
+}
+
+namespace {
+// The keys of a salient-explain summary's images (a dataset run's items).
+std::vector<std::string> summary_keys(const nlohmann::json& summary) {
+  std::vector<std::string> keys;
+  for (const auto& image : summary["images"]) keys.push_back(image["key"]);
+  return keys;
+}
+}  // namespace
+
+TEST_CASE("salient-explain explains a dataset: ImageFolder labels, shards, samples, lists, unreadable files",
+          "[cli][shared][dataset]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto data = work / "folder_dataset";
+  fs::create_directories(data / "birds");
+  fs::create_directories(data / "food");
+  fs::copy_file(*shared / "images" / "bird.png", data / "birds" / "bird.png");
+  fs::copy_file(*shared / "images" / "parrot.jpg", data / "birds" / "parrot.jpg");
+  fs::copy_file(*shared / "images" / "hot_dog.jpg", data / "food" / "hot_dog.jpg");
+  std::ofstream(data / "food" / "broken.png") << "not a PNG";
+  const std::string common = "--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() +
+                             " --size 128 --method saliency --threads 2 --images " + data.string();
+
+  // Without --skip-bad the unreadable file stops the run and is named.
+  auto run = explain(common + " --out " + (work / "ds_stop").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("broken.png") != std::string::npos);
+  CHECK_FALSE(fs::exists(work / "ds_stop" / "summary.json"));
+
+  run = explain(common + " --skip-bad --out " + (work / "ds_all").string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  CHECK(run.err.find("skipping") != std::string::npos);
+  const auto all = nlohmann::json::parse(read(work / "ds_all" / "summary.json"));
+  CHECK(summary_keys(all) == std::vector<std::string>{"birds/bird.png", "birds/parrot.jpg", "food/hot_dog.jpg"});
+  CHECK(all["images"][0]["label"]["index"] == 0);
+  CHECK(all["images"][2]["label"]["index"] == 1);
+  CHECK(all["images"][2]["stem"] == "food__hot_dog");
+  CHECK(all["images"][2]["top5"][0]["index"] == 934);  // the photo explained is the hot dog
+  REQUIRE(all["skipped"].size() == 1);
+  CHECK(all["skipped"][0]["source"].get<std::string>().find("broken.png") != std::string::npos);
+
+  // Two shards hold every item once, with the unsharded run's numbers.
+  std::vector<std::string> merged;
+  for (const char* shard : {"0/2", "1/2"}) {
+    const auto out = work / ("ds_shard" + std::string(1, shard[0]));
+    run = explain(common + " --skip-bad --shard " + shard + " --out " + out.string());
+    if (run.code == 2 && run.err.find("holds no images") != std::string::npos) continue;  // an empty shard says so
+    REQUIRE(run.code == 0);
+    const auto part = nlohmann::json::parse(read(out / "summary.json"));
+    CHECK(part["shard"]["count"] == 2);
+    for (const auto& image : part["images"]) {
+      merged.push_back(image["key"]);
+      const std::string npy = image["methods"][0]["attribution"];
+      CHECK(salient::load_npy(out / npy).data == salient::load_npy(work / "ds_all" / npy).data);
+    }
+  }
+  std::sort(merged.begin(), merged.end());
+  CHECK(merged == summary_keys(all));
+
+  // --sample (seeded by --seed) and --limit select, in the dataset's order; a list file gives labels.
+  run = explain(common + " --skip-bad --sample 2 --seed 5 --limit 1 --out " + (work / "ds_sample").string());
+  REQUIRE(run.code == 0);
+  CHECK(nlohmann::json::parse(read(work / "ds_sample" / "summary.json"))["images"].size() == 1);
+  std::ofstream(data / "list.txt") << "# two photos\nfood/hot_dog.jpg,934\nbirds/bird.png\n";
+  run = explain("--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() +
+                " --size 128 --method saliency --list " + (data / "list.txt").string() + " --out " + (work / "ds_list").string());
+  REQUIRE(run.code == 0);
+  const auto listed = nlohmann::json::parse(read(work / "ds_list" / "summary.json"));
+  CHECK(summary_keys(listed) == std::vector<std::string>{"food/hot_dog.jpg", "birds/bird.png"});
+  CHECK(listed["images"][0]["label"]["index"] == 934);
+  CHECK_FALSE(listed["images"][1].contains("label"));
+
+  // The Fashion-MNIST test set as a dataset, with its labels.
+  run = explain("--model " + std::string(SALIENT_MODELS_DIR) + "/tiny_fashion.pt --dataset fashion-mnist --limit 3 "
+                "--method saliency --out " + (work / "ds_fashion").string());
+  if (fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")) {
+    INFO(run.err);
+    REQUIRE(run.code == 0);
+    const auto fashion = nlohmann::json::parse(read(work / "ds_fashion" / "summary.json"));
+    REQUIRE(fashion["images"].size() == 3);
+    CHECK(fashion["images"][0]["label"]["label"] == "Ankle boot");  // t10k #0 is class 9
+    CHECK(fashion["images"][0]["input_shape"] == std::vector<int64_t>{1, 1, 28, 28});
+  }
+
+  // Bad selections.
+  fs::create_directories(work / "empty_dataset" / "class");
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--images " + (work / "empty_dataset").string(), "holds no images"},
+           {"--image " + (data / "birds" / "bird.png").string() + " --shard 0/2", "select from a dataset"},
+           {"--images " + data.string() + " --list " + (data / "list.txt").string(), "one way"},
+           {"--images " + data.string() + " --shard 2/2", "shard index"},
+           {"--images " + data.string() + " --sample 0", "--sample"},
+           {"--dataset mnist", "fashion-mnist"}}) {
+    run = explain("--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() + " " + args +
+                  " --out " + (work / "ds_bad").string());
+    INFO(args << ": " << run.err);
+    CHECK(run.code == 2);
+    CHECK(run.err.find(message) != std::string::npos);
+  }
   fs::remove_all(work);
 }
 

@@ -19,18 +19,11 @@ struct Photo {
   torch::Tensor input;  // [1,3,224,224]
 };
 
-// The photos of a folder (PNG/JPEG, not *_mask files), sorted by name, as 224x224 inputs.
+// The photos below a folder (not *_mask files; io/dataset.hpp's order), as model inputs.
 inline std::vector<Photo> load_photos(const std::filesystem::path& dir, const Preprocessing& preprocessing = {}) {
   std::vector<Photo> photos;
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const auto ext = entry.path().extension().string();
-    const auto stem = entry.path().stem().string();
-    if ((ext == ".png" || ext == ".jpg") && stem.find("_mask") == std::string::npos) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty()) raise(error_kind::io, "no photos in '", dir.string(), "'");
-  for (const auto& file : files) photos.push_back({file.filename().string(), salient::load_input(file, preprocessing)});
+  for (const auto& item : salient::image_folder(dir, {.skip_masks = true}).items)
+    photos.push_back({item.key, salient::load_input(item.path, preprocessing)});
   return photos;
 }
 

@@ -62,6 +62,7 @@
 #include "salient/segmentation/superpixels.hpp"
 
 #include "salient/io/certificate.hpp"
+#include "salient/io/dataset.hpp"
 #include "salient/io/heatmap.hpp"
 #include "salient/io/idx.hpp"
 #include "salient/io/image.hpp"
