@@ -12,7 +12,9 @@
 #include <functional>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -30,6 +32,9 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include "salient/salient.hpp"
+#ifdef SALIENT_HAVE_HDF5
+#include "salient/io/hdf5.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -52,6 +57,9 @@ std::string usage() {
   --limit N             the first N images (after --sample)
   --shard I/N           the images of shard I of N (0 <= I < N): each image lands in one shard, decided by its path
   --skip-bad            report an unreadable image (path and reason) and go on; without it the run stops there
+  --format files|hdf5   files: a .npy and a heatmap PNG per image and method (default); hdf5: every map and
+                          the per-image index in OUT/attributions.h5 (float32; float16 with --half)
+  --png                 with --format hdf5: the heatmap PNGs too
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    methods (default: ig), from:
 )") + salient::method_list("                          ") +
@@ -68,6 +76,8 @@ struct Options {
   int64_t sample = 0, limit = 0;                // 0: all
   salient::Shard shard;
   bool skip_bad = false;
+  std::string format = "files";  // files | hdf5
+  bool half = false, png = false;
   salient::cli::InputSettings input;
   std::string target = "top1";
   std::vector<std::string> methods = {"integrated_gradients"};
@@ -79,10 +89,16 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   static const std::string help = usage();
-  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad"}, [&](const std::string& flag, const std::string& value) {
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad", "--half", "--png"}, [&](const std::string& flag, const std::string& value) {
     if (salient::cli::input_flag(flag, value, o.input) || salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--list-layers") o.list_layers = true;
     else if (flag == "--skip-bad") o.skip_bad = true;
+    else if (flag == "--half") o.half = true;
+    else if (flag == "--png") o.png = true;
+    else if (flag == "--format") {
+      if (value != "files" && value != "hdf5") fail("--format is files or hdf5, not '", value, "'");
+      o.format = value;
+    }
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
     else if (flag == "--images") o.images_dir = value;
@@ -99,6 +115,10 @@ Options parse(int argc, char** argv) {
     else fail("unknown option '", flag, "' (see --help)");
   });
   if (o.methods.empty()) fail("--method needs at least one method name");
+#ifndef SALIENT_HAVE_HDF5
+  if (o.format == "hdf5") fail("--format hdf5: this salient-explain was built without HDF5 (install libhdf5-dev and rebuild)");
+#endif
+  if ((o.half || o.png) && o.format != "hdf5") fail("--half and --png go with --format hdf5");
   const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
@@ -143,6 +163,7 @@ struct Source {
   std::string key;      // the dataset key ("" for --image files)
   int64_t label = -1;   // the dataset's label; -1: none
   int64_t fashion = -1; // the Fashion-MNIST test index; -1: a file
+  int64_t item = -1;    // its position in the whole dataset (before --sample, --limit, --shard)
 };
 
 // A dataset item's stem: its key's folders and file stem joined by "__" (cats/1.png: cats__1),
@@ -162,7 +183,8 @@ std::string dataset_stem(const std::string& key) {
 std::vector<Source> sources(const Options& options, const salient::MethodSettings& settings, int64_t fashion_count) {
   std::vector<Source> all;
   if (!options.images.empty()) {
-    for (const auto& file : options.images) all.push_back({file, fs::path(file).stem().string()});
+    for (const auto& file : options.images)
+      all.push_back({file, fs::path(file).stem().string(), "", -1, -1, static_cast<int64_t>(all.size())});
     return all;
   }
   std::vector<salient::DatasetItem> items;
@@ -172,6 +194,8 @@ std::vector<Source> sources(const Options& options, const salient::MethodSetting
     const auto dataset = options.list_file.empty() ? salient::image_folder(options.images_dir) : salient::image_list(options.list_file);
     items = dataset.items;
   }
+  std::map<std::string, int64_t> position;  // the key's place in the whole dataset
+  for (std::size_t i = 0; i < items.size(); ++i) position.emplace(items[i].key, static_cast<int64_t>(i));
   if (options.sample > 0) items = salient::sample_items(items, options.sample, settings.seed);
   if (options.limit > 0 && static_cast<int64_t>(items.size()) > options.limit) items.resize(static_cast<std::size_t>(options.limit));
   items = salient::shard_items(items, options.shard);
@@ -179,9 +203,10 @@ std::vector<Source> sources(const Options& options, const salient::MethodSetting
   for (const auto& item : items) {
     if (!options.dataset.empty()) {
       const int64_t i = std::stoll(item.key.substr(5));
-      all.push_back({"fashion-mnist t10k #" + std::to_string(i), "fashion_t10k_" + std::to_string(i), item.key, -1, i});
+      all.push_back({"fashion-mnist t10k #" + std::to_string(i), "fashion_t10k_" + std::to_string(i), item.key, -1, i,
+                     position.at(item.key)});
     } else {
-      all.push_back({item.path.string(), dataset_stem(item.key), item.key, item.label});
+      all.push_back({item.path.string(), dataset_stem(item.key), item.key, item.label, -1, position.at(item.key)});
     }
   }
   return all;
@@ -301,6 +326,10 @@ int run(int argc, char** argv) {
   json image_reports = json::array(), skipped = json::array();
   salient::cli::Report report;
   int64_t explained = 0;
+  const bool hdf5 = options.format == "hdf5", pictures = !hdf5 || options.png;
+#ifdef SALIENT_HAVE_HDF5
+  std::optional<salient::AttributionWriter> writer;  // made at the first image, which fixes each map's shape
+#endif
   // The next image is decoded on another thread while this one is explained (two in memory at most).
   std::future<Item> next = std::async(std::launch::async, load, std::cref(todo[0]));
   for (size_t index = 0; index < todo.size(); ++index) {
@@ -326,10 +355,13 @@ int run(int argc, char** argv) {
                                                     : parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
     if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
 
-    const std::string input_png = item.stem + ".input.png";
-    salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
+    const std::string input_png = pictures ? item.stem + ".input.png" : "";
+    if (pictures) salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
     json method_reports = json::array();
     std::vector<salient::cli::ReportCell> cells;
+    std::vector<std::vector<float>> maps;  // --format hdf5: one per method
+    std::vector<std::vector<int64_t>> shapes;
+    std::vector<double> times, deltas;
     for (const auto& name : options.methods) {
       const auto& method = salient::find_method(name);
       auto settings = options.settings;
@@ -357,13 +389,44 @@ int run(int argc, char** argv) {
         // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
         entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta;
       }
-      auto files = salient::cli::write_attribution(output, item.stem, method.name, attribution, item.photo,
-                                                   method.is_signed);
-      entry["heatmap"] = files.heatmap;
-      entry["attribution"] = files.attribution;
+      if (hdf5) {
+        const auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+        maps.emplace_back(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+        shapes.push_back(values.sizes().slice(1).vec());  // one item: drop the batch dimension
+        times.push_back(seconds);
+        deltas.push_back(entry.contains("convergence_delta") ? entry["convergence_delta"].get<double>()
+                                                              : std::numeric_limits<double>::quiet_NaN());
+      }
+      if (pictures) {
+        auto files = salient::cli::write_attribution(output, item.stem, method.name, attribution, item.photo,
+                                                     method.is_signed, !hdf5);
+        entry["heatmap"] = files.heatmap;
+        if (!hdf5) entry["attribution"] = files.attribution;
+        cells.push_back({method.name, files.heatmap, seconds});
+      }
       method_reports.push_back(entry);
-      cells.push_back({method.name, files.heatmap, seconds});
     }
+    if (pictures) report.rows.push_back({item.source, input_png, top5, std::move(cells)});
+#ifdef SALIENT_HAVE_HDF5
+    if (hdf5) {
+      if (!writer) {
+        const auto path = output.file("attributions.h5");
+        if (fs::exists(path)) fs::remove(path);  // output.file() allows only this tool's own earlier file
+        json parameters = summary;
+        parameters["methods"] = json::array();
+        for (const auto& m : method_reports) parameters["methods"].push_back({{"method", m["method"]}, {"parameters", m["parameters"]}});
+        parameters["target"] = options.target;
+        writer.emplace(path, options.methods, options.half, parameters.dump());
+      }
+      salient::AttributionIndexEntry row{todo[index].item, todo[index].key, item.source, dataset_label, {}, {}, times, deltas};
+      for (const auto& c : top5) {
+        row.top_classes.push_back(c["index"].get<int64_t>());
+        row.top_probabilities.push_back(c["probability"].get<double>());
+      }
+      writer->append(row, maps, shapes);
+      continue;  // the index lives in the file, not in summary.json: memory stays flat
+    }
+#endif
     json image_report{{"source", item.source}, {"stem", item.stem}, {"input", input_png},
                       {"input_shape", item.input.sizes().vec()}, {"top5", top5},
                       {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
@@ -372,17 +435,23 @@ int run(int argc, char** argv) {
     if (dataset_label >= 0)
       image_report["label"] = {{"index", dataset_label}, {"label", salient::cli::class_label(labels, dataset_label)}};
     image_reports.push_back(std::move(image_report));
-    report.rows.push_back({item.source, input_png, top5, std::move(cells)});
   }
   if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
-  summary["images"] = image_reports;
+#ifdef SALIENT_HAVE_HDF5
+  if (writer) {
+    writer->close();
+    summary["attributions"] = "attributions.h5";
+    summary["items"] = explained;
+  }
+#endif
+  if (!hdf5) summary["images"] = image_reports;
   if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (!skipped.empty()) summary["skipped"] = skipped;
   std::ofstream(output.file("summary.json")) << summary.dump(2) << "\n";
-  report.write(output.file("index.html"), summary);
+  if (pictures) report.write(output.file("index.html"), summary);
   output.finish();
-  std::cout << "wrote " << fs::path(options.out) / "index.html" << " (" << explained << " images, "
-            << options.methods.size() << " methods)\n";
+  std::cout << "wrote " << fs::path(options.out) / (hdf5 ? "attributions.h5" : "index.html") << " (" << explained
+            << " images, " << options.methods.size() << " methods)\n";
   return 0;
 }
 

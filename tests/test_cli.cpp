@@ -195,6 +195,45 @@ TEST_CASE("salient-explain explains a dataset: ImageFolder labels, shards, sampl
     CHECK(fashion["images"][0]["input_shape"] == std::vector<int64_t>{1, 1, 28, 28});
   }
 
+#ifdef SALIENT_HAVE_HDF5
+  // --format hdf5: the maps and the index in one file, equal to the .npy files of a files run
+  // (float16 with --half: within its rounding); no per-image files without --png.
+  for (const bool half : {false, true}) {
+    const auto out = work / (half ? "ds_half" : "ds_hdf5");
+    run = explain(common + " --format hdf5" + (half ? " --half" : "") + " --out " + out.string());
+    INFO(run.err);
+    REQUIRE(run.code == 0);
+    const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+    CHECK(summary["items"] == 3);
+    CHECK_FALSE(summary.contains("images"));
+    CHECK_FALSE(fs::exists(out / "index.html"));
+    CHECK_FALSE(fs::exists(out / "food__hot_dog.saliency.png"));
+    const std::string check =
+        "import h5py, numpy as np, sys, json\n"
+        "f = h5py.File(sys.argv[1] + '/attributions.h5')\n"
+        "keys = list(f['index/key'].asstr()[:])\n"
+        "assert keys == ['birds/bird.png', 'birds/parrot.jpg', 'food/hot_dog.jpg'], keys\n"
+        "assert list(f['index/item'][:]) == [0, 1, 2] and list(f['index/label'][:]) == [0, 0, 1]\n"
+        "assert json.loads(f.attrs['methods']) == ['saliency']\n"
+        "m = f['maps/saliency']\n"
+        "assert m.shape == (3, 3, 128, 128) and m.dtype == (np.float16 if sys.argv[3] == '1' else np.float32)\n"
+        "npy = np.load(sys.argv[2] + '/food__hot_dog.saliency.npy')[0]\n"
+        "tol = 1e-3 * np.abs(npy).max() if sys.argv[3] == '1' else 0\n"
+        "assert np.abs(m[2].astype(np.float32) - npy).max() <= tol\n"
+        "assert f['index/top5_class'][2][0] == json.load(open(sys.argv[2] + '/summary.json'))['images'][2]['top5'][0]['index']\n";
+    std::ofstream(work / "check_h5.py") << check;
+    const std::string command = "/usr/bin/python3 " + (work / "check_h5.py").string() + " " + out.string() + " " +
+                                (work / "ds_all").string() + " " + (half ? "1" : "0") + " 2>&1";
+    CHECK(std::system(command.c_str()) == 0);
+  }
+  // A rerun into its own folder replaces its own file; with --png the heatmaps come too.
+  run = explain(common + " --format hdf5 --png --out " + (work / "ds_hdf5").string());
+  REQUIRE(run.code == 0);
+  CHECK(fs::exists(work / "ds_hdf5" / "food__hot_dog.saliency.png"));
+  CHECK_FALSE(fs::exists(work / "ds_hdf5" / "food__hot_dog.saliency.npy"));
+  CHECK(fs::exists(work / "ds_hdf5" / "index.html"));
+#endif
+
   // Bad selections.
   fs::create_directories(work / "empty_dataset" / "class");
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
@@ -203,7 +242,9 @@ TEST_CASE("salient-explain explains a dataset: ImageFolder labels, shards, sampl
            {"--images " + data.string() + " --list " + (data / "list.txt").string(), "one way"},
            {"--images " + data.string() + " --shard 2/2", "shard index"},
            {"--images " + data.string() + " --sample 0", "--sample"},
-           {"--dataset mnist", "fashion-mnist"}}) {
+           {"--dataset mnist", "fashion-mnist"},
+           {"--images " + data.string() + " --half", "--format hdf5"},
+           {"--images " + data.string() + " --format h5", "files or hdf5"}}) {
     run = explain("--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() + " " + args +
                   " --out " + (work / "ds_bad").string());
     INFO(args << ": " << run.err);

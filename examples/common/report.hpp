@@ -36,11 +36,13 @@ struct WrittenFiles {
 
 // <stem>.<method>.npy: the exact attribution ([1,C,H,W] float32); <stem>.<method>.png: its
 // channel-reduced map (signed: sum, diverging colours; unsigned: sum, inferno) over the photo.
+// Without `npy` only the heatmap is written (a dataset run that keeps its maps in HDF5).
 inline WrittenFiles write_attribution(OutputFolder& out, const std::string& stem, const std::string& method,
-                                      const torch::Tensor& attribution, const Image& photo, bool is_signed) {
-  WrittenFiles files{stem + "." + method + ".png", stem + "." + method + ".npy"};
+                                      const torch::Tensor& attribution, const Image& photo, bool is_signed,
+                                      bool npy = true) {
+  WrittenFiles files{stem + "." + method + ".png", npy ? stem + "." + method + ".npy" : ""};
   auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  save_npy(out.file(files.attribution), values.data_ptr<float>(), values.sizes().vec());
+  if (npy) save_npy(out.file(files.attribution), values.data_ptr<float>(), values.sizes().vec());
   auto image = to_image(values);
   auto map = reduce_channels(image, ChannelReduction::sum);
   map = normalize_percentile(map, is_signed, 99.0);

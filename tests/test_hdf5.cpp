@@ -1,0 +1,134 @@
+// HDF5 attribution files: what is written reads back (here and in h5py), float16 rounds as
+// numpy does, and a file that is not ours is refused, never overwritten.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "salient/io/hdf5.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+using salient::test::TempDir;
+
+salient::AttributionIndexEntry entry_for(int64_t i) {
+  salient::AttributionIndexEntry e;
+  e.item = 10 + i;
+  e.key = "class_" + std::to_string(i % 2) + "/photo " + std::to_string(i) + ".png";
+  e.source = "/data/" + e.key;
+  e.label = i % 2;
+  e.top_classes = {i, i + 1, i + 2};
+  e.top_probabilities = {0.5, 0.25, 0.125};
+  e.seconds = {0.1 * static_cast<double>(i), 1.0};
+  e.convergence_delta = {std::numeric_limits<double>::quiet_NaN(), 1e-3 * static_cast<double>(i)};
+  return e;
+}
+
+std::vector<float> ramp(std::size_t n, float start) {
+  std::vector<float> v(n);
+  for (std::size_t k = 0; k < n; ++k) v[k] = start + 0.25f * static_cast<float>(k) - 3.0f;
+  return v;
+}
+}  // namespace
+
+TEST_CASE("float16 conversion rounds to nearest even as numpy does", "[hdf5]") {
+  using salient::detail::half_bits;
+  using salient::detail::half_value;
+  CHECK(half_bits(1.0f) == 0x3c00);
+  CHECK(half_bits(-2.0f) == 0xc000);
+  CHECK(half_bits(65504.0f) == 0x7bff);
+  CHECK(half_bits(65520.0f) == 0x7c00);  // halfway to the next power: rounds up to inf
+  CHECK(half_bits(65519.0f) == 0x7bff);
+  CHECK(half_bits(std::numeric_limits<float>::infinity()) == 0x7c00);
+  CHECK((half_bits(std::numeric_limits<float>::quiet_NaN()) & 0x7c00) == 0x7c00);
+  CHECK(half_bits(5.9604645e-8f) == 0x0001);  // the smallest subnormal
+  CHECK(half_bits(2.9802322e-8f) == 0x0000);  // exactly half of it: ties to even (0)
+  CHECK(half_bits(1e-9f) == 0x0000);
+  CHECK(half_bits(1.0f + 1.0f / 2048) == 0x3c00);       // tie between 1 and 1 + 2^-10: even (1)
+  CHECK(half_bits(1.0f + 3.0f / 2048) == 0x3c02);       // tie: to the even 1 + 2^-9
+  CHECK(half_bits(6.1035156e-5f) == 0x0400);  // the smallest normal
+  for (uint32_t bits = 0; bits < 0x10000; ++bits) {  // every finite half survives the round trip
+    const auto h = static_cast<uint16_t>(bits);
+    if ((h & 0x7c00) == 0x7c00) continue;
+    if (half_bits(half_value(h)) != h) FAIL("half " << bits << " does not survive the round trip");
+  }
+}
+
+TEST_CASE("an attribution file reads back what was appended, in float32 and float16", "[hdf5]") {
+  TempDir dir("salient_hdf5");
+  for (const bool half : {false, true}) {
+    const auto path = dir.path / (half ? "half.h5" : "float.h5");
+    {
+      salient::AttributionWriter writer(path, {"integrated_gradients", "gradcam"}, half, R"({"steps": 8})");
+      for (int64_t i = 0; i < 3; ++i)
+        writer.append(entry_for(i), {ramp(3 * 4 * 5, static_cast<float>(i)), ramp(4 * 5, -static_cast<float>(i))},
+                      {{3, 4, 5}, {1, 4, 5}});
+      CHECK(writer.size() == 3);
+      CHECK_THROWS_WITH(writer.append(entry_for(3), {ramp(3 * 4 * 5, 0), ramp(4 * 6, 0)}, {{3, 4, 5}, {1, 4, 6}}),
+                        Catch::Contains("changed its shape"));
+      CHECK_THROWS_WITH(writer.append(entry_for(3), {ramp(3, 0)}, {{3}}), Catch::Contains("1 maps for 2 methods"));
+      writer.close();
+    }
+    const salient::AttributionReader reader(path);
+    CHECK(reader.methods() == std::vector<std::string>{"integrated_gradients", "gradcam"});
+    CHECK(reader.parameters() == R"({"steps": 8})");
+    REQUIRE(reader.size() == 3);
+    for (int64_t i = 0; i < 3; ++i) {
+      const auto e = reader.entry(i), want = entry_for(i);
+      CHECK(e.item == want.item);
+      CHECK(e.key == want.key);
+      CHECK(e.source == want.source);
+      CHECK(e.label == want.label);
+      CHECK(e.top_classes == want.top_classes);
+      CHECK(e.top_probabilities == want.top_probabilities);
+      CHECK(e.seconds == want.seconds);
+      CHECK(std::isnan(e.convergence_delta[0]));
+      CHECK(e.convergence_delta[1] == want.convergence_delta[1]);
+      const auto [values, shape] = reader.map("integrated_gradients", i);
+      CHECK(shape == std::vector<int64_t>{3, 4, 5});
+      CHECK(values == ramp(3 * 4 * 5, static_cast<float>(i)));  // multiples of 1/4: exact in float16 too
+      CHECK(reader.map("gradcam", i).second == std::vector<int64_t>{1, 4, 5});
+    }
+    CHECK_THROWS_WITH(reader.map("lime", 0), Catch::Contains("no maps of lime"));
+    CHECK_THROWS_WITH(reader.entry(3), Catch::Contains("outside"));
+    // Never replaced.
+    CHECK_THROWS_WITH(salient::AttributionWriter(path, {"gradcam"}, false, "{}"), Catch::Contains("exists"));
+  }
+  // h5py reads it as the header says.
+  const std::string script =
+      "import h5py, json, numpy as np, sys\n"
+      "f = h5py.File(sys.argv[1])\n"
+      "assert f.attrs['format'] == 'salient-attributions 1'\n"
+      "assert json.loads(f.attrs['methods']) == ['integrated_gradients', 'gradcam']\n"
+      "assert list(f['index/key'].asstr()[:]) == ['class_0/photo 0.png', 'class_1/photo 1.png', 'class_0/photo 2.png']\n"
+      "m = f['maps/integrated_gradients']\n"
+      "assert m.shape == (3, 3, 4, 5) and m.dtype == np.dtype(sys.argv[2]), (m.shape, m.dtype)\n"
+      "assert np.array_equal(m[1].ravel(), 1 + 0.25 * np.arange(60) - 3)\n"
+      "assert list(f['index/top5_class'][2]) == [2, 3, 4, -1, -1]\n";
+  std::ofstream(dir.path / "check.py") << script;
+  for (const auto& [file, dtype] : {std::pair{"float.h5", "float32"}, std::pair{"half.h5", "float16"}}) {
+    const std::string command = "/usr/bin/python3 " + (dir.path / "check.py").string() + " " + (dir.path / file).string() +
+                                " " + dtype + " 2>&1";
+    INFO(command);
+    CHECK(std::system(command.c_str()) == 0);
+  }
+}
+
+TEST_CASE("a file that is not an attribution file is refused", "[hdf5]") {
+  TempDir dir("salient_hdf5");
+  std::ofstream(dir.path / "text.h5") << "not HDF5";
+  CHECK_THROWS_WITH(salient::AttributionReader(dir.path / "text.h5"), Catch::Contains("not an HDF5 file"));
+  CHECK_THROWS_WITH(salient::AttributionReader(dir.path / "missing.h5"), Catch::Contains("not a readable file"));
+  const auto other = dir.path / "other.h5";
+  H5Fclose(H5Fcreate(other.string().c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT));
+  CHECK_THROWS_WITH(salient::AttributionReader(other), Catch::Contains("not a salient attribution file"));
+  CHECK_THROWS_WITH(salient::AttributionWriter(other, {"gradcam"}, false, "{}"), Catch::Contains("exists"));
+  CHECK_THROWS_WITH(salient::AttributionWriter(dir.path / "new.h5", {"grad cam"}, false, "{}"),
+                    Catch::Contains("not a dataset name"));
+  CHECK_FALSE(std::filesystem::exists(dir.path / "new.h5"));  // checked before the file is made
+}
