@@ -290,7 +290,7 @@ int run(int argc, char** argv) {
     }
     if (options.dataset.empty()) {  // the demo's four test images
       options.dataset = "fashion-mnist";
-      if (options.limit == 0) options.limit = 4;
+      if (options.limit == 0 && options.sample == 0) options.limit = 4;
     }
   } else {
     if (options.images.empty() && options.images_dir.empty() && options.list_file.empty() && options.dataset.empty())
