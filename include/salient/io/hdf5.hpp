@@ -167,42 +167,6 @@ inline H5Id growing_dataset(const std::filesystem::path& file, hid_t parent, con
               H5Dclose);
 }
 
-// Writes one item (row `row`) of a growing dataset, growing it to row + 1 rows first.
-inline void write_row(const std::filesystem::path& file, hid_t dataset, hsize_t row, hid_t memory_type, const void* data) {
-  H5Id space(h5_call(file, "read a dataspace", [&] { return H5Dget_space(dataset); }), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  dims[0] = row + 1;
-  h5_call(file, "grow a dataset", [&] { return H5Dset_extent(dataset, dims.data()); });
-  H5Id grown(h5_call(file, "read a dataspace", [&] { return H5Dget_space(dataset); }), H5Sclose);
-  std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  start[0] = row;
-  count[0] = 1;
-  h5_call(file, "select a row", [&] {
-    return H5Sselect_hyperslab(grown.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
-  });
-  H5Id memory(h5_call(file, "make a dataspace", [&] { return H5Screate_simple(rank, count.data(), nullptr); }), H5Sclose);
-  h5_call(file, "write a row", [&] { return H5Dwrite(dataset, memory_type, memory.get(), grown.get(), H5P_DEFAULT, data); });
-}
-
-// Reads one item (row `row`) of a dataset into `data` (as `memory_type`).
-inline void read_row(const std::filesystem::path& file, hid_t dataset, hsize_t row, hid_t memory_type, void* data) {
-  H5Id space(h5_call(file, "read a dataspace", [&] { return H5Dget_space(dataset); }), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  if (rank < 1 || row >= dims[0]) fail_io("HDF5 file '", file.string(), "': row ", row, " is outside the dataset");
-  std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  start[0] = row;
-  count[0] = 1;
-  h5_call(file, "select a row", [&] {
-    return H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
-  });
-  H5Id memory(h5_call(file, "make a dataspace", [&] { return H5Screate_simple(rank, count.data(), nullptr); }), H5Sclose);
-  h5_call(file, "read a row", [&] { return H5Dread(dataset, memory_type, memory.get(), space.get(), H5P_DEFAULT, data); });
-}
-
 // The dataset's dimensions.
 inline std::vector<hsize_t> dataset_dims(const std::filesystem::path& file, hid_t dataset) {
   H5Id space(h5_call(file, "read a dataspace", [&] { return H5Dget_space(dataset); }), H5Sclose);
@@ -211,6 +175,45 @@ inline std::vector<hsize_t> dataset_dims(const std::filesystem::path& file, hid_
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
   H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   return dims;
+}
+
+// Row `row` of a dataset as a file-space selection and the matching memory space.
+struct RowSpaces {
+  H5Id file_space, memory;
+};
+inline RowSpaces row_spaces(const std::filesystem::path& file, hid_t dataset, hsize_t row) {
+  auto count = dataset_dims(file, dataset);
+  if (count.empty() || row >= count[0]) fail_io("HDF5 file '", file.string(), "': row ", row, " is outside the dataset");
+  std::vector<hsize_t> start(count.size(), 0);
+  start[0] = row;
+  count[0] = 1;
+  H5Id space(h5_call(file, "read a dataspace", [&] { return H5Dget_space(dataset); }), H5Sclose);
+  h5_call(file, "select a row", [&] {
+    return H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+  });
+  H5Id memory(h5_call(file, "make a dataspace",
+                      [&] { return H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr); }),
+              H5Sclose);
+  return {std::move(space), std::move(memory)};
+}
+
+// Writes one item (row `row`) of a growing dataset, growing it to row + 1 rows first.
+inline void write_row(const std::filesystem::path& file, hid_t dataset, hsize_t row, hid_t memory_type, const void* data) {
+  auto dims = dataset_dims(file, dataset);
+  dims.at(0) = row + 1;
+  h5_call(file, "grow a dataset", [&] { return H5Dset_extent(dataset, dims.data()); });
+  const auto spaces = row_spaces(file, dataset, row);
+  h5_call(file, "write a row", [&] {
+    return H5Dwrite(dataset, memory_type, spaces.memory.get(), spaces.file_space.get(), H5P_DEFAULT, data);
+  });
+}
+
+// Reads one item (row `row`) of a dataset into `data` (as `memory_type`).
+inline void read_row(const std::filesystem::path& file, hid_t dataset, hsize_t row, hid_t memory_type, void* data) {
+  const auto spaces = row_spaces(file, dataset, row);
+  h5_call(file, "read a row", [&] {
+    return H5Dread(dataset, memory_type, spaces.memory.get(), spaces.file_space.get(), H5P_DEFAULT, data);
+  });
 }
 
 inline void write_string_attribute(const std::filesystem::path& file, hid_t object, const char* name, const std::string& value) {
