@@ -132,3 +132,51 @@ TEST_CASE("a file that is not an attribution file is refused", "[hdf5]") {
                     Catch::Contains("not a dataset name"));
   CHECK_FALSE(std::filesystem::exists(dir.path / "new.h5"));  // checked before the file is made
 }
+
+TEST_CASE("merging attribution files orders their items and copies every map bit for bit", "[hdf5]") {
+  TempDir dir("salient_hdf5");
+  for (const bool half : {false, true}) {
+    const auto name = [&](const std::string& stem) { return dir.path / (stem + (half ? ".half.h5" : ".h5")); };
+    // The whole run, and the same items split into two interleaved shards (items 10..15).
+    salient::AttributionWriter whole(name("whole"), {"integrated_gradients", "gradcam"}, half, "{}");
+    salient::AttributionWriter even(name("even"), {"integrated_gradients", "gradcam"}, half, "{}");
+    salient::AttributionWriter odd(name("odd"), {"integrated_gradients", "gradcam"}, half, "{}");
+    for (int64_t i = 0; i < 6; ++i) {
+      const std::vector<std::vector<float>> maps = {ramp(3 * 4 * 5, 0.37f * static_cast<float>(i)), ramp(4 * 5, -1.1f * static_cast<float>(i))};
+      whole.append(entry_for(i), maps, {{3, 4, 5}, {1, 4, 5}});
+      (i % 2 ? odd : even).append(entry_for(i), maps, {{3, 4, 5}, {1, 4, 5}});
+    }
+    odd.set_attribute("note", R"({"shard": 1})");
+    whole.close(), even.close(), odd.close();
+    CHECK(salient::AttributionReader(name("odd")).attribute("note") == R"({"shard": 1})");
+    CHECK(salient::AttributionReader(name("odd")).attribute("absent").empty());
+    CHECK(salient::AttributionReader(name("odd")).half() == half);
+
+    CHECK(salient::merge_attribution_files({name("odd"), name("even")}, name("merged"), R"({"merged": true})") == 6);
+    const salient::AttributionReader merged(name("merged")), reference(name("whole"));
+    CHECK(merged.parameters() == R"({"merged": true})");
+    REQUIRE(merged.size() == 6);
+    for (int64_t i = 0; i < 6; ++i) {
+      CHECK(merged.entry(i).key == reference.entry(i).key);
+      CHECK(merged.entry(i).item == 10 + i);
+      for (std::size_t m = 0; m < 2; ++m) {
+        CHECK(merged.stored_map(m, i).bytes == reference.stored_map(m, i).bytes);
+        CHECK(merged.map(merged.methods()[m], i) == reference.map(reference.methods()[m], i));
+      }
+    }
+    // Overlapping files, other methods, other storage types and an existing output are refused.
+    CHECK_THROWS_WITH(salient::merge_attribution_files({name("whole"), name("odd")}, name("twice"), "{}"),
+                      Catch::Contains("item 11 is in") && Catch::Contains("overlap"));
+    CHECK_FALSE(std::filesystem::exists(name("twice")));
+    CHECK_THROWS_WITH(salient::merge_attribution_files({name("odd"), name("even")}, name("merged"), "{}"), Catch::Contains("exists"));
+    {
+      salient::AttributionWriter other(name("other"), {"gradcam"}, half, "{}");
+      auto row = entry_for(9);
+      row.seconds.resize(1), row.convergence_delta.resize(1);
+      other.append(row, {ramp(4 * 5, 0)}, {{1, 4, 5}});
+    }
+    CHECK_THROWS_WITH(salient::merge_attribution_files({name("odd"), name("other")}, name("x"), "{}"), Catch::Contains("other methods"));
+  }
+  CHECK_THROWS_WITH(salient::merge_attribution_files({dir.path / "odd.h5", dir.path / "even.half.h5"}, dir.path / "x.h5", "{}"),
+                    Catch::Contains("float16"));
+}

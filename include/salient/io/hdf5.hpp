@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,14 @@
 namespace salient {
 
 inline constexpr const char* attribution_file_format = "salient-attributions 1";
+
+// One map as stored: its chunk's bytes after the file's filters (shuffle, deflate), for
+// copying between files without decompressing and recompressing (salient-merge).
+struct StoredMap {
+  std::vector<unsigned char> bytes;
+  uint32_t filters = 0;        // HDF5's mask of the filters skipped on this chunk
+  std::vector<int64_t> shape;  // the item's shape
+};
 
 // One item's row of the index.
 struct AttributionIndexEntry {
@@ -286,37 +295,15 @@ class AttributionWriter {
   // the item's [C, H, W] or any shape, the same for every item of a method).
   void append(const AttributionIndexEntry& entry, const std::vector<std::vector<float>>& maps,
               const std::vector<std::vector<int64_t>>& shapes) {
-    using detail::H5Id;
-    if (!file_.get() || file_.get() < 0) detail::fail("attribution file '", path_.string(), "' is closed");
-    const std::size_t m_count = methods_.size();
-    if (maps.size() != m_count || shapes.size() != m_count)
-      detail::fail("attribution file '", path_.string(), "': ", maps.size(), " maps for ", m_count, " methods");
-    if (entry.seconds.size() != m_count || entry.convergence_delta.size() != m_count)
-      detail::fail("attribution file '", path_.string(), "': an index row needs one time and one delta per method");
-    if (entry.top_classes.size() > 5 || entry.top_probabilities.size() != entry.top_classes.size())
-      detail::fail("attribution file '", path_.string(), "': at most 5 top classes, each with its probability");
-    if (map_sets_.empty()) {  // the first item fixes the shapes
-      for (std::size_t m = 0; m < m_count; ++m) {
-        std::vector<hsize_t> shape;
-        for (const int64_t d : shapes[m]) {
-          if (d < 1) detail::fail("attribution map shape has a dimension ", d);
-          shape.push_back(static_cast<hsize_t>(d));
-        }
-        const auto type = half_ ? detail::half_type(path_) : H5Id();
-        map_sets_.push_back(detail::growing_dataset(path_, maps_.get(), methods_[m], half_ ? type.get() : H5T_IEEE_F32LE,
-                                                    shape, true));
-        shapes_.push_back(shapes[m]);
-      }
-    }
-    for (std::size_t m = 0; m < m_count; ++m) {
-      if (shapes[m] != shapes_[m]) detail::fail("attribution map of ", methods_[m], " changed its shape between items");
+    check_row(entry, maps.size(), shapes);
+    for (std::size_t m = 0; m < methods_.size(); ++m) {
       std::size_t values = 1;
       for (const int64_t d : shapes[m]) values *= static_cast<std::size_t>(d);
       if (maps[m].size() != values)
         detail::fail("attribution map of ", methods_[m], " holds ", maps[m].size(), " values for its shape's ", values);
     }
     const auto row = static_cast<hsize_t>(rows_);
-    for (std::size_t m = 0; m < m_count; ++m) {
+    for (std::size_t m = 0; m < methods_.size(); ++m) {
       if (half_) {
         std::vector<uint16_t> bits(maps[m].size());
         for (std::size_t v = 0; v < bits.size(); ++v) bits[v] = detail::half_bits(maps[m][v]);
@@ -326,22 +313,34 @@ class AttributionWriter {
         detail::write_row(path_, map_sets_[m].get(), row, H5T_NATIVE_FLOAT, maps[m].data());
       }
     }
-    std::vector<int64_t> classes(5, -1);
-    std::vector<double> probabilities(5, std::numeric_limits<double>::quiet_NaN());
-    std::copy(entry.top_classes.begin(), entry.top_classes.end(), classes.begin());
-    std::copy(entry.top_probabilities.begin(), entry.top_probabilities.end(), probabilities.begin());
-    const auto text = detail::string_type(path_);
-    const char* key = entry.key.c_str();
-    const char* source = entry.source.c_str();
-    detail::write_row(path_, item_.get(), row, H5T_NATIVE_INT64, &entry.item);
-    detail::write_row(path_, key_.get(), row, text.get(), &key);
-    detail::write_row(path_, source_.get(), row, text.get(), &source);
-    detail::write_row(path_, label_.get(), row, H5T_NATIVE_INT64, &entry.label);
-    detail::write_row(path_, top_class_.get(), row, H5T_NATIVE_INT64, classes.data());
-    detail::write_row(path_, top_probability_.get(), row, H5T_NATIVE_DOUBLE, probabilities.data());
-    detail::write_row(path_, seconds_.get(), row, H5T_NATIVE_DOUBLE, entry.seconds.data());
-    detail::write_row(path_, delta_.get(), row, H5T_NATIVE_DOUBLE, entry.convergence_delta.data());
-    ++rows_;
+    write_index(entry, row);
+  }
+
+  // One item whose maps come as stored by another attribution file of the same type (see
+  // AttributionReader::stored_map): the chunks are copied as they are, bit for bit.
+  void append(const AttributionIndexEntry& entry, const std::vector<StoredMap>& maps) {
+    std::vector<std::vector<int64_t>> shapes;
+    for (const auto& map : maps) shapes.push_back(map.shape);
+    check_row(entry, maps.size(), shapes);
+    const auto row = static_cast<hsize_t>(rows_);
+    for (std::size_t m = 0; m < methods_.size(); ++m) {
+      auto dims = detail::dataset_dims(path_, map_sets_[m].get());
+      dims.at(0) = row + 1;
+      detail::h5_call(path_, "grow a dataset", [&] { return H5Dset_extent(map_sets_[m].get(), dims.data()); });
+      std::vector<hsize_t> offset(dims.size(), 0);
+      offset[0] = row;
+      detail::h5_call(path_, "write a stored chunk", [&] {
+        return H5Dwrite_chunk(map_sets_[m].get(), H5P_DEFAULT, maps[m].filters, offset.data(), maps[m].bytes.size(),
+                              maps[m].bytes.data());
+      });
+    }
+    write_index(entry, row);
+  }
+
+  // A string attribute of the file (e.g. a JSON document about the run), written once.
+  void set_attribute(const std::string& name, const std::string& text) {
+    if (!file_.get() || file_.get() < 0) detail::fail("attribution file '", path_.string(), "' is closed");
+    detail::write_string_attribute(path_, file_.get(), name.c_str(), text);
   }
 
   int64_t size() const { return rows_; }
@@ -364,6 +363,53 @@ class AttributionWriter {
       close();
     } catch (...) {
     }
+  }
+
+  // Checks one item's row before anything of it is written; the first item fixes the shapes.
+  void check_row(const AttributionIndexEntry& entry, std::size_t map_count, const std::vector<std::vector<int64_t>>& shapes) {
+    using detail::H5Id;
+    if (!file_.get() || file_.get() < 0) detail::fail("attribution file '", path_.string(), "' is closed");
+    const std::size_t m_count = methods_.size();
+    if (map_count != m_count || shapes.size() != m_count)
+      detail::fail("attribution file '", path_.string(), "': ", map_count, " maps for ", m_count, " methods");
+    if (entry.seconds.size() != m_count || entry.convergence_delta.size() != m_count)
+      detail::fail("attribution file '", path_.string(), "': an index row needs one time and one delta per method");
+    if (entry.top_classes.size() > 5 || entry.top_probabilities.size() != entry.top_classes.size())
+      detail::fail("attribution file '", path_.string(), "': at most 5 top classes, each with its probability");
+    if (map_sets_.empty()) {
+      for (std::size_t m = 0; m < m_count; ++m) {
+        std::vector<hsize_t> shape;
+        for (const int64_t d : shapes[m]) {
+          if (d < 1) detail::fail("attribution map shape has a dimension ", d);
+          shape.push_back(static_cast<hsize_t>(d));
+        }
+        const auto type = half_ ? detail::half_type(path_) : H5Id();
+        map_sets_.push_back(detail::growing_dataset(path_, maps_.get(), methods_[m], half_ ? type.get() : H5T_IEEE_F32LE,
+                                                    shape, true));
+        shapes_.push_back(shapes[m]);
+      }
+    }
+    for (std::size_t m = 0; m < m_count; ++m)
+      if (shapes[m] != shapes_[m]) detail::fail("attribution map of ", methods_[m], " changed its shape between items");
+  }
+
+  void write_index(const AttributionIndexEntry& entry, hsize_t row) {
+    std::vector<int64_t> classes(5, -1);
+    std::vector<double> probabilities(5, std::numeric_limits<double>::quiet_NaN());
+    std::copy(entry.top_classes.begin(), entry.top_classes.end(), classes.begin());
+    std::copy(entry.top_probabilities.begin(), entry.top_probabilities.end(), probabilities.begin());
+    const auto text = detail::string_type(path_);
+    const char* key = entry.key.c_str();
+    const char* source = entry.source.c_str();
+    detail::write_row(path_, item_.get(), row, H5T_NATIVE_INT64, &entry.item);
+    detail::write_row(path_, key_.get(), row, text.get(), &key);
+    detail::write_row(path_, source_.get(), row, text.get(), &source);
+    detail::write_row(path_, label_.get(), row, H5T_NATIVE_INT64, &entry.label);
+    detail::write_row(path_, top_class_.get(), row, H5T_NATIVE_INT64, classes.data());
+    detail::write_row(path_, top_probability_.get(), row, H5T_NATIVE_DOUBLE, probabilities.data());
+    detail::write_row(path_, seconds_.get(), row, H5T_NATIVE_DOUBLE, entry.seconds.data());
+    detail::write_row(path_, delta_.get(), row, H5T_NATIVE_DOUBLE, entry.convergence_delta.data());
+    ++rows_;
   }
 
   std::filesystem::path path_;
@@ -408,6 +454,9 @@ class AttributionReader {
                                   [&] { return H5Dopen2(file_.get(), (std::string("index/") + column).c_str(), H5P_DEFAULT); }),
                           H5Dclose);
     rows_ = static_cast<int64_t>(detail::dataset_dims(path_, index_[0].get()).at(0));
+    for (const auto& column : index_)
+      if (static_cast<int64_t>(detail::dataset_dims(path_, column.get()).at(0)) != rows_)
+        detail::fail_io("HDF5 file '", path_.string(), "': its index columns hold different item counts");
     for (const auto& method : methods_) {
       const bool present = h5_call(path_, "look for a map", [&] {
         return H5Lexists(file_.get(), ("maps/" + method).c_str(), H5P_DEFAULT);
@@ -427,6 +476,39 @@ class AttributionReader {
 
   const std::vector<std::string>& methods() const { return methods_; }
   const std::string& parameters() const { return parameters_; }
+
+  // A string attribute of the file ("" when it has none).
+  std::string attribute(const std::string& name) const {
+    const bool present = detail::h5_call(path_, "read its attributes", [&] { return H5Aexists(file_.get(), name.c_str()); }) > 0;
+    return present ? detail::read_string_attribute(path_, file_.get(), name.c_str()) : std::string();
+  }
+
+  // Whether the maps are stored as float16 (false for a file without items).
+  bool half() const {
+    if (maps_.empty() || maps_[0].get() < 0) return false;
+    detail::H5Id type(detail::h5_call(path_, "read a map's type", [&] { return H5Dget_type(maps_[0].get()); }), H5Tclose);
+    return H5Tget_size(type.get()) == 2;
+  }
+
+  // One item's map of method `m` as stored (compressed), for AttributionWriter's copy.
+  StoredMap stored_map(std::size_t m, int64_t row) const {
+    check_row(row);
+    if (m >= maps_.size()) detail::fail("HDF5 file '", path_.string(), "' has no method ", m);
+    const hid_t dataset = maps_[m].get();
+    const auto dims = detail::dataset_dims(path_, dataset);
+    StoredMap map;
+    for (std::size_t d = 1; d < dims.size(); ++d) map.shape.push_back(static_cast<int64_t>(dims[d]));
+    std::vector<hsize_t> offset(dims.size(), 0);
+    offset[0] = static_cast<hsize_t>(row);
+    hsize_t bytes = 0;
+    detail::h5_call(path_, "read a chunk's size", [&] { return H5Dget_chunk_storage_size(dataset, offset.data(), &bytes); });
+    if (bytes == 0 || bytes > (hsize_t{1} << 34)) detail::fail_io("HDF5 file '", path_.string(), "': item ", row, " of ", methods_[m], " has no stored map");
+    map.bytes.resize(static_cast<std::size_t>(bytes));
+    detail::h5_call(path_, "read a chunk", [&] {
+      return H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &map.filters, map.bytes.data());
+    });
+    return map;
+  }
   int64_t size() const { return rows_; }
 
   AttributionIndexEntry entry(int64_t row) const {
@@ -487,5 +569,55 @@ class AttributionReader {
   std::vector<detail::H5Id> index_, maps_;
   int64_t rows_ = 0;
 };
+
+// Writes the items of `inputs` (attribution files of the same methods, map types and shapes)
+// into the new file `output`, ordered by their dataset position (index/item), copying each
+// map's stored bytes as they are. An item that two rows hold is an error naming both files.
+// Returns the number of items written.
+inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& output,
+                                       const std::string& parameters_json) {
+  if (inputs.empty()) detail::fail("nothing to merge: no attribution files given");
+  struct Row {
+    int64_t item;
+    std::size_t file;
+    int64_t row;
+  };
+  std::vector<Row> rows;
+  std::vector<std::string> methods;
+  std::optional<bool> half;
+  for (std::size_t f = 0; f < inputs.size(); ++f) {  // one file open at a time: there may be thousands
+    const AttributionReader reader(inputs[f]);
+    if (f == 0) methods = reader.methods();
+    if (reader.methods() != methods) detail::fail("'", inputs[f].string(), "' holds other methods than '", inputs[0].string(), "'");
+    if (reader.size() == 0) continue;
+    if (half && *half != reader.half())
+      detail::fail("'", inputs[f].string(), "' stores its maps as ", reader.half() ? "float16" : "float32", ", the files before it do not");
+    half = reader.half();
+    for (int64_t r = 0; r < reader.size(); ++r) rows.push_back({reader.entry(r).item, f, r});
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.item < b.item; });
+  for (std::size_t k = 1; k < rows.size(); ++k)
+    if (rows[k].item == rows[k - 1].item)
+      detail::fail("item ", rows[k].item, " is in '", inputs[rows[k - 1].file].string(), "' and in '", inputs[rows[k].file].string(),
+                   "': the files overlap");
+  AttributionWriter writer(output, methods, half.value_or(false), parameters_json);
+  // Files sorted by item are read one after the other; interleaved ones (hash shards) keep up
+  // to 64 open at once, the oldest closed first.
+  std::vector<std::optional<AttributionReader>> open(inputs.size());
+  std::vector<std::size_t> opened;
+  for (const auto& row : rows) {
+    if (!open[row.file]) {
+      if (opened.size() == 64) open[opened.front()].reset(), opened.erase(opened.begin());
+      open[row.file].emplace(inputs[row.file]);
+      opened.push_back(row.file);
+    }
+    const auto& reader = *open[row.file];
+    std::vector<StoredMap> maps;
+    for (std::size_t m = 0; m < methods.size(); ++m) maps.push_back(reader.stored_map(m, row.row));
+    writer.append(reader.entry(row.row), maps);
+  }
+  writer.close();
+  return static_cast<int64_t>(rows.size());
+}
 
 }  // namespace salient
