@@ -33,6 +33,7 @@
 
 #include "salient/salient.hpp"
 #ifdef SALIENT_HAVE_HDF5
+#include "salient/io/detail/sha256.hpp"
 #include "salient/io/hdf5.hpp"
 #endif
 
@@ -60,6 +61,8 @@ std::string usage() {
   --format files|hdf5   files: a .npy and a heatmap PNG per image and method (default); hdf5: every map and
                           the per-image index in OUT/attributions.h5 (float32; float16 with --half)
   --png                 with --format hdf5: the heatmap PNGs too
+  --part-size N         with --format hdf5: items per part file (default 100). Parts are written whole or not at
+                          all; a rerun into the same --out reuses the finished ones (resume after a crash)
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    methods (default: ig), from:
 )") + salient::method_list("                          ") +
@@ -78,6 +81,7 @@ struct Options {
   bool skip_bad = false;
   std::string format = "files";  // files | hdf5
   bool half = false, png = false;
+  int64_t part_size = 0;  // --format hdf5: items per part file (what a crash can cost); 0: 100
   salient::cli::InputSettings input;
   std::string target = "top1";
   std::vector<std::string> methods = {"integrated_gradients"};
@@ -99,6 +103,7 @@ Options parse(int argc, char** argv) {
       if (value != "files" && value != "hdf5") fail("--format is files or hdf5, not '", value, "'");
       o.format = value;
     }
+    else if (flag == "--part-size") o.part_size = parse_int(flag, value, 1, 100'000);
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
     else if (flag == "--images") o.images_dir = value;
@@ -118,7 +123,8 @@ Options parse(int argc, char** argv) {
 #ifndef SALIENT_HAVE_HDF5
   if (o.format == "hdf5") fail("--format hdf5: this salient-explain was built without HDF5 (install libhdf5-dev and rebuild)");
 #endif
-  if ((o.half || o.png) && o.format != "hdf5") fail("--half and --png go with --format hdf5");
+  if ((o.half || o.png || o.part_size) && o.format != "hdf5") fail("--half, --png and --part-size go with --format hdf5");
+  if (o.part_size == 0) o.part_size = 100;
   const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
@@ -322,46 +328,44 @@ int run(int argc, char** argv) {
   };
 
   ProgressBar progress;
-  std::set<std::string> stems;
-  json image_reports = json::array(), skipped = json::array();
+  std::vector<std::string> stems;  // every item's output file stem, unique, fixed before any work
+  {
+    std::set<std::string> used;
+    for (const auto& source : todo) stems.push_back(unique_stem(source.stem, used));
+  }
   salient::cli::Report report;
-  int64_t explained = 0;
   const bool hdf5 = options.format == "hdf5", pictures = !hdf5 || options.png;
-#ifdef SALIENT_HAVE_HDF5
-  std::optional<salient::AttributionWriter> writer;  // made at the first image, which fixes each map's shape
-#endif
-  // The next image is decoded on another thread while this one is explained (two in memory at most).
-  std::future<Item> next = std::async(std::launch::async, load, std::cref(todo[0]));
-  for (size_t index = 0; index < todo.size(); ++index) {
-    Item item;
-    try {
-      auto current = std::move(next);
-      if (index + 1 < todo.size()) next = std::async(std::launch::async, load, std::cref(todo[index + 1]));
-      item = current.get();
-    } catch (const salient::error& e) {
-      if (!options.skip_bad) throw;
-      std::cerr << "salient-explain: skipping " << todo[index].source << ": " << e.what() << "\n";
-      skipped.push_back({{"source", todo[index].source}, {"reason", e.what()}});
-      continue;
-    }
-    ++explained;
+
+  // Explains item `index` with every method; the maps stay in `result` (hdf5) or go to .npy files.
+  struct Explained {
+    salient::AttributionIndexEntry entry;
+    std::vector<std::vector<float>> maps;
+    std::vector<std::vector<int64_t>> shapes;
+    json report;  // the files format's summary entry
+  };
+  int64_t explained_so_far = 0;
+  const auto explain = [&](std::size_t index, const Item& item) {
+    const std::string& stem = stems[index];
     const int64_t dataset_label =
         todo[index].fashion >= 0 ? fashion->labels[todo[index].fashion].item<int64_t>() : todo[index].label;
-    item.stem = unique_stem(item.stem, stems);
     auto logits = model->forward(item.input);
     const auto top5 = salient::cli::top_classes(logits, labels, 5);
     const int64_t classes = logits.size(1);
     int64_t target_class = options.target == "top1" ? top5[0]["index"].get<int64_t>()
                                                     : parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
     if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
+    ++explained_so_far;
 
-    const std::string input_png = pictures ? item.stem + ".input.png" : "";
+    Explained result;
+    result.entry = {todo[index].item, todo[index].key, item.source, dataset_label, {}, {}, {}, {}};
+    for (const auto& c : top5) {
+      result.entry.top_classes.push_back(c["index"].get<int64_t>());
+      result.entry.top_probabilities.push_back(c["probability"].get<double>());
+    }
+    const std::string input_png = pictures ? stem + ".input.png" : "";
     if (pictures) salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
     json method_reports = json::array();
     std::vector<salient::cli::ReportCell> cells;
-    std::vector<std::vector<float>> maps;  // --format hdf5: one per method
-    std::vector<std::vector<int64_t>> shapes;
-    std::vector<double> times, deltas;
     for (const auto& name : options.methods) {
       const auto& method = salient::find_method(name);
       auto settings = options.settings;
@@ -370,7 +374,7 @@ int run(int argc, char** argv) {
       int64_t segment_count = 0;
       settings.on_segments = [&](int64_t count) { segment_count = count; };
       settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(todo.size()) + "] " +
-                                            item.stem + " " + method.name);
+                                            stem + " " + method.name);
       const salient::Target target(target_class);
       auto start = std::chrono::steady_clock::now();
       auto attribution = method.run(*model, item.input, target, settings);
@@ -379,27 +383,26 @@ int run(int argc, char** argv) {
       if (segment_count > 0) entry["parameters"]["segment_count"] = segment_count;
       if (!layer_used.empty()) {
         entry["parameters"]["layer"] = layer_used;
-        if (explained == 1)  // the same layer for every image of one model
+        if (explained_so_far == 1)  // the same layer for every image of one model
           std::cerr << "  " << method.name << ": layer " << layer_used
                     << (salient::cli::requested_layer(options.settings).empty() ? " (automatic)" : "") << "\n";
       }
+      double delta = std::numeric_limits<double>::quiet_NaN();
       if (method.delta) {
-        const double delta = method.delta(*model, item.input, target, attribution, settings)[0];
+        delta = method.delta(*model, item.input, target, attribution, settings)[0];
         entry["convergence_delta"] = delta;
         // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
         entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta;
       }
+      result.entry.seconds.push_back(seconds);
+      result.entry.convergence_delta.push_back(delta);
       if (hdf5) {
         const auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-        maps.emplace_back(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
-        shapes.push_back(values.sizes().slice(1).vec());  // one item: drop the batch dimension
-        times.push_back(seconds);
-        deltas.push_back(entry.contains("convergence_delta") ? entry["convergence_delta"].get<double>()
-                                                              : std::numeric_limits<double>::quiet_NaN());
+        result.maps.emplace_back(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+        result.shapes.push_back(values.sizes().slice(1).vec());  // one item: drop the batch dimension
       }
       if (pictures) {
-        auto files = salient::cli::write_attribution(output, item.stem, method.name, attribution, item.photo,
-                                                     method.is_signed, !hdf5);
+        auto files = salient::cli::write_attribution(output, stem, method.name, attribution, item.photo, method.is_signed, !hdf5);
         entry["heatmap"] = files.heatmap;
         if (!hdf5) entry["attribution"] = files.attribution;
         cells.push_back({method.name, files.heatmap, seconds});
@@ -407,44 +410,171 @@ int run(int argc, char** argv) {
       method_reports.push_back(entry);
     }
     if (pictures) report.rows.push_back({item.source, input_png, top5, std::move(cells)});
-#ifdef SALIENT_HAVE_HDF5
-    if (hdf5) {
-      if (!writer) {
-        const auto path = output.file("attributions.h5");
-        if (fs::exists(path)) fs::remove(path);  // output.file() allows only this tool's own earlier file
-        json parameters = summary;
-        parameters["methods"] = json::array();
-        for (const auto& m : method_reports) parameters["methods"].push_back({{"method", m["method"]}, {"parameters", m["parameters"]}});
-        parameters["target"] = options.target;
-        writer.emplace(path, options.methods, options.half, parameters.dump());
-      }
-      salient::AttributionIndexEntry row{todo[index].item, todo[index].key, item.source, dataset_label, {}, {}, times, deltas};
-      for (const auto& c : top5) {
-        row.top_classes.push_back(c["index"].get<int64_t>());
-        row.top_probabilities.push_back(c["probability"].get<double>());
-      }
-      writer->append(row, maps, shapes);
-      continue;  // the index lives in the file, not in summary.json: memory stays flat
+    if (!hdf5) {
+      result.report = {{"source", item.source}, {"stem", stem}, {"input", input_png},
+                       {"input_shape", item.input.sizes().vec()}, {"top5", top5},
+                       {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
+                       {"methods", method_reports}};
+      if (!todo[index].key.empty()) result.report["key"] = todo[index].key;
+      if (dataset_label >= 0)
+        result.report["label"] = {{"index", dataset_label}, {"label", salient::cli::class_label(labels, dataset_label)}};
     }
-#endif
-    json image_report{{"source", item.source}, {"stem", item.stem}, {"input", input_png},
-                      {"input_shape", item.input.sizes().vec()}, {"top5", top5},
-                      {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
-                      {"methods", method_reports}};
-    if (!todo[index].key.empty()) image_report["key"] = todo[index].key;
-    if (dataset_label >= 0)
-      image_report["label"] = {{"index", dataset_label}, {"label", salient::cli::class_label(labels, dataset_label)}};
-    image_reports.push_back(std::move(image_report));
+    return result;
+  };
+
+  // Items [first, end) one at a time, the next one decoded on another thread meanwhile (two in
+  // memory at most); an unreadable one is reported in `skipped` with --skip-bad, else ends the run.
+  const auto explain_range = [&](std::size_t first, std::size_t end, json& skipped, const std::function<void(std::size_t, Explained&&)>& keep) {
+    std::future<Item> next = std::async(std::launch::async, load, std::cref(todo[first]));
+    for (std::size_t index = first; index < end; ++index) {
+      Item item;
+      try {
+        auto current = std::move(next);
+        if (index + 1 < end) next = std::async(std::launch::async, load, std::cref(todo[index + 1]));
+        item = current.get();
+      } catch (const salient::error& e) {
+        if (!options.skip_bad) throw;
+        std::cerr << "salient-explain: skipping " << todo[index].source << ": " << e.what() << "\n";
+        skipped.push_back({{"index", index}, {"source", todo[index].source}, {"reason", e.what()}});
+        continue;
+      }
+      keep(index, explain(index, item));
+    }
+  };
+
+  json skipped = json::array();
+  int64_t explained = 0;
+  if (!hdf5) {
+    json image_reports = json::array();
+    explain_range(0, todo.size(), skipped, [&](std::size_t, Explained&& result) { image_reports.push_back(std::move(result.report)); });
+    explained = static_cast<int64_t>(image_reports.size());
+    summary["images"] = std::move(image_reports);
   }
-  if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
 #ifdef SALIENT_HAVE_HDF5
-  if (writer) {
-    writer->close();
-    summary["attributions"] = "attributions.h5";
+  if (hdf5) {
+    // What makes two runs' maps the same: a part or final file written with other settings is
+    // never reused, nor replaced.
+    json identity{{"tool", "salient-explain"}, {"model", summary["model"]}, {"target", options.target},
+                  {"normalize", options.input.normalize}, {"input_size", summary["input_size"]}, {"half", options.half},
+                  {"part_size", options.part_size}, {"items", todo.size()}, {"methods", json::array()}};
+    identity["model_sha256"] = demo ? "embedded" : salient::detail::file_sha256(options.model, "model");
+    for (const auto& name : options.methods)
+      identity["methods"].push_back({{"method", name}, {"parameters", salient::find_method(name).parameters(options.settings)}});
+    identity["selection"] = {{"image", options.images}, {"images", options.images_dir}, {"list", options.list_file},
+                             {"dataset", options.dataset}, {"sample", options.sample}, {"limit", options.limit},
+                             {"shard", {options.shard.index, options.shard.count}}};
+    if (options.sample > 0) identity["selection"]["seed"] = options.settings.seed;
+
+    // --png: the heatmaps of an item whose maps come from an earlier run's file.
+    const auto draw = [&](std::size_t index, const salient::AttributionReader& file, int64_t row) {
+      const Item item = load(todo[index]);
+      const auto entry = file.entry(row);
+      const std::string input_png = stems[index] + ".input.png";
+      salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
+      std::vector<salient::cli::ReportCell> cells;
+      for (std::size_t m = 0; m < options.methods.size(); ++m) {
+        const auto& method = salient::find_method(options.methods[m]);
+        auto [values, shape] = file.map(method.name, row);
+        shape.insert(shape.begin(), 1);
+        const auto attribution = torch::from_blob(values.data(), shape, torch::kFloat32);
+        const auto files = salient::cli::write_attribution(output, stems[index], method.name, attribution, item.photo, method.is_signed, false);
+        cells.push_back({method.name, files.heatmap, entry.seconds[m]});
+      }
+      json top5 = json::array();
+      for (std::size_t k = 0; k < entry.top_classes.size(); ++k)
+        top5.push_back({{"index", entry.top_classes[k]}, {"label", salient::cli::class_label(labels, entry.top_classes[k])},
+                        {"probability", entry.top_probabilities[k]}});
+      report.rows.push_back({item.source, input_png, top5, std::move(cells)});
+    };
+    // A file that claims to hold items [first, end): written with these settings, and its rows
+    // and skipped items are exactly those items, in order. Returns its skipped items.
+    const auto check_file = [&](const fs::path& path, std::size_t first, std::size_t end) -> json {
+      try {
+        const salient::AttributionReader file(path);
+        if (json::parse(file.parameters(), nullptr, false) != identity)
+          salient::detail::fail_io("it was written with other settings (model, methods, options or selection)");
+        const auto part = json::parse(file.attribute("part"), nullptr, false);
+        if (!part.is_object() || part.value("first", int64_t{-1}) != static_cast<int64_t>(first) ||
+            part.value("end", int64_t{-1}) != static_cast<int64_t>(end) || !part["skipped"].is_array())
+          salient::detail::fail_io("it does not say it holds items ", first, " to ", end);
+        std::set<std::size_t> gone;
+        for (const auto& s : part["skipped"]) gone.insert(s.value("index", std::size_t{0}));
+        int64_t row = 0;
+        for (std::size_t index = first; index < end; ++index) {
+          if (gone.count(index)) continue;
+          if (row >= file.size() || file.entry(row).source != todo[index].source)
+            salient::detail::fail_io("its item ", row, " is not ", todo[index].source);
+          ++row;
+        }
+        if (row != file.size()) salient::detail::fail_io("it holds ", file.size(), " items, not ", row);
+        if (pictures) {
+          row = 0;
+          for (std::size_t index = first; index < end; ++index)
+            if (!gone.count(index)) draw(index, file, row++);
+        }
+        return part["skipped"];
+      } catch (const salient::error& e) {
+        salient::detail::fail_io("'", path.string(), "', written by an earlier run into this folder, cannot be reused: ", e.what(),
+                ". It is left as it is: remove it (or choose another --out) to explain its items again");
+      }
+    };
+    // Renaming is atomic: a file under its final name is always complete.
+    const auto publish = [](const fs::path& partial, const fs::path& path) { fs::rename(partial, path); };
+
+    const std::string final_name = "attributions.h5";
+    const auto final_path = output.file(final_name);
+    const auto final_partial = output.file(final_name + ".partial");
+    std::error_code error;
+    if (fs::exists(fs::symlink_status(final_path, error))) {
+      skipped = check_file(final_path, 0, todo.size());  // a finished run: nothing to compute again
+      std::cerr << "salient-explain: " << final_path.string() << " already holds this run; reusing it\n";
+    } else {
+      // Parts of `part_size` items, each written under a .partial name and renamed when complete:
+      // a rerun after a crash or a signal reuses the complete ones and redoes the rest.
+      const auto part_size = static_cast<std::size_t>(options.part_size);
+      const std::size_t part_count = (todo.size() + part_size - 1) / part_size;
+      std::vector<fs::path> parts, partials;
+      for (std::size_t k = 0; k < part_count; ++k) {
+        char name[48];
+        std::snprintf(name, sizeof name, "parts/part-%07zu.h5", k);
+        parts.push_back(output.file(name));
+        partials.push_back(output.file(std::string(name) + ".partial"));
+      }
+      output.keep_on_failure();
+      std::vector<json> part_skipped(part_count);
+      for (std::size_t k = 0; k < part_count; ++k) {
+        const std::size_t first = k * part_size, end = std::min(todo.size(), first + part_size);
+        if (fs::exists(fs::symlink_status(parts[k], error))) {
+          part_skipped[k] = check_file(parts[k], first, end);
+          continue;
+        }
+        fs::remove(partials[k], error);  // an unfinished part of an earlier run (this tool's own file)
+        salient::AttributionWriter writer(partials[k], options.methods, options.half, identity.dump());
+        json skipped_here = json::array();
+        explain_range(first, end, skipped_here, [&](std::size_t, Explained&& result) {
+          writer.append(result.entry, result.maps, result.shapes);
+        });
+        writer.set_attribute("part", json{{"first", first}, {"end", end}, {"skipped", skipped_here}}.dump());
+        writer.close();
+        publish(partials[k], parts[k]);
+        part_skipped[k] = std::move(skipped_here);
+      }
+      for (auto& s : part_skipped)
+        for (auto& item : s) skipped.push_back(std::move(item));
+      fs::remove(final_partial, error);
+      salient::merge_attribution_files(parts, final_partial, identity.dump(),
+                                       {{"part", json{{"first", 0}, {"end", todo.size()}, {"skipped", skipped}}.dump()}});
+      publish(final_partial, final_path);
+      for (std::size_t k = 0; k < part_count; ++k) output.remove(fs::relative(parts[k], output.dir()).string());
+      for (std::size_t k = 0; k < part_count; ++k) output.remove(fs::relative(partials[k], output.dir()).string());
+    }
+    output.remove(final_name + ".partial");
+    explained = static_cast<int64_t>(todo.size() - skipped.size());
+    summary["attributions"] = final_name;
     summary["items"] = explained;
   }
 #endif
-  if (!hdf5) summary["images"] = image_reports;
+  if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
   if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (!skipped.empty()) summary["skipped"] = skipped;
   std::ofstream(output.file("summary.json")) << summary.dump(2) << "\n";

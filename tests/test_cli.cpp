@@ -2,10 +2,12 @@
 // gives exit code 2, one line on stderr, and no output folder.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -947,3 +950,131 @@ TEST_CASE("the tools list the library's methods and shared flags in --help", "[c
       CHECK(help.find(line) != std::string::npos);
   }
 }
+
+#ifdef SALIENT_HAVE_HDF5
+namespace {
+// The same maps and index (but the times) and settings, bit for bit, in two attribution files.
+bool same_attributions(const fs::path& a, const fs::path& b) {
+  const std::string script =
+      "import h5py, sys\n"
+      "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')\n"
+      "assert a.attrs['parameters'] == b.attrs['parameters'] and set(a['maps']) == set(b['maps'])\n"
+      "for name in ['maps/' + m for m in a['maps']] + ['index/' + c for c in a['index'] if c != 'seconds']:\n"
+      "    x, y = a[name][()], b[name][()]\n"
+      "    assert x.shape == y.shape and x.dtype == y.dtype, name\n"
+      "    assert (list(x) == list(y)) if x.dtype == object else x.tobytes() == y.tobytes(), name\n";
+  std::ofstream(work / "same.py") << script;
+  const std::string command = "/usr/bin/python3 " + (work / "same.py").string() + " " + a.string() + " " + b.string() + " 2>&1";
+  return std::system(command.c_str()) == 0;
+}
+
+// Starts salient-explain and SIGKILLs it after `delay`; true when it had finished by then.
+bool explain_killed_after(const std::string& args, std::chrono::milliseconds delay) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = "exec " + std::string(SALIENT_BIN_DIR) + "/salient-explain " + args + " > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  for (auto waited = std::chrono::milliseconds(0); waited < delay; waited += std::chrono::milliseconds(10)) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+}  // namespace
+
+TEST_CASE("salient-explain --format hdf5 resumes after SIGKILL, and salient-merge joins shards into the unsharded file",
+          "[cli][dataset]") {
+  REQUIRE(fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"));  // scripts/setup installs it
+  fs::create_directories(work);
+  // 300 Fashion-MNIST items in parts of 25; SmoothGrad's noise is seeded per item.
+  const std::string common = "--model " + std::string(SALIENT_MODELS_DIR) + "/tiny_fashion.pt --dataset fashion-mnist "
+                             "--limit 300 --method saliency,integrated_gradients,smoothgrad --steps 64 --format hdf5 "
+                             "--part-size 25 --threads 1";
+  auto run = explain(common + " --out " + (work / "whole").string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+
+  // Killed at ever later moments, each rerun resuming the last, until one finishes: every item
+  // once, and the same file as the uninterrupted run.
+  const auto resumed = work / "resumed";
+  int kills = 0;
+  for (int delay = 150; !explain_killed_after(common + " --out " + resumed.string(), std::chrono::milliseconds(delay));
+       delay += 150) {
+    ++kills;
+    REQUIRE(kills < 100);
+    CHECK_FALSE(fs::exists(resumed / "attributions.h5.partial"));  // never left under a name that looks finished
+  }
+  INFO(kills << " kills");
+  CHECK(kills >= 2);
+  CHECK(same_attributions(work / "whole" / "attributions.h5", resumed / "attributions.h5"));
+  CHECK_FALSE(fs::exists(resumed / "parts"));  // merged, then removed
+  CHECK(nlohmann::json::parse(read(resumed / "summary.json"))["items"] == 300);
+  // A rerun of a finished run computes nothing again (and says so).
+  run = explain(common + " --out " + resumed.string());
+  CHECK(run.code == 0);
+  CHECK(run.err.find("reusing it") != std::string::npos);
+
+  // A killed run's finished part is reused only if it is intact and of the same settings;
+  // otherwise the run stops and leaves the file as it is.
+  const auto broken = work / "broken";
+  for (int delay = 400; !fs::exists(broken / "parts" / "part-0000001.h5"); delay += 200) {
+    REQUIRE(delay < 20000);
+    fs::remove_all(broken);
+    REQUIRE_FALSE(explain_killed_after(common + " --out " + broken.string(), std::chrono::milliseconds(delay)));
+  }
+  run = explain(common + " --steps 32 --out " + broken.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("written with other settings") != std::string::npos);
+  CHECK(fs::exists(broken / "parts" / "part-0000000.h5"));
+  const auto part = broken / "parts" / "part-0000001.h5";
+  const auto size = fs::file_size(part);
+  fs::resize_file(part, size / 2);  // a disk that lost its tail
+  run = explain(common + " --out " + broken.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("part-0000001.h5', written by an earlier run into this folder, cannot be reused") != std::string::npos);
+  CHECK(fs::file_size(part) == size / 2);  // not overwritten
+  fs::remove(part);  // as the message says: removing it lets the run redo those items
+  run = explain(common + " --out " + broken.string());
+  CHECK(run.code == 0);
+  CHECK(same_attributions(work / "whole" / "attributions.h5", broken / "attributions.h5"));
+  // A file of someone else's where a part would go stops the run before any work.
+  fs::create_directories(work / "foreign" / "parts");
+  std::ofstream(work / "foreign" / "parts" / "part-0000002.h5") << "mine";
+  run = explain(common + " --out " + (work / "foreign").string());
+  CHECK(run.code == 2);
+  CHECK(read(work / "foreign" / "parts" / "part-0000002.h5") == "mine");
+
+  // Three shards, merged: the unsharded run's file, bit for bit (times aside).
+  std::string inputs;
+  for (int shard = 0; shard < 3; ++shard) {
+    const auto out = work / ("shard" + std::to_string(shard));
+    run = explain(common + " --shard " + std::to_string(shard) + "/3 --out " + out.string());
+    REQUIRE(run.code == 0);
+    if (shard != 1) inputs += " --in " + out.string();
+  }
+  const auto merged = work / "merged.h5";
+  run = tool("salient-merge", inputs + " --out " + merged.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("shard 1/3 is missing") != std::string::npos);
+  run = tool("salient-merge", inputs + " --in " + (work / "shard0").string() + " --out " + merged.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("given twice") != std::string::npos);
+  run = tool("salient-merge", inputs + " --in " + (work / "whole").string() + " --out " + merged.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("shards of 3") != std::string::npos);
+  CHECK_FALSE(fs::exists(merged));
+  run = tool("salient-merge", inputs + " --in " + (work / "shard1" / "attributions.h5").string() + " --out " + merged.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  CHECK(same_attributions(work / "whole" / "attributions.h5", merged));
+  run = tool("salient-merge", inputs + " --in " + (work / "shard1").string() + " --out " + merged.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("exists") != std::string::npos);
+  fs::remove_all(work);
+}
+#endif

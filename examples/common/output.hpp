@@ -75,7 +75,7 @@ class OutputFolder {
       for (int signal : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal, SIG_DFL);
       active() = nullptr;
     }
-    if (finished_ || !claimed_ || !previous_.empty()) return;
+    if (finished_ || !claimed_ || !previous_.empty() || keep_) return;
     std::error_code ec;
     for (const auto& file : written_) remove_own(file);
     std::filesystem::remove(dir_ / marker_name, ec);
@@ -117,6 +117,18 @@ class OutputFolder {
     return path;
   }
 
+  // From now on an unfinished run keeps what it wrote (all listed in the marker), as a run of
+  // an earlier run's folder does: a resumable run's finished parts outlive a crash or signal.
+  void keep_on_failure() { keep_ = true; }
+
+  // Removes one of this run's files (e.g. a part merged into the final file) and unlists it.
+  void remove(const std::string& relative) {
+    const auto at = std::find(written_.begin(), written_.end(), relative);
+    if (at == written_.end()) raise(error_kind::bad_input, "internal: '", relative, "' is not a file of this run");
+    remove_own(relative);
+    written_.erase(at);
+  }
+
   // The run succeeded: files of earlier runs that this run did not write again are removed
   // (they were this tool's) and the marker lists exactly this run's files; or, with
   // `keep_earlier` (a tool whose modes write different files), both are kept and listed.
@@ -148,7 +160,7 @@ class OutputFolder {
       say(folder->tool_.c_str());
       say(": interrupted by ");
       say(name);
-      if (folder->previous_.empty() && !folder->finished_) {
+      if (folder->previous_.empty() && !folder->finished_ && !folder->keep_) {
         // Files, then the folders this run created (listed before their files, so removed after them).
         for (auto it = folder->written_paths_.rbegin(); it != folder->written_paths_.rend(); ++it)
           if (!it->empty() && it->back() == '/') ::rmdir(it->c_str());
@@ -197,6 +209,7 @@ class OutputFolder {
   std::set<std::string> previous_;
   std::vector<std::string> written_;
   bool created_ = false, claimed_ = false, finished_ = false;
+  volatile bool keep_ = false;  // read by the signal handler
   // For the signal handler: full paths of what this run wrote ("dir/" for a folder it created).
   std::string dir_text_, marker_text_;
   std::vector<std::string> written_paths_;

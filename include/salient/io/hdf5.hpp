@@ -572,10 +572,11 @@ class AttributionReader {
 
 // Writes the items of `inputs` (attribution files of the same methods, map types and shapes)
 // into the new file `output`, ordered by their dataset position (index/item), copying each
-// map's stored bytes as they are. An item that two rows hold is an error naming both files.
-// Returns the number of items written.
+// map's stored bytes as they are, and gives it the string `attributes`. An item that two rows
+// hold is an error naming both files. Returns the number of items written.
 inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& output,
-                                       const std::string& parameters_json) {
+                                       const std::string& parameters_json,
+                                       const std::vector<std::pair<std::string, std::string>>& attributes = {}) {
   if (inputs.empty()) detail::fail("nothing to merge: no attribution files given");
   struct Row {
     int64_t item;
@@ -616,6 +617,7 @@ inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>&
     for (std::size_t m = 0; m < methods.size(); ++m) maps.push_back(reader.stored_map(m, row.row));
     writer.append(reader.entry(row.row), maps);
   }
+  for (const auto& [name, text] : attributes) writer.set_attribute(name, text);
   writer.close();
   return static_cast<int64_t>(rows.size());
 }
