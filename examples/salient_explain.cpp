@@ -28,6 +28,7 @@
 #include "common/fashion_mnist.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
+#include "common/processes.hpp"
 #include "common/report.hpp"
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
@@ -63,6 +64,8 @@ std::string usage() {
   --png                 with --format hdf5: the heatmap PNGs too
   --part-size N         with --format hdf5: items per part file (default 100). Parts are written whole or not at
                           all; a rerun into the same --out reuses the finished ones (resume after a crash)
+  --mpi                 with --format hdf5, under mpirun -np K: the K processes take parts from a shared counter,
+                          rank 0 merges them and writes the summary (only in builds with MPI)
   --target top1|<index>              class to explain (default top1)
   --method m1,m2,...    methods (default: ig), from:
 )") + salient::method_list("                          ") +
@@ -80,7 +83,7 @@ struct Options {
   salient::Shard shard;
   bool skip_bad = false;
   std::string format = "files";  // files | hdf5
-  bool half = false, png = false;
+  bool half = false, png = false, mpi = false;
   int64_t part_size = 0;  // --format hdf5: items per part file (what a crash can cost); 0: 100
   salient::cli::InputSettings input;
   std::string target = "top1";
@@ -93,12 +96,13 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   static const std::string help = usage();
-  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad", "--half", "--png"}, [&](const std::string& flag, const std::string& value) {
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad", "--half", "--png", "--mpi"}, [&](const std::string& flag, const std::string& value) {
     if (salient::cli::input_flag(flag, value, o.input) || salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--list-layers") o.list_layers = true;
     else if (flag == "--skip-bad") o.skip_bad = true;
     else if (flag == "--half") o.half = true;
     else if (flag == "--png") o.png = true;
+    else if (flag == "--mpi") o.mpi = true;
     else if (flag == "--format") {
       if (value != "files" && value != "hdf5") fail("--format is files or hdf5, not '", value, "'");
       o.format = value;
@@ -125,6 +129,9 @@ Options parse(int argc, char** argv) {
 #endif
   if ((o.half || o.png || o.part_size) && o.format != "hdf5") fail("--half, --png and --part-size go with --format hdf5");
   if (o.part_size == 0) o.part_size = 100;
+  if (o.mpi && !salient::cli::Processes::mpi_available())
+    fail("--mpi: this salient-explain was built without MPI (install libopenmpi-dev and rebuild)");
+  if (o.mpi && o.format != "hdf5") fail("--mpi goes with --format hdf5 (the processes write parts of one attributions.h5)");
   const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
@@ -245,10 +252,11 @@ std::string unique_stem(std::string stem, std::set<std::string>& used) {
   return candidate;
 }
 
-int run(int argc, char** argv) {
-  Options options = parse(argc, argv);
+int run(Options options, salient::cli::Processes& processes) {
   salient::cli::configure_process(options.input.threads);
-  salient::cli::OutputFolder output(options.out, "salient-explain");  // before any work: a folder we may write
+  // Before any work: a folder we may write (rank 0 keeps it; the other ranks write only parts).
+  std::optional<salient::cli::OutputFolder> output;
+  if (processes.root()) output.emplace(options.out, "salient-explain");
   const bool demo = options.model.empty();
   if (options.list_layers) {
     if (demo) fail("--list-layers needs --model");
@@ -362,8 +370,8 @@ int run(int argc, char** argv) {
       result.entry.top_classes.push_back(c["index"].get<int64_t>());
       result.entry.top_probabilities.push_back(c["probability"].get<double>());
     }
-    const std::string input_png = pictures ? stem + ".input.png" : "";
-    if (pictures) salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
+    const std::string input_png = hdf5 ? "" : stem + ".input.png";
+    if (!hdf5) salient::save_png(salient::cli::display_size(item.photo), output->file(input_png));
     json method_reports = json::array();
     std::vector<salient::cli::ReportCell> cells;
     for (const auto& name : options.methods) {
@@ -401,15 +409,15 @@ int run(int argc, char** argv) {
         result.maps.emplace_back(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
         result.shapes.push_back(values.sizes().slice(1).vec());  // one item: drop the batch dimension
       }
-      if (pictures) {
-        auto files = salient::cli::write_attribution(output, stem, method.name, attribution, item.photo, method.is_signed, !hdf5);
+      if (!hdf5) {
+        auto files = salient::cli::write_attribution(*output, stem, method.name, attribution, item.photo, method.is_signed);
         entry["heatmap"] = files.heatmap;
-        if (!hdf5) entry["attribution"] = files.attribution;
+        entry["attribution"] = files.attribution;
         cells.push_back({method.name, files.heatmap, seconds});
       }
       method_reports.push_back(entry);
     }
-    if (pictures) report.rows.push_back({item.source, input_png, top5, std::move(cells)});
+    if (!hdf5) report.rows.push_back({item.source, input_png, top5, std::move(cells)});
     if (!hdf5) {
       result.report = {{"source", item.source}, {"stem", stem}, {"input", input_png},
                        {"input_shape", item.input.sizes().vec()}, {"top5", top5},
@@ -465,19 +473,20 @@ int run(int argc, char** argv) {
                              {"shard", {options.shard.index, options.shard.count}}};
     if (options.sample > 0) identity["selection"]["seed"] = options.settings.seed;
 
-    // --png: the heatmaps of an item whose maps come from an earlier run's file.
+    // --png: an item's heatmaps, drawn from its maps as the final file holds them.
     const auto draw = [&](std::size_t index, const salient::AttributionReader& file, int64_t row) {
       const Item item = load(todo[index]);
       const auto entry = file.entry(row);
       const std::string input_png = stems[index] + ".input.png";
-      salient::save_png(salient::cli::display_size(item.photo), output.file(input_png));
+      salient::save_png(salient::cli::display_size(item.photo), output->file(input_png));
       std::vector<salient::cli::ReportCell> cells;
       for (std::size_t m = 0; m < options.methods.size(); ++m) {
         const auto& method = salient::find_method(options.methods[m]);
         auto [values, shape] = file.map(method.name, row);
         shape.insert(shape.begin(), 1);
         const auto attribution = torch::from_blob(values.data(), shape, torch::kFloat32);
-        const auto files = salient::cli::write_attribution(output, stems[index], method.name, attribution, item.photo, method.is_signed, false);
+        const auto files = salient::cli::write_attribution(*output, stems[index], method.name, attribution, item.photo,
+                                                           method.is_signed, false);
         cells.push_back({method.name, files.heatmap, entry.seconds[m]});
       }
       json top5 = json::array();
@@ -507,45 +516,45 @@ int run(int argc, char** argv) {
           ++row;
         }
         if (row != file.size()) salient::detail::fail_io("it holds ", file.size(), " items, not ", row);
-        if (pictures) {
-          row = 0;
-          for (std::size_t index = first; index < end; ++index)
-            if (!gone.count(index)) draw(index, file, row++);
-        }
         return part["skipped"];
       } catch (const salient::error& e) {
         salient::detail::fail_io("'", path.string(), "', written by an earlier run into this folder, cannot be reused: ", e.what(),
-                ". It is left as it is: remove it (or choose another --out) to explain its items again");
+                                 ". It is left as it is: remove it (or choose another --out) to explain its items again");
       }
     };
     // Renaming is atomic: a file under its final name is always complete.
     const auto publish = [](const fs::path& partial, const fs::path& path) { fs::rename(partial, path); };
 
+    // Parts of --part-size items, each written under a .partial name and renamed when complete:
+    // a rerun after a crash or a signal reuses the complete ones and redoes the rest. The
+    // processes of an MPI run take parts from one shared counter; rank 0 merges them.
+    const fs::path folder(options.out);
     const std::string final_name = "attributions.h5";
-    const auto final_path = output.file(final_name);
-    const auto final_partial = output.file(final_name + ".partial");
+    const auto part_size = static_cast<std::size_t>(options.part_size);
+    const std::size_t part_count = (todo.size() + part_size - 1) / part_size;
+    std::vector<fs::path> parts, partials;
+    for (std::size_t k = 0; k < part_count; ++k) {
+      char name[48];
+      std::snprintf(name, sizeof name, "parts/part-%07zu.h5", k);
+      parts.push_back(folder / name);
+      partials.push_back(folder / (std::string(name) + ".partial"));
+    }
     std::error_code error;
-    if (fs::exists(fs::symlink_status(final_path, error))) {
-      skipped = check_file(final_path, 0, todo.size());  // a finished run: nothing to compute again
-      std::cerr << "salient-explain: " << final_path.string() << " already holds this run; reusing it\n";
-    } else {
-      // Parts of `part_size` items, each written under a .partial name and renamed when complete:
-      // a rerun after a crash or a signal reuses the complete ones and redoes the rest.
-      const auto part_size = static_cast<std::size_t>(options.part_size);
-      const std::size_t part_count = (todo.size() + part_size - 1) / part_size;
-      std::vector<fs::path> parts, partials;
-      for (std::size_t k = 0; k < part_count; ++k) {
-        char name[48];
-        std::snprintf(name, sizeof name, "parts/part-%07zu.h5", k);
-        parts.push_back(output.file(name));
-        partials.push_back(output.file(std::string(name) + ".partial"));
+    // A finished run (its final file is there) computes nothing again.
+    const bool finished = processes.broadcast(processes.root() && fs::exists(fs::symlink_status(folder / final_name, error)));
+    if (!finished) {
+      if (output) {  // every file any process writes is recorded before it is written
+        for (std::size_t k = 0; k < part_count; ++k) {
+          output->file(fs::relative(parts[k], folder).string());
+          output->file(fs::relative(partials[k], folder).string());
+        }
+        output->keep_on_failure();
       }
-      output.keep_on_failure();
-      std::vector<json> part_skipped(part_count);
-      for (std::size_t k = 0; k < part_count; ++k) {
+      processes.barrier();
+      for (auto k = static_cast<std::size_t>(processes.next_task()); k < part_count; k = static_cast<std::size_t>(processes.next_task())) {
         const std::size_t first = k * part_size, end = std::min(todo.size(), first + part_size);
         if (fs::exists(fs::symlink_status(parts[k], error))) {
-          part_skipped[k] = check_file(parts[k], first, end);
+          check_file(parts[k], first, end);
           continue;
         }
         fs::remove(partials[k], error);  // an unfinished part of an earlier run (this tool's own file)
@@ -557,32 +566,63 @@ int run(int argc, char** argv) {
         writer.set_attribute("part", json{{"first", first}, {"end", end}, {"skipped", skipped_here}}.dump());
         writer.close();
         publish(partials[k], parts[k]);
-        part_skipped[k] = std::move(skipped_here);
       }
-      for (auto& s : part_skipped)
-        for (auto& item : s) skipped.push_back(std::move(item));
+      processes.barrier();
+    }
+    if (!processes.root()) return 0;  // rank 0 writes the rest
+    const auto final_path = output->file(final_name), final_partial = output->file(final_name + ".partial");
+    if (finished) {
+      skipped = check_file(final_path, 0, todo.size());
+      std::cerr << "salient-explain: " << final_path.string() << " already holds this run; reusing it\n";
+    } else {
+      for (std::size_t k = 0; k < part_count; ++k)
+        for (auto& item : check_file(parts[k], k * part_size, std::min(todo.size(), (k + 1) * part_size))) skipped.push_back(item);
       fs::remove(final_partial, error);
       salient::merge_attribution_files(parts, final_partial, identity.dump(),
                                        {{"part", json{{"first", 0}, {"end", todo.size()}, {"skipped", skipped}}.dump()}});
       publish(final_partial, final_path);
-      for (std::size_t k = 0; k < part_count; ++k) output.remove(fs::relative(parts[k], output.dir()).string());
-      for (std::size_t k = 0; k < part_count; ++k) output.remove(fs::relative(partials[k], output.dir()).string());
+      for (std::size_t k = 0; k < part_count; ++k) {
+        output->remove(fs::relative(parts[k], folder).string());
+        output->remove(fs::relative(partials[k], folder).string());
+      }
     }
-    output.remove(final_name + ".partial");
+    output->remove(final_name + ".partial");
+    if (options.png) {
+      const salient::AttributionReader file(final_path);
+      std::set<std::size_t> gone;
+      for (const auto& s : skipped) gone.insert(s.value("index", std::size_t{0}));
+      int64_t row = 0;
+      for (std::size_t index = 0; index < todo.size(); ++index)
+        if (!gone.count(index)) draw(index, file, row++);
+    }
     explained = static_cast<int64_t>(todo.size() - skipped.size());
     summary["attributions"] = final_name;
     summary["items"] = explained;
+    if (processes.size() > 1) summary["processes"] = processes.size();
   }
 #endif
   if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
   if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (!skipped.empty()) summary["skipped"] = skipped;
-  std::ofstream(output.file("summary.json")) << summary.dump(2) << "\n";
-  if (pictures) report.write(output.file("index.html"), summary);
-  output.finish();
+  std::ofstream(output->file("summary.json")) << summary.dump(2) << "\n";
+  if (pictures) report.write(output->file("index.html"), summary);
+  output->finish();
   std::cout << "wrote " << fs::path(options.out) / (hdf5 ? "attributions.h5" : "index.html") << " (" << explained
             << " images, " << options.methods.size() << " methods)\n";
   return 0;
+}
+
+int run(int argc, char** argv) {
+  Options options = parse(argc, argv);
+  salient::cli::Processes processes(options.mpi);  // --mpi: this process is one rank of the job
+  if (processes.size() == 1) return run(std::move(options), processes);
+  try {
+    return run(std::move(options), processes);
+  } catch (const std::exception& e) {  // one rank's error ends the job: the others must not wait for it
+    std::cerr << "salient-explain: error (rank " << processes.rank() << " of " << processes.size()
+              << "): " << salient::cli::one_line(e.what()) << "\n";
+    processes.abort(2);
+  }
 }
 
 }  // namespace explain_tool

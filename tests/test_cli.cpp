@@ -1075,6 +1075,23 @@ TEST_CASE("salient-explain --format hdf5 resumes after SIGKILL, and salient-merg
   run = tool("salient-merge", inputs + " --in " + (work / "shard1").string() + " --out " + merged.string());
   CHECK(run.code == 2);
   CHECK(run.err.find("exists") != std::string::npos);
+
+#ifdef SALIENT_HAVE_MPI
+  // Two MPI processes sharing the parts: the one-process file.
+  const auto mpi = work / "mpi";
+  const std::string command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                              std::string(SALIENT_BIN_DIR) + "/salient-explain " + common + " --mpi --out " + mpi.string() +
+                              " > " + (work / "mpi.log").string() + " 2>&1";
+  const int status = std::system(command.c_str());
+  INFO(read(work / "mpi.log"));
+  REQUIRE(status == 0);
+  CHECK(nlohmann::json::parse(read(mpi / "summary.json"))["processes"] == 2);
+  CHECK(same_attributions(work / "whole" / "attributions.h5", mpi / "attributions.h5"));
+#else
+  run = explain(common + " --mpi --out " + (work / "mpi").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("built without MPI") != std::string::npos);
+#endif
   fs::remove_all(work);
 }
 #endif
