@@ -62,6 +62,7 @@ std::string usage() {
   --format files|hdf5   files: a .npy and a heatmap PNG per image and method (default); hdf5: every map and
                           the per-image index in OUT/attributions.h5 (float32; float16 with --half)
   --png                 with --format hdf5: the heatmap PNGs too
+  --compression L       with --format hdf5: the maps' deflate level, 0 (none, the fastest) to 9 (default 1)
   --part-size N         with --format hdf5: items per part file (default 100). Parts are written whole or not at
                           all; a rerun into the same --out reuses the finished ones (resume after a crash)
   --mpi                 with --format hdf5, under mpirun -np K: the K processes take parts from a shared counter,
@@ -84,6 +85,7 @@ struct Options {
   bool skip_bad = false;
   std::string format = "files";  // files | hdf5
   bool half = false, png = false, mpi = false;
+  int64_t compression = -1;  // --format hdf5: the maps' deflate level; -1: 1
   int64_t part_size = 0;  // --format hdf5: items per part file (what a crash can cost); 0: 100
   salient::cli::InputSettings input;
   std::string target = "top1";
@@ -108,6 +110,7 @@ Options parse(int argc, char** argv) {
       o.format = value;
     }
     else if (flag == "--part-size") o.part_size = parse_int(flag, value, 1, 100'000);
+    else if (flag == "--compression") o.compression = parse_int(flag, value, 0, 9);
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
     else if (flag == "--images") o.images_dir = value;
@@ -127,8 +130,10 @@ Options parse(int argc, char** argv) {
 #ifndef SALIENT_HAVE_HDF5
   if (o.format == "hdf5") fail("--format hdf5: this salient-explain was built without HDF5 (install libhdf5-dev and rebuild)");
 #endif
-  if ((o.half || o.png || o.part_size) && o.format != "hdf5") fail("--half, --png and --part-size go with --format hdf5");
+  if ((o.half || o.png || o.part_size || o.compression >= 0) && o.format != "hdf5")
+    fail("--half, --png, --part-size and --compression go with --format hdf5");
   if (o.part_size == 0) o.part_size = 100;
+  if (o.compression < 0) o.compression = 1;
   if (o.mpi && !salient::cli::Processes::mpi_available())
     fail("--mpi: this salient-explain was built without MPI (install libopenmpi-dev and rebuild)");
   if (o.mpi && o.format != "hdf5") fail("--mpi goes with --format hdf5 (the processes write parts of one attributions.h5)");
@@ -146,6 +151,7 @@ struct Item {
   std::string source, stem;
   torch::Tensor input;  // [1, C, H, W]
   salient::Image photo; // [C, H, W] in [0, 1]
+  double decode_seconds = 0;
 };
 
 Item load_item(const std::string& file, const salient::Preprocessing& preprocessing) {
@@ -334,6 +340,23 @@ int run(Options options, salient::cli::Processes& processes) {
     auto input = fashion->images.slice(0, source.fashion, source.fashion + 1);
     return Item{source.source, source.stem, input, salient::to_image(input)};
   };
+  // Where a run's time goes (summary.json "timing"): decoding runs beside explaining, so only
+  // the time spent waiting for it, and writing, hold the run up.
+  struct Timing {
+    double explain = 0, decode = 0, decode_wait = 0, write = 0;
+    json to_json() const { return {{"explain", explain}, {"decode", decode}, {"decode_wait", decode_wait}, {"write", write}}; }
+  };
+  const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const auto run_start = std::chrono::steady_clock::now();
+  Timing timing;
+  const auto timed_load = [&](const Source& source) {
+    const auto start = std::chrono::steady_clock::now();
+    auto item = load(source);
+    item.decode_seconds = seconds_since(start);
+    return item;
+  };
 
   ProgressBar progress;
   std::vector<std::string> stems;  // every item's output file stem, unique, fixed before any work
@@ -433,20 +456,28 @@ int run(Options options, salient::cli::Processes& processes) {
   // Items [first, end) one at a time, the next one decoded on another thread meanwhile (two in
   // memory at most); an unreadable one is reported in `skipped` with --skip-bad, else ends the run.
   const auto explain_range = [&](std::size_t first, std::size_t end, json& skipped, const std::function<void(std::size_t, Explained&&)>& keep) {
-    std::future<Item> next = std::async(std::launch::async, load, std::cref(todo[first]));
+    std::future<Item> next = std::async(std::launch::async, timed_load, std::cref(todo[first]));
     for (std::size_t index = first; index < end; ++index) {
       Item item;
       try {
         auto current = std::move(next);
-        if (index + 1 < end) next = std::async(std::launch::async, load, std::cref(todo[index + 1]));
+        if (index + 1 < end) next = std::async(std::launch::async, timed_load, std::cref(todo[index + 1]));
+        const auto start = std::chrono::steady_clock::now();
         item = current.get();
+        timing.decode_wait += seconds_since(start);
+        timing.decode += item.decode_seconds;
       } catch (const salient::error& e) {
         if (!options.skip_bad) throw;
         std::cerr << "salient-explain: skipping " << todo[index].source << ": " << e.what() << "\n";
         skipped.push_back({{"index", index}, {"source", todo[index].source}, {"reason", e.what()}});
         continue;
       }
-      keep(index, explain(index, item));
+      auto start = std::chrono::steady_clock::now();
+      auto result = explain(index, item);
+      timing.explain += seconds_since(start);
+      start = std::chrono::steady_clock::now();
+      keep(index, std::move(result));
+      timing.write += seconds_since(start);
     }
   };
 
@@ -464,7 +495,8 @@ int run(Options options, salient::cli::Processes& processes) {
     // never reused, nor replaced.
     json identity{{"tool", "salient-explain"}, {"model", summary["model"]}, {"target", options.target},
                   {"normalize", options.input.normalize}, {"input_size", summary["input_size"]}, {"half", options.half},
-                  {"part_size", options.part_size}, {"items", todo.size()}, {"methods", json::array()}};
+                  {"part_size", options.part_size}, {"compression", options.compression}, {"items", todo.size()},
+                  {"methods", json::array()}};
     identity["model_sha256"] = demo ? "embedded" : salient::detail::file_sha256(options.model, "model");
     for (const auto& name : options.methods)
       identity["methods"].push_back({{"method", name}, {"parameters", salient::find_method(name).parameters(options.settings)}});
@@ -539,6 +571,9 @@ int run(Options options, salient::cli::Processes& processes) {
       parts.push_back(folder / name);
       partials.push_back(folder / (std::string(name) + ".partial"));
     }
+    if (part_count > 100'000) fail("--part-size ", part_size, " makes ", part_count, " parts; at most 100000: choose a larger --part-size");
+    // Rank 0 records the final file's names first: a file of the user's there stops the run before any work.
+    if (output) output->file(final_name), output->file(final_name + ".partial");
     std::error_code error;
     // A finished run (its final file is there) computes nothing again.
     const bool finished = processes.broadcast(processes.root() && fs::exists(fs::symlink_status(folder / final_name, error)));
@@ -558,18 +593,24 @@ int run(Options options, salient::cli::Processes& processes) {
           continue;
         }
         fs::remove(partials[k], error);  // an unfinished part of an earlier run (this tool's own file)
-        salient::AttributionWriter writer(partials[k], options.methods, options.half, identity.dump());
+        salient::AttributionWriter writer(partials[k], options.methods, options.half, identity.dump(),
+                                          static_cast<int>(options.compression));
         json skipped_here = json::array();
         explain_range(first, end, skipped_here, [&](std::size_t, Explained&& result) {
           writer.append(result.entry, result.maps, result.shapes);
         });
+        const auto write_start = std::chrono::steady_clock::now();
         writer.set_attribute("part", json{{"first", first}, {"end", end}, {"skipped", skipped_here}}.dump());
         writer.close();
         publish(partials[k], parts[k]);
+        timing.write += seconds_since(write_start);
       }
       processes.barrier();
     }
+    // This run's time over all processes (each call a collective: every rank makes it).
+    for (double* t : {&timing.explain, &timing.decode, &timing.decode_wait, &timing.write}) *t = processes.sum(*t);
     if (!processes.root()) return 0;  // rank 0 writes the rest
+    const auto merge_start = std::chrono::steady_clock::now();
     const auto final_path = output->file(final_name), final_partial = output->file(final_name + ".partial");
     if (finished) {
       skipped = check_file(final_path, 0, todo.size());
@@ -587,6 +628,8 @@ int run(Options options, salient::cli::Processes& processes) {
       }
     }
     output->remove(final_name + ".partial");
+    summary["timing"] = timing.to_json();
+    summary["timing"]["merge"] = seconds_since(merge_start);
     if (options.png) {
       const salient::AttributionReader file(final_path);
       std::set<std::size_t> gone;
@@ -601,6 +644,8 @@ int run(Options options, salient::cli::Processes& processes) {
     if (processes.size() > 1) summary["processes"] = processes.size();
   }
 #endif
+  if (!hdf5) summary["timing"] = timing.to_json();
+  summary["timing"]["wall"] = seconds_since(run_start);  // rank 0's, from the first item's decoding
   if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
   if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (!skipped.empty()) summary["skipped"] = skipped;

@@ -1049,30 +1049,38 @@ TEST_CASE("salient-explain --format hdf5 resumes after SIGKILL, and salient-merg
   CHECK(run.code == 2);
   CHECK(read(work / "foreign" / "parts" / "part-0000002.h5") == "mine");
 
-  // Three shards, merged: the unsharded run's file, bit for bit (times aside).
-  std::string inputs;
+  // Three shards, as the Slurm example's array job runs them (its tasks' variables set by
+  // hand), merged by its merge job: the unsharded run's file, bit for bit (times aside).
+  const std::string slurm = std::string(SALIENT_SOURCE_DIR) + "/examples/slurm/";
   for (int shard = 0; shard < 3; ++shard) {
-    const auto out = work / ("shard" + std::to_string(shard));
-    run = explain(common + " --shard " + std::to_string(shard) + "/3 --out " + out.string());
-    REQUIRE(run.code == 0);
-    if (shard != 1) inputs += " --in " + out.string();
+    const std::string command = "SLURM_ARRAY_TASK_ID=" + std::to_string(shard + 4) + " SLURM_ARRAY_TASK_MIN=4 "
+                                "SLURM_ARRAY_TASK_COUNT=3 SALIENT_BIN=" + SALIENT_BIN_DIR + " bash " + slurm +
+                                "explain.sbatch " + (work / "slurm").string() + " " + common + " > /dev/null 2>&1";
+    REQUIRE(std::system(command.c_str()) == 0);
   }
+  const std::string merge_job = "SALIENT_BIN=" + std::string(SALIENT_BIN_DIR) + " bash " + slurm + "merge.sbatch " +
+                                (work / "slurm").string() + " > /dev/null 2>&1";
+  REQUIRE(std::system(merge_job.c_str()) == 0);
+  CHECK(same_attributions(work / "whole" / "attributions.h5", work / "slurm" / "attributions.h5"));
+  std::string inputs;
+  for (const int shard : {0, 2}) inputs += " --in " + (work / "slurm" / ("shard-" + std::to_string(shard))).string();
   const auto merged = work / "merged.h5";
   run = tool("salient-merge", inputs + " --out " + merged.string());
   CHECK(run.code == 2);
   CHECK(run.err.find("shard 1/3 is missing") != std::string::npos);
-  run = tool("salient-merge", inputs + " --in " + (work / "shard0").string() + " --out " + merged.string());
+  run = tool("salient-merge", inputs + inputs + " --out " + merged.string());
   CHECK(run.code == 2);
   CHECK(run.err.find("given twice") != std::string::npos);
   run = tool("salient-merge", inputs + " --in " + (work / "whole").string() + " --out " + merged.string());
   CHECK(run.code == 2);
   CHECK(run.err.find("shards of 3") != std::string::npos);
   CHECK_FALSE(fs::exists(merged));
-  run = tool("salient-merge", inputs + " --in " + (work / "shard1" / "attributions.h5").string() + " --out " + merged.string());
+  const auto shard1 = work / "slurm" / "shard-1" / "attributions.h5";
+  run = tool("salient-merge", inputs + " --in " + shard1.string() + " --out " + merged.string());
   INFO(run.err);
   REQUIRE(run.code == 0);
   CHECK(same_attributions(work / "whole" / "attributions.h5", merged));
-  run = tool("salient-merge", inputs + " --in " + (work / "shard1").string() + " --out " + merged.string());
+  run = tool("salient-merge", inputs + " --in " + shard1.string() + " --out " + merged.string());
   CHECK(run.code == 2);
   CHECK(run.err.find("exists") != std::string::npos);
 

@@ -72,6 +72,12 @@ TEST_CASE("an attribution file reads back what was appended, in float32 and floa
       CHECK_THROWS_WITH(writer.append(entry_for(3), {ramp(3 * 4 * 5, 0), ramp(4 * 6, 0)}, {{3, 4, 5}, {1, 4, 6}}),
                         Catch::Contains("changed its shape"));
       CHECK_THROWS_WITH(writer.append(entry_for(3), {ramp(3, 0)}, {{3}}), Catch::Contains("1 maps for 2 methods"));
+      if (half) {  // a map whose values all lie below float16's normal range is refused, not stored as zeros
+        std::vector<float> tiny(3 * 4 * 5, 1e-9f);
+        CHECK_THROWS_WITH(writer.append(entry_for(3), {tiny, ramp(4 * 5, 0)}, {{3, 4, 5}, {1, 4, 5}}),
+                          Catch::Contains("float16 cannot hold this map of integrated_gradients"));
+        CHECK(writer.size() == 3);
+      }
       writer.close();
     }
     const salient::AttributionReader reader(path);
@@ -179,4 +185,21 @@ TEST_CASE("merging attribution files orders their items and copies every map bit
   }
   CHECK_THROWS_WITH(salient::merge_attribution_files({dir.path / "odd.h5", dir.path / "even.half.h5"}, dir.path / "x.h5", "{}"),
                     Catch::Contains("float16"));
+  // Uncompressed maps read back the same; files of other compression levels are not merged (their
+  // stored chunks would be decoded with the wrong filters).
+  {
+    salient::AttributionWriter raw(dir.path / "raw.h5", {"integrated_gradients", "gradcam"}, false, "{}", 0);
+    raw.append(entry_for(7), {ramp(3 * 4 * 5, 1.5f), ramp(4 * 5, 2.5f)}, {{3, 4, 5}, {1, 4, 5}});
+  }
+  const salient::AttributionReader raw(dir.path / "raw.h5");
+  CHECK(raw.compression() == 0);
+  CHECK(salient::AttributionReader(dir.path / "odd.h5").compression() == 1);
+  CHECK(raw.map("integrated_gradients", 0).first == ramp(3 * 4 * 5, 1.5f));
+  CHECK(raw.stored_map(0, 0).bytes.size() == 3 * 4 * 5 * sizeof(float));
+  CHECK_THROWS_WITH(salient::merge_attribution_files({dir.path / "odd.h5", dir.path / "raw.h5"}, dir.path / "y.h5", "{}"),
+                    Catch::Contains("at level 0"));
+  CHECK(salient::merge_attribution_files({dir.path / "raw.h5"}, dir.path / "raw_copy.h5", "{}") == 1);
+  CHECK(salient::AttributionReader(dir.path / "raw_copy.h5").compression() == 0);
+  CHECK(salient::AttributionReader(dir.path / "raw_copy.h5").map("gradcam", 0).first == ramp(4 * 5, 2.5f));
+  CHECK_THROWS_WITH(salient::AttributionWriter(dir.path / "z.h5", {"gradcam"}, false, "{}", 10), Catch::Contains("outside [0, 9]"));
 }

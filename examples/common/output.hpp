@@ -77,7 +77,8 @@ class OutputFolder {
     }
     if (finished_ || !claimed_ || !previous_.empty() || keep_) return;
     std::error_code ec;
-    for (const auto& file : written_) remove_own(file);
+    for (const auto& file : written_)
+      if (written_set_.count(file)) remove_own(file);
     std::filesystem::remove(dir_ / marker_name, ec);
     if (created_) std::filesystem::remove(dir_, ec);  // only if empty: nothing but ours was there
   }
@@ -91,7 +92,7 @@ class OutputFolder {
     namespace fs = std::filesystem;
     if (!safe_relative(relative)) raise(error_kind::bad_input, "internal: output name '", relative, "' is not a plain relative path");
     const auto path = dir_ / relative;
-    if (std::find(written_.begin(), written_.end(), relative) != written_.end()) return path;
+    if (written_set_.count(relative)) return path;
     std::error_code ec;
     fs::path partial = dir_;
     for (const auto& part : fs::path(relative)) {
@@ -111,6 +112,7 @@ class OutputFolder {
     for (auto it = new_folders.rbegin(); it != new_folders.rend(); ++it) written_paths_.push_back(*it + "/");
     written_paths_.push_back(path.string());
     written_.push_back(relative);
+    written_set_.insert(relative);
     std::ofstream marker(dir_ / marker_name, std::ios::app);
     marker << relative << "\n";
     if (!marker) raise(error_kind::io, "cannot write to output folder '", dir_.string(), "'");
@@ -123,17 +125,15 @@ class OutputFolder {
 
   // Removes one of this run's files (e.g. a part merged into the final file) and unlists it.
   void remove(const std::string& relative) {
-    const auto at = std::find(written_.begin(), written_.end(), relative);
-    if (at == written_.end()) raise(error_kind::bad_input, "internal: '", relative, "' is not a file of this run");
-    remove_own(relative);
-    written_.erase(at);
+    if (!written_set_.erase(relative)) raise(error_kind::bad_input, "internal: '", relative, "' is not a file of this run");
+    remove_own(relative);  // written_ keeps the name: every use of it looks in written_set_
   }
 
   // The run succeeded: files of earlier runs that this run did not write again are removed
   // (they were this tool's) and the marker lists exactly this run's files; or, with
   // `keep_earlier` (a tool whose modes write different files), both are kept and listed.
   void finish(bool keep_earlier = false) {
-    std::set<std::string> listed(written_.begin(), written_.end());
+    std::set<std::string> listed = written_set_;
     for (const auto& old : previous_)
       if (!listed.count(old)) {
         if (keep_earlier) listed.insert(old);
@@ -207,7 +207,8 @@ class OutputFolder {
   std::filesystem::path dir_;
   std::string tool_;
   std::set<std::string> previous_;
-  std::vector<std::string> written_;
+  std::vector<std::string> written_;   // in the order written (as the signal handler's written_paths_)
+  std::set<std::string> written_set_;  // the ones still there, for lookups: a dataset run writes 100,000s
   bool created_ = false, claimed_ = false, finished_ = false;
   volatile bool keep_ = false;  // read by the signal handler
   // For the signal handler: full paths of what this run wrote ("dir/" for a folder it created).

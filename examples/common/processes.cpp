@@ -65,6 +65,12 @@ int64_t Processes::broadcast(int64_t value) {
   return value;
 }
 
+double Processes::sum(double value) {
+  double total = value;
+  if (mpi_) MPI_Allreduce(&value, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return total;
+}
+
 void Processes::abort(int code) {
   if (mpi_) MPI_Abort(MPI_COMM_WORLD, code);
   std::exit(code);
@@ -79,6 +85,7 @@ Processes::~Processes() = default;
 int64_t Processes::next_task() { return local_next_++; }
 void Processes::barrier() {}
 int64_t Processes::broadcast(int64_t value) { return value; }
+double Processes::sum(double value) { return value; }
 void Processes::abort(int code) { std::exit(code); }
 #endif
 

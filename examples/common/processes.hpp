@@ -27,6 +27,8 @@ class Processes {
   // Waits for every process; then rank 0's `value` is every process's.
   void barrier();
   int64_t broadcast(int64_t value);
+  // The sum of every process's `value`, on every process.
+  double sum(double value);
   // Ends every process of the job with exit code `code` (one failing rank must not leave the
   // others waiting at a barrier).
   [[noreturn]] void abort(int code);
