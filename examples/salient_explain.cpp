@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -137,6 +138,10 @@ Options parse(int argc, char** argv) {
   if (o.mpi && !salient::cli::Processes::mpi_available())
     fail("--mpi: this salient-explain was built without MPI (install libopenmpi-dev and rebuild)");
   if (o.mpi && o.format != "hdf5") fail("--mpi goes with --format hdf5 (the processes write parts of one attributions.h5)");
+  // Started K times by mpirun or srun without --mpi, every process would write the same folder.
+  for (const char* size : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* value = std::getenv(size); !o.mpi && value && std::atoi(value) > 1)
+      fail("this is one of ", value, " processes of an MPI job (", size, "): add --mpi (with --format hdf5), or run one process");
   const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
@@ -564,6 +569,7 @@ int run(Options options, salient::cli::Processes& processes) {
     const std::string final_name = "attributions.h5";
     const auto part_size = static_cast<std::size_t>(options.part_size);
     const std::size_t part_count = (todo.size() + part_size - 1) / part_size;
+    if (part_count > 100'000) fail("--part-size ", part_size, " makes ", part_count, " parts; at most 100000: choose a larger --part-size");
     std::vector<fs::path> parts, partials;
     for (std::size_t k = 0; k < part_count; ++k) {
       char name[48];
@@ -571,7 +577,6 @@ int run(Options options, salient::cli::Processes& processes) {
       parts.push_back(folder / name);
       partials.push_back(folder / (std::string(name) + ".partial"));
     }
-    if (part_count > 100'000) fail("--part-size ", part_size, " makes ", part_count, " parts; at most 100000: choose a larger --part-size");
     // Rank 0 records the final file's names first: a file of the user's there stops the run before any work.
     if (output) output->file(final_name), output->file(final_name + ".partial");
     std::error_code error;

@@ -1095,6 +1095,13 @@ TEST_CASE("salient-explain --format hdf5 resumes after SIGKILL, and salient-merg
   REQUIRE(status == 0);
   CHECK(nlohmann::json::parse(read(mpi / "summary.json"))["processes"] == 2);
   CHECK(same_attributions(work / "whole" / "attributions.h5", mpi / "attributions.h5"));
+  // Started twice without --mpi, both processes would write one folder: refused.
+  const std::string twice = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                            std::string(SALIENT_BIN_DIR) + "/salient-explain " + common + " --out " +
+                            (work / "mpi_twice").string() + " > " + (work / "mpi.log").string() + " 2>&1";
+  CHECK(std::system(twice.c_str()) != 0);
+  CHECK(read(work / "mpi.log").find("add --mpi") != std::string::npos);
+  CHECK_FALSE(fs::exists(work / "mpi_twice"));
 #else
   run = explain(common + " --mpi --out " + (work / "mpi").string());
   CHECK(run.code == 2);
