@@ -2,6 +2,10 @@
 // Slurm array job's tasks) combined into one attributions file, as the unsharded run writes it.
 // Refuses anything that would make the result differ from that run: a file of another run or
 // other settings, a missing or repeated shard, an unfinished file, an item held twice.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -103,7 +107,13 @@ int run(int argc, char** argv) {
     fs::remove(partial, error);  // made by this run (the writer refuses an existing file)
     throw;
   }
-  fs::rename(partial, out);
+  // Published with link(), which, unlike rename(), never replaces a file that appeared at --out meanwhile.
+  if (::link(partial.c_str(), out.c_str()) != 0) {
+    const int reason = errno;
+    fs::remove(partial, error);
+    fail("cannot write '", out.string(), "': ", reason == EEXIST ? "it appeared while merging" : std::strerror(reason));
+  }
+  fs::remove(partial, error);
   std::cout << "wrote " << out.string() << " (" << written << " items from " << shard_count << " shards"
             << (skipped.empty() ? "" : ", " + std::to_string(skipped.size()) + " skipped as unreadable") << ")\n";
   return 0;
