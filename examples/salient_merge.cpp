@@ -97,16 +97,11 @@ int run(int argc, char** argv) {
   // Written under a temporary name, renamed when complete: the output is whole or absent.
   const fs::path partial = out.string() + ".partial";
   if (fs::exists(fs::symlink_status(partial, error))) fail("'", partial.string(), "' exists; remove it or choose another --out");
-  int64_t written = 0;
-  try {
-    std::vector<fs::path> ordered;
-    for (const auto& [index, path] : shards) ordered.push_back(path);
-    written = salient::merge_attribution_files(ordered, partial, common.dump(),
-                                               {{"part", json{{"first", 0}, {"end", items}, {"skipped", skipped}}.dump()}});
-  } catch (...) {
-    fs::remove(partial, error);  // made by this run (the writer refuses an existing file)
-    throw;
-  }
+  std::vector<fs::path> ordered;
+  for (const auto& [index, path] : shards) ordered.push_back(path);
+  // (It removes its unfinished file itself on an error, and never touches one it did not make.)
+  const int64_t written = salient::merge_attribution_files(
+      ordered, partial, common.dump(), {{"part", json{{"first", 0}, {"end", items}, {"skipped", skipped}}.dump()}});
   // Published with link(), which, unlike rename(), never replaces a file that appeared at --out meanwhile.
   if (::link(partial.c_str(), out.c_str()) != 0) {
     const int reason = errno;

@@ -175,6 +175,7 @@ TEST_CASE("merging attribution files orders their items and copies every map bit
                       Catch::Contains("item 11 is in") && Catch::Contains("overlap"));
     CHECK_FALSE(std::filesystem::exists(name("twice")));
     CHECK_THROWS_WITH(salient::merge_attribution_files({name("odd"), name("even")}, name("merged"), "{}"), Catch::Contains("exists"));
+    CHECK(salient::AttributionReader(name("merged")).size() == 6);  // refused, and left as it was
     {
       salient::AttributionWriter other(name("other"), {"gradcam"}, half, "{}");
       auto row = entry_for(9);
@@ -198,6 +199,32 @@ TEST_CASE("merging attribution files orders their items and copies every map bit
   CHECK(raw.stored_map(0, 0).bytes.size() == 3 * 4 * 5 * sizeof(float));
   CHECK_THROWS_WITH(salient::merge_attribution_files({dir.path / "odd.h5", dir.path / "raw.h5"}, dir.path / "y.h5", "{}"),
                     Catch::Contains("at level 0"));
+  // An input that fails while its rows are copied (its map chunk is gone): the output is not left behind.
+  {
+    salient::AttributionWriter empty_maps(dir.path / "no_chunks.h5", {"integrated_gradients", "gradcam"}, false, "{}");
+    auto row = entry_for(40);
+    empty_maps.append(row, {ramp(3 * 4 * 5, 0), ramp(4 * 5, 0)}, {{3, 4, 5}, {1, 4, 5}});
+  }
+  {
+    const auto broken = dir.path / "no_chunks.h5";
+    // Every dataset grows a second row (item 0, so it is copied first) whose map chunks were never written.
+    const hid_t file = H5Fopen(broken.string().c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    for (const char* name : {"maps/integrated_gradients", "maps/gradcam", "index/item", "index/key", "index/source", "index/label",
+                             "index/top5_class", "index/top5_probability", "index/seconds", "index/convergence_delta"}) {
+      const hid_t dataset = H5Dopen2(file, name, H5P_DEFAULT);
+      const hid_t space = H5Dget_space(dataset);
+      hsize_t dims[4] = {0, 0, 0, 0};
+      H5Sget_simple_extent_dims(space, dims, nullptr);
+      dims[0] = 2;
+      H5Dset_extent(dataset, dims);
+      H5Sclose(space);
+      H5Dclose(dataset);
+    }
+    H5Fclose(file);
+  }
+  CHECK_THROWS_WITH(salient::merge_attribution_files({dir.path / "no_chunks.h5"}, dir.path / "w.h5", "{}"),
+                    Catch::Contains("chunk"));
+  CHECK_FALSE(std::filesystem::exists(dir.path / "w.h5"));
   CHECK(salient::merge_attribution_files({dir.path / "raw.h5"}, dir.path / "raw_copy.h5", "{}") == 1);
   CHECK(salient::AttributionReader(dir.path / "raw_copy.h5").compression() == 0);
   CHECK(salient::AttributionReader(dir.path / "raw_copy.h5").map("gradcam", 0).first == ramp(4 * 5, 2.5f));

@@ -605,7 +605,8 @@ class AttributionReader {
 // Writes the items of `inputs` (attribution files of the same methods, map types and shapes)
 // into the new file `output`, ordered by their dataset position (index/item), copying each
 // map's stored bytes as they are, and gives it the string `attributes`. An item that two rows
-// hold is an error naming both files. Returns the number of items written.
+// hold is an error naming both files. On any error `output` is not left behind (an existing
+// file there is refused, never touched). Returns the number of items written.
 inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& output,
                                        const std::string& parameters_json,
                                        const std::vector<std::pair<std::string, std::string>>& attributes = {}) {
@@ -639,6 +640,21 @@ inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>&
       detail::fail("item ", rows[k].item, " is in '", inputs[rows[k - 1].file].string(), "' and in '", inputs[rows[k].file].string(),
                    "': the files overlap");
   AttributionWriter writer(output, methods, half.value_or(false), parameters_json, compression.value_or(1));
+  // From here the output is this function's own file: a failure removes it (and nothing else).
+  struct RemoveUnlessDone {
+    AttributionWriter& writer;
+    const std::filesystem::path& path;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      if (done) return;
+      std::error_code error;
+      try {
+        writer.close();
+      } catch (...) {
+      }
+      std::filesystem::remove(path, error);
+    }
+  } cleanup{writer, output};
   // A file is opened at its first row and closed after its last: files sorted by item (a run's
   // parts) are open one at a time, interleaved ones (hash shards) together. An open file costs
   // HDF5 caches (~1 MB), so a file is never kept open past its rows.
@@ -655,6 +671,7 @@ inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>&
   }
   for (const auto& [name, text] : attributes) writer.set_attribute(name, text);
   writer.close();
+  cleanup.done = true;
   return static_cast<int64_t>(rows.size());
 }
 
