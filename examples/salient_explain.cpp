@@ -445,8 +445,8 @@ int run(Options options, salient::cli::Processes& processes) {
       }
       method_reports.push_back(entry);
     }
-    if (!hdf5) report.rows.push_back({item.source, input_png, top5, std::move(cells)});
     if (!hdf5) {
+      report.rows.push_back({item.source, input_png, top5, std::move(cells)});
       result.report = {{"source", item.source}, {"stem", stem}, {"input", input_png},
                        {"input_shape", item.input.sizes().vec()}, {"top5", top5},
                        {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
@@ -528,9 +528,17 @@ int run(Options options, salient::cli::Processes& processes) {
       }
       json top5 = json::array();
       for (std::size_t k = 0; k < entry.top_classes.size(); ++k)
-        top5.push_back({{"index", entry.top_classes[k]}, {"label", salient::cli::class_label(labels, entry.top_classes[k])},
-                        {"probability", entry.top_probabilities[k]}});
+        top5.push_back(salient::cli::top_class(labels, entry.top_classes[k], entry.top_probabilities[k]));
       report.rows.push_back({item.source, input_png, top5, std::move(cells)});
+    };
+    // The items [first, end) a file's rows hold, in order: those not in its `skipped` list.
+    const auto rows_of = [](const json& skipped, std::size_t first, std::size_t end) {
+      std::set<std::size_t> gone;
+      for (const auto& s : skipped) gone.insert(s.value("index", std::size_t{0}));
+      std::vector<std::size_t> rows;
+      for (std::size_t index = first; index < end; ++index)
+        if (!gone.count(index)) rows.push_back(index);
+      return rows;
     };
     // A file that claims to hold items [first, end): written with these settings, and its rows
     // and skipped items are exactly those items, in order. Returns its skipped items.
@@ -543,16 +551,12 @@ int run(Options options, salient::cli::Processes& processes) {
         if (!part.is_object() || part.value("first", int64_t{-1}) != static_cast<int64_t>(first) ||
             part.value("end", int64_t{-1}) != static_cast<int64_t>(end) || !part["skipped"].is_array())
           salient::detail::fail_io("it does not say it holds items ", first, " to ", end);
-        std::set<std::size_t> gone;
-        for (const auto& s : part["skipped"]) gone.insert(s.value("index", std::size_t{0}));
-        int64_t row = 0;
-        for (std::size_t index = first; index < end; ++index) {
-          if (gone.count(index)) continue;
-          if (row >= file.size() || file.entry(row).source != todo[index].source)
-            salient::detail::fail_io("its item ", row, " is not ", todo[index].source);
-          ++row;
-        }
-        if (row != file.size()) salient::detail::fail_io("it holds ", file.size(), " items, not ", row);
+        const auto rows = rows_of(part["skipped"], first, end);
+        for (std::size_t row = 0; row < rows.size(); ++row)
+          if (static_cast<int64_t>(row) >= file.size() || file.entry(static_cast<int64_t>(row)).source != todo[rows[row]].source)
+            salient::detail::fail_io("its item ", row, " is not ", todo[rows[row]].source);
+        if (static_cast<int64_t>(rows.size()) != file.size())
+          salient::detail::fail_io("it holds ", file.size(), " items, not ", rows.size());
         return part["skipped"];
       } catch (const salient::error& e) {
         salient::detail::fail_io("'", path.string(), "', written by an earlier run into this folder, cannot be reused: ", e.what(),
@@ -637,11 +641,8 @@ int run(Options options, salient::cli::Processes& processes) {
     summary["timing"]["merge"] = seconds_since(merge_start);
     if (options.png) {
       const salient::AttributionReader file(final_path);
-      std::set<std::size_t> gone;
-      for (const auto& s : skipped) gone.insert(s.value("index", std::size_t{0}));
-      int64_t row = 0;
-      for (std::size_t index = 0; index < todo.size(); ++index)
-        if (!gone.count(index)) draw(index, file, row++);
+      const auto rows = rows_of(skipped, 0, todo.size());
+      for (std::size_t row = 0; row < rows.size(); ++row) draw(rows[row], file, static_cast<int64_t>(row));
     }
     explained = static_cast<int64_t>(todo.size() - skipped.size());
     summary["attributions"] = final_name;

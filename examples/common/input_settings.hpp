@@ -79,6 +79,11 @@ inline void check_label_count(const std::vector<std::string>& labels, int64_t cl
 }
 
 // The `k` most probable classes of one item's scores [1,K] as [{index, label, probability}].
+// One entry of a top-k list, as every tool writes it.
+inline nlohmann::json top_class(const std::vector<std::string>& labels, int64_t index, double probability) {
+  return {{"index", index}, {"label", class_label(labels, index)}, {"probability", probability}};
+}
+
 inline nlohmann::json top_classes(const torch::Tensor& scores, const std::vector<std::string>& labels, int64_t k) {
   checked_scores(scores);
   check_label_count(labels, scores.size(1));
@@ -87,7 +92,7 @@ inline nlohmann::json top_classes(const torch::Tensor& scores, const std::vector
   auto list = nlohmann::json::array();
   for (int64_t i = 0; i < values.size(0); ++i) {
     const int64_t c = indices[i].item<int64_t>();
-    list.push_back({{"index", c}, {"label", class_label(labels, c)}, {"probability", values[i].item<double>()}});
+    list.push_back(top_class(labels, c, values[i].item<double>()));
   }
   return list;
 }

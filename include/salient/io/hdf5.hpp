@@ -494,6 +494,16 @@ class AttributionReader {
   const std::vector<std::string>& methods() const { return methods_; }
   const std::string& parameters() const { return parameters_; }
 
+  // Every item's dataset position (index/item), read in one call.
+  std::vector<int64_t> items() const {
+    std::vector<int64_t> items(static_cast<std::size_t>(rows_));
+    if (rows_ > 0)
+      detail::h5_call(path_, "read index/item", [&] {
+        return H5Dread(index_[0].get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, items.data());
+      });
+    return items;
+  }
+
   // A string attribute of the file ("" when it has none).
   std::string attribute(const std::string& name) const {
     const bool present = detail::h5_call(path_, "read its attributes", [&] { return H5Aexists(file_.get(), name.c_str()); }) > 0;
@@ -632,7 +642,8 @@ inline int64_t merge_attribution_files(const std::vector<std::filesystem::path>&
       detail::fail("'", inputs[f].string(), "' compresses its maps at level ", reader.compression(), ", the files before it at ",
                    *compression);
     compression = reader.compression();
-    for (int64_t r = 0; r < reader.size(); ++r) rows.push_back({reader.entry(r).item, f, r});
+    const auto items = reader.items();
+    for (std::size_t r = 0; r < items.size(); ++r) rows.push_back({items[r], f, static_cast<int64_t>(r)});
   }
   std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.item < b.item; });
   for (std::size_t k = 1; k < rows.size(); ++k)
