@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   try {
     auto input = salient::load_input(argv[1]);
     std::cout << "### PAIR and Xplique methods (bench/bench_pair.cpp)\n\nThreads: " << threads << ", photo " << argv[1]
-              << " at 224x224; best of 2 runs after a warm-up, interleaved.\n\n"
+              << " at 224x224; best of 3 runs after a warm-up, interleaved.\n\n"
               << "| model | 20 fwd+bwd, batches of 16 (s) | Blur IG, 20 steps (s) | ratio | 20 fwd+bwd, one at a time (s) | "
                  "Guided IG, 20 steps (s) | ratio | 40 fwd+bwd, batches of 16 (s) | "
                  "XRAI, 2 x 20 points (s) | ratio | 520 masked forwards (s) | Sobol, grid 8, 8 designs (s) | ratio |\n"
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
       salient::PerturbationOptions<salient::TorchModel> evaluation{.masker = salient::make_masker("zero"), .batch_size = 32};
       auto masks = torch::rand({520, 1, 224, 224});
       auto times = salient::bench::interleaved_best(
-          2, {[&] { passes(20, 16); },
+          3, {[&] { passes(20, 16); },
               [&] { salient::blur_integrated_gradients(model, input, target, {.steps = 20}); },
               [&] { salient::guided_integrated_gradients(model, input, target, {.steps = 20}); },
               [&] { passes(40, 16); },

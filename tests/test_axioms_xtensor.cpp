@@ -147,6 +147,53 @@ TEST_CASE("Guided IG: (x - b) * w on a linear model, IG at max_dist 0, complete 
   REQUIRE(xt::amax(xt::abs(nothing))() == 0);
 }
 
+TEST_CASE("The backend's separable filter with Gaussian operators is SciPy's blur", "[xtensor][blur_ig]") {
+  // In double precision (the xtensor backend's element type) the matrix products equal the
+  // SciPy-ordered loops up to the order of the double sums.
+  Tensor image = random_tensor({1, 2, 9, 13}, 5);
+  std::vector<double> values(image.begin(), image.end());
+  for (double sigma : {0.0, 0.3, 1.0, 2.5, 7.0}) {
+    std::vector<double> vertical(81), horizontal(169);
+    salient::detail::gaussian_operator(9, sigma, vertical.data());
+    salient::detail::gaussian_operator(13, sigma, horizontal.data());
+    const Tensor filtered = XtensorBackend::separable_filter(image, vertical, horizontal);
+    const auto expected = salient::detail::gaussian_filter(values, 2, 9, 13, sigma, salient::detail::FilterBoundary::constant);
+    REQUIRE(filtered.shape() == image.shape());
+    for (std::size_t i = 0; i < expected.size(); ++i) REQUIRE(filtered.data()[i] == Approx(expected[i]).margin(1e-14));
+  }
+  // Two operator pairs give two filtered images; a wrong operator count is refused.
+  std::vector<double> vertical(2 * 81), horizontal(2 * 169);
+  salient::detail::gaussian_operator(9, 0.0, vertical.data());
+  salient::detail::gaussian_operator(13, 0.0, horizontal.data());
+  salient::detail::gaussian_operator(9, 1.0, vertical.data() + 81);
+  salient::detail::gaussian_operator(13, 1.0, horizontal.data() + 169);
+  const Tensor both = XtensorBackend::separable_filter(image, vertical, horizontal);
+  REQUIRE(both.shape()[0] == 2);
+  REQUIRE(xt::amax(xt::abs(xt::view(both, 0) - xt::view(image, 0)))() == 0);  // sigma 0: the image
+  horizontal.pop_back();
+  REQUIRE_THROWS_WITH(XtensorBackend::separable_filter(image, vertical, horizontal), Catch::Contains("do not make pairs"));
+}
+
+TEST_CASE("Guided IG's radix selection finds NumPy's lower quantile", "[xtensor][guided_ig]") {
+  std::mt19937_64 random(9);
+  std::lognormal_distribution<double> spread(-8.0, 3.0);
+  for (std::size_t n : {1u, 7u, 5000u, 150528u}) {
+    std::vector<double> values(n);
+    for (auto& v : values) v = spread(random);
+    for (std::size_t i = 0; i < n; i += 7) values[i] = values[i / 2];  // ties
+    for (std::size_t i = 3; i < n; i += 11) values[i] = std::numeric_limits<double>::infinity();  // fixed features
+    if (n > 2) values[1] = 0.0;
+    for (double fraction : {0.0, 0.25, 0.5, 0.999, 1.0}) {
+      const auto k = static_cast<std::size_t>(std::floor(fraction * static_cast<double>(n - 1)));
+      auto sorted = values;
+      std::sort(sorted.begin(), sorted.end());
+      auto work = values;
+      CAPTURE(n, fraction);
+      REQUIRE(salient::detail::kth_smallest_nonnegative(work, k) == sorted[k]);
+    }
+  }
+}
+
 TEST_CASE("Blur IG: SciPy's Gaussian blur, and the path sums to F(x) - F(blurred x)", "[xtensor][blur_ig]") {
   // An impulse far from the border keeps its mass and spreads symmetrically.
   std::vector<float> impulse(2 * 33 * 33, 0.0f);

@@ -41,6 +41,28 @@ TEST_CASE("Blur IG and Guided IG agree with PAIR's saliency on resnet18", "[pair
   CHECK(guided.sum().item<double>() == Approx(pair_guided.sum().item<double>()).epsilon(0.02));
 }
 
+TEST_CASE("Blur IG's blurs (double matrix products in LibTorch) are SciPy's float32 blurs", "[pair][blur_ig]") {
+  // A float image of a photo's range; each blur against the SciPy-ordered loops on the host.
+  auto image = (torch::rand({1, 3, 224, 224}, torch::TensorOptions().dtype(torch::kFloat)) * 4.6 - 2.1).contiguous();
+  const std::vector<float> values(image.data_ptr<float>(), image.data_ptr<float>() + image.numel());
+  int64_t differing = 0, total = 0;
+  for (double sigma : {0.0, 0.01, 0.5, 3.51, 12.5, 50.0, 50.01}) {
+    std::vector<double> vertical(224 * 224), horizontal(224 * 224);
+    salient::detail::gaussian_operator(224, sigma, vertical.data());
+    salient::detail::gaussian_operator(224, sigma, horizontal.data());
+    const auto blurred = salient::TorchBackend::separable_filter(image, vertical, horizontal).contiguous();
+    const auto expected = salient::detail::gaussian_filter(values, 3, 224, 224, sigma, salient::detail::FilterBoundary::constant);
+    const float* got = blurred.data_ptr<float>();
+    for (std::size_t i = 0; i < expected.size(); ++i, ++total) {
+      if (got[i] == expected[i]) continue;
+      ++differing;  // only where the double sum sits on a float rounding boundary: one float apart
+      REQUIRE(std::nextafter(expected[i], got[i]) == got[i]);
+    }
+  }
+  CAPTURE(differing, total);
+  REQUIRE(differing <= total / 100'000);
+}
+
 TEST_CASE("XRAI agrees with PAIR's saliency on resnet18: the same regions, the same gains", "[pair][shared][xrai]") {
   auto shared = salient::test::shared_dir();
   if (!shared) return;

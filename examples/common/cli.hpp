@@ -1,6 +1,7 @@
 #pragma once
 // What every command-line tool shares: argument parsing helpers, process settings, and the
 // "one line on stderr, exit code 2" error convention.
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -95,6 +96,14 @@ void parse_options(int argc, char** argv, const char* usage, std::initializer_li
 // Threads, allocator and TorchScript executor settings for a process that explains models.
 inline void configure_process(int threads) {
   torch::set_num_threads(threads);
+  // OpenBLAS (Debian's BLAS once setup installs libopenblas0-pthread) keeps its own thread
+  // pool beside LibTorch's. LibTorch already spreads a batch over its threads and calls BLAS
+  // from each, so BLAS's threads only contend with them for the cores: their yield loops made
+  // batch-1 MobileNetV2 passes 2.7x slower at 2 threads (BENCHMARKS.md). One BLAS thread per
+  // caller; nothing happens with another BLAS.
+  using SetBlasThreads = void (*)(int);
+  if (auto set_blas_threads = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set_blas_threads(1);
   // Keep freed memory in the heap: otherwise glibc returns every large activation buffer to
   // the kernel and the next batch page-faults it in again (2-5x slower backward passes).
   mallopt(M_MMAP_THRESHOLD, 1 << 30);

@@ -15,6 +15,7 @@
 // gradients are the model's own. Inputs of a batch walk their paths together: one gradient
 // call per step for up to `batch_size` inputs.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -43,70 +44,101 @@ void for_each_option(GuidedIgOptions<Tensor>& o, Visit&& visit) {
 }
 
 namespace detail {
+// The k-th smallest (0-based) of non-negative doubles, whose bit patterns sort as they do: two
+// radix passes over 11-bit digits (the exponent, then the top of the mantissa) keep only the
+// bucket that holds it, and nth_element finishes on what is left. `values` is reordered.
+inline double kth_smallest_nonnegative(std::vector<double>& values, std::size_t k) {
+  std::vector<double> kept;  // (+inf, 0x7ff0..., has the largest exponent bucket)
+  for (const int shift : {52, 41}) {
+    if (values.size() < 4096) break;
+    std::vector<uint32_t> counts(2048, 0);
+    for (const double v : values) ++counts[std::bit_cast<uint64_t>(v) >> shift & 2047];
+    uint64_t bucket = 0;
+    for (; k >= counts[bucket]; ++bucket) k -= counts[bucket];
+    kept.clear();
+    for (const double v : values)
+      if ((std::bit_cast<uint64_t>(v) >> shift & 2047) == bucket) kept.push_back(v);
+    values.swap(kept);
+  }
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+  return values[k];
+}
+
+// sum_i term(i) for i < n in eight partial sums (lanes i mod 8), added pairwise at the end.
+template <class Term>
+double interleaved_sum(std::size_t n, Term&& term) {
+  double lanes[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t l = 0; l < 8; ++l) lanes[l] += term(i + l);
+  for (; i < n; ++i) lanes[i % 8] += term(i);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 // One input's guided path: the current point, and the attribution so far.
 class GuidedPath {
  public:
   GuidedPath(std::vector<double> input, std::vector<double> baseline)
-      : input_(std::move(input)), baseline_(std::move(baseline)), x_(baseline_), attribution_(input_.size(), 0.0) {
-    for (std::size_t i = 0; i < input_.size(); ++i) l1_total_ += std::abs(input_[i] - baseline_[i]);
+      : input_(std::move(input)), baseline_(std::move(baseline)), span_(input_.size()), x_(baseline_),
+        attribution_(input_.size(), 0.0) {
+    for (std::size_t i = 0; i < input_.size(); ++i) {
+      span_[i] = input_[i] - baseline_[i];
+      l1_total_ += std::abs(span_[i]);
+    }
   }
   const std::vector<double>& point() const { return x_; }
   const std::vector<double>& attribution() const { return attribution_; }
 
-  // Step `step` (0-based) of `steps`, with the gradient at the current point.
+  // Step `step` (0-based) of `steps`, with the gradient at the current point. Each round is
+  // four branch-free passes over the features (PAIR's NumPy makes about ten) and a radix
+  // selection; sums run in eight interleaved partial sums (as NumPy's pairwise sum does within
+  // a block), so the compiler vectorises every pass.
   void advance(int64_t step, int64_t steps, const double* gradient, double fraction, double max_dist) {
     if (l1_total_ == 0) return;  // the input is the baseline: nothing to attribute
     const std::size_t n = input_.size();
     const double alpha = (static_cast<double>(step) + 1.0) / static_cast<double>(steps);
     const double alpha_min = std::max(alpha - max_dist, 0.0), alpha_max = std::min(alpha + max_dist, 1.0);
     const double l1_target = l1_total_ * (1 - (static_cast<double>(step) + 1) / static_cast<double>(steps));
-    auto at_alpha = [&](std::size_t i, double a) { return baseline_[i] + (input_[i] - baseline_[i]) * a; };
-    std::vector<double> free_gradient(gradient, gradient + n), magnitudes(n), previous;
-    std::vector<char> selected(n);
     const double inf = std::numeric_limits<double>::infinity();
+    x_min_.resize(n), x_max_.resize(n), previous_.resize(n), magnitudes_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x_min_[i] = baseline_[i] + span_[i] * alpha_min;
+      x_max_[i] = baseline_[i] + span_[i] * alpha_max;
+      magnitudes_[i] = std::abs(gradient[i]);  // +inf once a feature is fixed for the step
+    }
+    // NumPy's quantile (method 'lower') of the magnitudes: the k-th smallest.
+    const auto k = static_cast<std::size_t>(std::floor(fraction * static_cast<double>(n - 1)));
     for (double gamma = inf; gamma > 1.0;) {
-      previous = x_;
       // Features that trail the allowed band jump to its lower edge.
       for (std::size_t i = 0; i < n; ++i) {
-        const double span = input_[i] - baseline_[i];
-        const double a = span != 0 ? (x_[i] - baseline_[i]) / span : alpha_max;
-        if (a < alpha_min) x_[i] = at_alpha(i, alpha_min);
+        previous_[i] = x_[i];
+        const double a = span_[i] != 0 ? (x_[i] - baseline_[i]) / span_[i] : alpha_max;
+        x_[i] = a < alpha_min ? x_min_[i] : x_[i];
       }
-      double l1_current = 0;
-      for (std::size_t i = 0; i < n; ++i) l1_current += std::abs(x_[i] - input_[i]);
+      const double l1_current = interleaved_sum(n, [&](std::size_t i) { return std::abs(x_[i] - input_[i]); });
       if (std::abs(l1_target - l1_current) <= std::max(1e-9 * std::max(std::abs(l1_target), std::abs(l1_current)), 1e-9)) {
-        accumulate(previous, gradient);
+        for (std::size_t i = 0; i < n; ++i) attribution_[i] += (x_[i] - previous_[i]) * gradient[i];
         return;
       }
-      // Features at the band's upper edge cannot move; of the others, the lowest |gradient| move.
-      for (std::size_t i = 0; i < n; ++i) {
-        if (x_[i] == at_alpha(i, alpha_max)) free_gradient[i] = inf;
-        magnitudes[i] = std::abs(free_gradient[i]);
-      }
-      auto kth = magnitudes.begin() + static_cast<std::ptrdiff_t>(std::floor(fraction * static_cast<double>(n - 1)));
-      std::nth_element(magnitudes.begin(), kth, magnitudes.end());  // NumPy's quantile, method 'lower'
-      const double threshold = *kth;
-      double l1_selected = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        selected[i] = std::abs(free_gradient[i]) <= threshold && free_gradient[i] != inf;
-        if (selected[i]) l1_selected += std::abs(x_[i] - at_alpha(i, alpha_max));
-      }
+      // Features at the band's upper edge cannot move (for the rest of the step); of the
+      // others, the lowest |gradient| move.
+      for (std::size_t i = 0; i < n; ++i) magnitudes_[i] = x_[i] == x_max_[i] ? inf : magnitudes_[i];
+      ranked_ = magnitudes_;
+      const double threshold = kth_smallest_nonnegative(ranked_, k);
+      auto selected = [&](std::size_t i) { return magnitudes_[i] <= threshold && magnitudes_[i] != inf; };
+      const double l1_selected = interleaved_sum(n, [&](std::size_t i) { return selected(i) ? std::abs(x_[i] - x_max_[i]) : 0.0; });
       gamma = l1_selected > 0 ? (l1_current - l1_target) / l1_selected : inf;
       for (std::size_t i = 0; i < n; ++i) {
-        if (!selected[i]) continue;
-        const double top = at_alpha(i, alpha_max);
-        x_[i] = gamma > 1.0 ? top : x_[i] + (top - x_[i]) * gamma;
+        const double moved = gamma > 1.0 ? x_max_[i] : x_[i] + (x_max_[i] - x_[i]) * gamma;
+        x_[i] = selected(i) ? moved : x_[i];
+        attribution_[i] += (x_[i] - previous_[i]) * gradient[i];
       }
-      accumulate(previous, gradient);
     }
   }
 
  private:
-  void accumulate(const std::vector<double>& previous, const double* gradient) {
-    for (std::size_t i = 0; i < x_.size(); ++i) attribution_[i] += (x_[i] - previous[i]) * gradient[i];
-  }
-
-  std::vector<double> input_, baseline_, x_, attribution_;
+  std::vector<double> input_, baseline_, span_, x_, attribution_;
+  std::vector<double> x_min_, x_max_, previous_, magnitudes_, ranked_;  // per-step buffers, kept for their memory
   double l1_total_ = 0;
 };
 }  // namespace detail

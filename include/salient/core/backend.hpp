@@ -73,6 +73,11 @@ concept TensorBackend = requires(const typename B::Tensor& t, typename B::Tensor
   // x * m + fill * (1 - m): x and fill [1 or M, C, H, W], masks [M, 1, H, W] -> [M, C, H, W].
   { B::blend(t, t, t) } -> std::same_as<typename B::Tensor>;
   { B::softmax_rows(t) } -> std::same_as<typename B::Tensor>;  // over dimension 1 of [N, K]
+  // A separable linear filter of one image [1, C, H, W] by P operator pairs, V_p [H, H] and
+  // W_p [W, W] (row-major doubles, P of each): [P, C, H, W] = V_p x W_p^T per channel,
+  // computed in double and rounded to t's element type after each axis (as SciPy's
+  // ndimage filters round to the input's type after each axis).
+  { B::separable_filter(t, alphas, alphas) } -> std::same_as<typename B::Tensor>;
 };
 
 }  // namespace salient

@@ -183,6 +183,39 @@ struct XtensorBackend {
     }
     return out;
   }
+  // Plain loops: the analytic test models' images are a few pixels wide.
+  static Tensor separable_filter(const Tensor& image, const std::vector<double>& vertical,
+                                 const std::vector<double>& horizontal) {
+    if (image.dimension() != 4 || image.shape()[0] != 1)
+      detail::fail("separable_filter needs one image [1, C, H, W], got ", shape_string(image));
+    const size_t channels = image.shape()[1], height = image.shape()[2], width = image.shape()[3];
+    const size_t count = height == 0 ? 0 : vertical.size() / (height * height);
+    if (count * height * height != vertical.size() || count * width * width != horizontal.size())
+      detail::fail("separable_filter: ", vertical.size(), " and ", horizontal.size(), " operator values do not make ",
+                   "pairs of ", height, "x", height, " and ", width, "x", width, " operators");
+    Tensor out = xt::zeros<double>({count, channels, height, width});
+    std::vector<double> first(height * width);
+    for (size_t p = 0; p < count; ++p)
+      for (size_t c = 0; c < channels; ++c) {
+        const double* x = image.data() + c * height * width;
+        const double* v = vertical.data() + p * height * height;
+        const double* h = horizontal.data() + p * width * width;
+        for (size_t i = 0; i < height; ++i)
+          for (size_t j = 0; j < width; ++j) {
+            double sum = 0;
+            for (size_t k = 0; k < height; ++k) sum += v[i * height + k] * x[k * width + j];
+            first[i * width + j] = sum;
+          }
+        double* o = out.data() + (p * channels + c) * height * width;
+        for (size_t i = 0; i < height; ++i)
+          for (size_t j = 0; j < width; ++j) {
+            double sum = 0;
+            for (size_t k = 0; k < width; ++k) sum += h[j * width + k] * first[i * width + k];
+            o[i * width + j] = sum;
+          }
+      }
+    return out;
+  }
 
  private:
   static void check_logits(const Tensor& output) {
