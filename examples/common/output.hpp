@@ -20,6 +20,8 @@
 #include <vector>
 
 #include <csignal>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -32,30 +34,33 @@ class OutputFolder {
  public:
   static constexpr const char* marker_name = ".salient-output";
 
-  // Claims `dir` for `tool` and proves it writable (by writing the marker), or fails.
+  // Claims `dir` for `tool` and proves it writable (by writing the marker), or fails. While
+  // the claim lasts the folder is locked (flock), so a second run into it stops at once.
   OutputFolder(std::filesystem::path dir, std::string tool) : dir_(std::move(dir)), tool_(std::move(tool)) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const auto status = fs::symlink_status(dir_, ec);
     if (fs::exists(status)) {
       if (!fs::is_directory(status)) raise(error_kind::io, "output '", dir_.string(), "' exists and is not a folder; choose another --out");
-      if (fs::exists(dir_ / marker_name)) {
-        std::ifstream in(dir_ / marker_name);
-        std::string owner;
-        std::getline(in, owner);
-        if (owner != tool_)
-          raise(error_kind::io, "output folder '", dir_.string(), "' holds the output of ", owner.empty() ? "another program" : owner,
-                       ", not of ", tool_, "; choose another --out");
-        for (std::string line; std::getline(in, line);)
-          if (safe_relative(line)) previous_.insert(line);
-      } else if (!fs::is_empty(dir_, ec)) {
-        raise(error_kind::io, "output folder '", dir_.string(), "' already holds files that ", tool_,
-                     " did not write; choose a new or empty folder for --out");
-      }
     } else {
-      fs::create_directories(dir_, ec);
+      const auto target = dir_.has_filename() ? dir_ : dir_.parent_path();  // "out/" names "out"
+      if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+      created_ = fs::create_directory(target, ec);  // false if another run made it just now
       if (ec) raise(error_kind::io, "cannot create output folder '", dir_.string(), "': ", ec.message());
-      created_ = true;
+    }
+    lock_.acquire(dir_);  // before looking inside: a run writing into the folder now would change it
+    if (fs::exists(dir_ / marker_name)) {
+      std::ifstream in(dir_ / marker_name);
+      std::string owner;
+      std::getline(in, owner);
+      if (owner != tool_)
+        raise(error_kind::io, "output folder '", dir_.string(), "' holds the output of ", owner.empty() ? "another program" : owner,
+                     ", not of ", tool_, "; choose another --out");
+      for (std::string line; std::getline(in, line);)
+        if (safe_relative(line)) previous_.insert(line);
+    } else if (!fs::is_empty(dir_, ec)) {
+      raise(error_kind::io, "output folder '", dir_.string(), "' already holds files that ", tool_,
+                   " did not write; choose a new or empty folder for --out");
     }
     write_marker(previous_);
     claimed_ = true;
@@ -144,6 +149,28 @@ class OutputFolder {
   }
 
  private:
+  // An exclusive flock on the folder itself (no file of its own), held until the tool ends; the
+  // kernel drops it when the process dies. File systems without flock go unlocked.
+  class FolderLock {
+   public:
+    FolderLock() = default;
+    FolderLock(const FolderLock&) = delete;
+    FolderLock& operator=(const FolderLock&) = delete;
+    ~FolderLock() {
+      if (fd_ >= 0) ::close(fd_);
+    }
+    void acquire(const std::filesystem::path& dir) {
+      fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd_ < 0) raise(error_kind::io, "cannot open output folder '", dir.string(), "': ", std::strerror(errno));
+      if (::flock(fd_, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) return;
+      raise(error_kind::io, "output folder '", dir.string(),
+            "' is being written by another run right now; wait for it to end or choose another --out");
+    }
+
+   private:
+    int fd_ = -1;
+  };
+
   static OutputFolder*& active() {
     static OutputFolder* folder = nullptr;
     return folder;
@@ -206,6 +233,7 @@ class OutputFolder {
 
   std::filesystem::path dir_;
   std::string tool_;
+  FolderLock lock_;  // released after the destructor's clean-up
   std::set<std::string> previous_;
   std::vector<std::string> written_;   // in the order written (as the signal handler's written_paths_)
   std::set<std::string> written_set_;  // the ones still there, for lookups: a dataset run writes 100,000s
