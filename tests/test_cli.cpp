@@ -2,7 +2,9 @@
 // gives exit code 2, one line on stderr, and no output folder.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
