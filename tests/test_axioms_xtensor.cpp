@@ -228,6 +228,8 @@ TEST_CASE("Blur IG: SciPy's Gaussian blur, and the path sums to F(x) - F(blurred
   auto linear = linear_model();
   REQUIRE_THROWS_WITH(salient::blur_integrated_gradients(linear, Tensor(random_tensor({1, 6}, 44)), 0),
                       Catch::Contains("needs images [N, C, H, W], got [1,6]"));
+  REQUIRE_THROWS_WITH(salient::blur_integrated_gradients(model, Tensor(xt::zeros<double>({1, 3, 0, 8})), 1),
+                      Catch::Contains("needs images of 1 to 8192 pixels per side, got 0x8"));
 }
 
 TEST_CASE("integrated gradients does not depend on batch size", "[xtensor][ig]") {

@@ -59,6 +59,8 @@ TensorOf<M> blur_integrated_gradients(M& model, const TensorOf<M>& inputs, const
   const auto shape = B::shape(inputs);
   if (shape.size() != 4) detail::fail("Blur IG needs images [N, C, H, W], got ", detail::shape_text(shape));
   const int64_t n = shape[0], height = shape[2], width = shape[3];
+  if (height < 1 || width < 1 || height > 8192 || width > 8192)  // the blur operators are H x H and W x W doubles
+    detail::fail("Blur IG needs images of 1 to 8192 pixels per side, got ", height, "x", width);
   const auto resolved = resolve_target(model, inputs, target);
   std::vector<double> sigmas(static_cast<std::size_t>(options.steps + 1));
   for (int64_t i = 0; i <= options.steps; ++i) {

@@ -90,9 +90,9 @@ class GuidedPath {
   const std::vector<double>& attribution() const { return attribution_; }
 
   // Step `step` (0-based) of `steps`, with the gradient at the current point. Each round is
-  // four branch-free passes over the features (PAIR's NumPy makes about ten) and a radix
-  // selection; sums run in eight interleaved partial sums (as NumPy's pairwise sum does within
-  // a block), so the compiler vectorises every pass.
+  // four passes over the features (PAIR's NumPy makes about ten), selecting with conditional
+  // moves rather than branches, and a radix selection; sums run in eight interleaved partial
+  // sums (as NumPy's pairwise sum does within a block) instead of one dependency chain.
   void advance(int64_t step, int64_t steps, const double* gradient, double fraction, double max_dist) {
     if (l1_total_ == 0) return;  // the input is the baseline: nothing to attribute
     const std::size_t n = input_.size();
