@@ -74,13 +74,14 @@ TensorOf<M> blur_integrated_gradients(M& model, const TensorOf<M>& inputs, const
     std::vector<typename B::Tensor> parts;
     for (int64_t begin = first; begin < last; begin += group) {
       const int64_t end = std::min(last, begin + group);
-      std::vector<double> vertical(static_cast<std::size_t>((end - begin) * height * height)),
-          horizontal(static_cast<std::size_t>((end - begin) * width * width));
-      for (int64_t i = begin; i < end; ++i) {
-        detail::gaussian_operator(height, sigmas[i] + extra, vertical.data() + (i - begin) * height * height);
-        detail::gaussian_operator(width, sigmas[i] + extra, horizontal.data() + (i - begin) * width * width);
-      }
-      parts.push_back(B::separable_filter(image, vertical, horizontal));
+      auto operators = [&](int64_t length) {
+        std::vector<double> matrices(static_cast<std::size_t>((end - begin) * length * length));
+        for (int64_t i = begin; i < end; ++i)
+          detail::gaussian_operator(length, sigmas[i] + extra, matrices.data() + (i - begin) * length * length);
+        return matrices;
+      };
+      const auto vertical = operators(height), horizontal = width == height ? std::vector<double>{} : operators(width);
+      parts.push_back(B::separable_filter(image, vertical, width == height ? vertical : horizontal));  // square: one set
     }
     return B::concat_rows(parts);
   };

@@ -26,6 +26,18 @@ inline std::string shape_text(const std::vector<int64_t>& shape) {
   out << "]";
   return out.str();
 }
+
+// separable_filter's checks, one for every backend: one image [1, C, H, W] and as many H x H
+// as W x W operators; returns their count.
+inline int64_t separable_operator_count(const std::vector<int64_t>& shape, std::size_t vertical, std::size_t horizontal) {
+  if (shape.size() != 4 || shape[0] != 1) fail("separable_filter needs one image [1, C, H, W], got ", shape_text(shape));
+  const auto height = static_cast<std::size_t>(shape[2]), width = static_cast<std::size_t>(shape[3]);
+  const std::size_t count = height == 0 ? 0 : vertical / (height * height);
+  if (count * height * height != vertical || count * width * width != horizontal)
+    fail("separable_filter: ", vertical, " and ", horizontal, " operator values do not make pairs of ", height, "x", height,
+         " and ", width, "x", width, " operators");
+  return static_cast<int64_t>(count);
+}
 }  // namespace detail
 
 // Model scores for a target ([N]) and their gradient w.r.t. the input (input's shape).

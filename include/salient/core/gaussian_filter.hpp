@@ -2,8 +2,9 @@
 // scipy.ndimage.gaussian_filter over the height and width of planar images, number for number:
 // truncate = 4, weights normalised in double, each output the centre tap then the pairs at
 // offsets radius..1 summed in double, rounded to the element type after each axis (height
-// first). Shared by Blur IG ("constant": zeros outside) and the segmenters ("reflect", as
-// skimage.filters.gaussian). LibTorch-free.
+// first). The segmenters use it ("reflect", as skimage.filters.gaussian); Blur IG applies the
+// same weights ("constant": zeros outside) as matrices, `gaussian_operator`, through its
+// backend, and its tests check those against this. LibTorch-free.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -165,13 +165,8 @@ struct TorchBackend {
   // vertical operators into one product was ~2x slower per blur at 224x224).
   static Tensor separable_filter(const Tensor& image, const std::vector<double>& vertical,
                                  const std::vector<double>& horizontal) {
-    if (image.dim() != 4 || image.size(0) != 1) detail::fail("separable_filter needs one image [1, C, H, W], got ", shape_string(image));
+    const auto count = detail::separable_operator_count(shape(image), vertical.size(), horizontal.size());
     const int64_t channels = image.size(1), height = image.size(2), width = image.size(3);
-    const auto count = static_cast<int64_t>(vertical.size()) / std::max<int64_t>(height * height, 1);
-    if (count * height * height != static_cast<int64_t>(vertical.size()) ||
-        count * width * width != static_cast<int64_t>(horizontal.size()))
-      detail::fail("separable_filter: ", vertical.size(), " and ", horizontal.size(), " operator values do not make ",
-                   "pairs of ", height, "x", height, " and ", width, "x", width, " operators");
     torch::NoGradGuard no_grad;
     const auto doubles = torch::TensorOptions().dtype(torch::kDouble);
     auto columns = image.to(torch::kDouble)[0].permute({1, 0, 2}).reshape({height, channels * width});  // [H, C W]

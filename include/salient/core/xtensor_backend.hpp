@@ -186,13 +186,8 @@ struct XtensorBackend {
   // Plain loops: the analytic test models' images are a few pixels wide.
   static Tensor separable_filter(const Tensor& image, const std::vector<double>& vertical,
                                  const std::vector<double>& horizontal) {
-    if (image.dimension() != 4 || image.shape()[0] != 1)
-      detail::fail("separable_filter needs one image [1, C, H, W], got ", shape_string(image));
+    const auto count = static_cast<size_t>(detail::separable_operator_count(shape(image), vertical.size(), horizontal.size()));
     const size_t channels = image.shape()[1], height = image.shape()[2], width = image.shape()[3];
-    const size_t count = height == 0 ? 0 : vertical.size() / (height * height);
-    if (count * height * height != vertical.size() || count * width * width != horizontal.size())
-      detail::fail("separable_filter: ", vertical.size(), " and ", horizontal.size(), " operator values do not make ",
-                   "pairs of ", height, "x", height, " and ", width, "x", width, " operators");
     Tensor out = xt::zeros<double>({count, channels, height, width});
     std::vector<double> first(height * width);
     for (size_t p = 0; p < count; ++p)
