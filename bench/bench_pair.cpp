@@ -3,7 +3,7 @@
 //   bench_pair PHOTO MODEL.pt [MODEL.pt ...]     prints a Markdown report
 //
 // Per model, at 224x224: Blur IG (20 steps) against 20 forward + backward passes in batches of
-// 16 (its two blurs per step run on the host), Guided IG (20 steps) against 20 passes one at a
+// 16 (it adds two double-precision blurs per step), Guided IG (20 steps) against 20 passes one at a
 // time (each step needs the previous step's gradient); XRAI
 // (2 x 20 path points and the six-scale segmentation) against 40 forward + backward passes;
 // Sobol attribution (grid 8, 8 designs: 8 x 65 = 520 masks, zero fill, batches of 32) against

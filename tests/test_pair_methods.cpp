@@ -61,6 +61,19 @@ TEST_CASE("Blur IG's blurs (double matrix products in LibTorch) are SciPy's floa
   }
   CAPTURE(differing, total);
   REQUIRE(differing <= total / 100'000);
+  // A rectangular image, whose two axes take bands of different widths (the CPU path multiplies
+  // 32-row blocks by only the columns their band reaches).
+  auto wide = (torch::rand({1, 2, 37, 70}, torch::TensorOptions().dtype(torch::kFloat)) * 3 - 1).contiguous();
+  const std::vector<float> wide_values(wide.data_ptr<float>(), wide.data_ptr<float>() + wide.numel());
+  for (double sigma : {0.3, 1.5, 6.0}) {
+    std::vector<double> vertical(37 * 37), horizontal(70 * 70);
+    salient::detail::gaussian_operator(37, sigma, vertical.data());
+    salient::detail::gaussian_operator(70, sigma, horizontal.data());
+    const auto blurred = salient::TorchBackend::separable_filter(wide, vertical, horizontal).contiguous();
+    const auto expected = salient::detail::gaussian_filter(wide_values, 2, 37, 70, sigma, salient::detail::FilterBoundary::constant);
+    const float* got = blurred.data_ptr<float>();
+    for (std::size_t i = 0; i < expected.size(); ++i) REQUIRE(std::abs(got[i] - expected[i]) <= 1e-6f * (1 + std::abs(expected[i])));
+  }
 }
 
 TEST_CASE("XRAI agrees with PAIR's saliency on resnet18: the same regions, the same gains", "[pair][shared][xrai]") {

@@ -44,34 +44,57 @@ void for_each_option(GuidedIgOptions<Tensor>& o, Visit&& visit) {
 }
 
 namespace detail {
-// The k-th smallest (0-based) of non-negative doubles, whose bit patterns sort as they do: two
-// radix passes over 11-bit digits (the exponent, then the top of the mantissa) keep only the
-// bucket that holds it, and nth_element finishes on what is left. `values` is reordered.
-inline double kth_smallest_nonnegative(std::vector<double>& values, std::size_t k) {
-  std::vector<double> kept;  // (+inf, 0x7ff0..., has the largest exponent bucket)
-  for (const int shift : {52, 41}) {
-    if (values.size() < 4096) break;
-    std::vector<uint32_t> counts(2048, 0);
-    for (const double v : values) ++counts[std::bit_cast<uint64_t>(v) >> shift & 2047];
-    uint64_t bucket = 0;
-    for (; k >= counts[bucket]; ++bucket) k -= counts[bucket];
-    kept.clear();
-    for (const double v : values)
-      if ((std::bit_cast<uint64_t>(v) >> shift & 2047) == bucket) kept.push_back(v);
-    values.swap(kept);
+// Radix selection of the k-th smallest (0-based) of non-negative doubles, whose bit patterns
+// sort as they do: `counts` holds the histogram of the top digit (bits 52.. : the exponent);
+// the bucket that holds it is gathered into `kept`, one more 11-bit digit narrows it while it
+// is large, and nth_element finishes on what is left.
+template <class Values>
+double kth_smallest_nonnegative(const Values& values, std::size_t count, std::size_t k, const std::vector<uint32_t>& counts,
+                                std::vector<double>& kept) {
+  uint64_t bucket = 0;
+  for (; k >= counts[bucket]; ++bucket) k -= counts[bucket];
+  kept.resize(counts[bucket] + 1);  // written without branches: the slot past the end takes the rest
+  std::size_t found = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    kept[found] = values[i];
+    found += (std::bit_cast<uint64_t>(values[i]) >> 52) == bucket;
   }
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  return values[k];
+  kept.pop_back();
+  if (kept.size() >= 4096) {
+    std::vector<uint32_t> next(2048, 0);
+    for (const double v : kept) ++next[std::bit_cast<uint64_t>(v) >> 41 & 2047];
+    uint64_t digit = 0;
+    for (; k >= next[digit]; ++digit) k -= next[digit];
+    std::erase_if(kept, [&](double v) { return (std::bit_cast<uint64_t>(v) >> 41 & 2047) != digit; });
+  }
+  std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(k), kept.end());
+  return kept[k];
 }
 
-// sum_i term(i) for i < n in eight partial sums (lanes i mod 8), added pairwise at the end.
+inline double kth_smallest_nonnegative(const std::vector<double>& values, std::size_t k) {
+  std::vector<uint32_t> counts(2048, 0);
+  for (const double v : values) ++counts[std::bit_cast<uint64_t>(v) >> 52];
+  std::vector<double> kept;
+  return kth_smallest_nonnegative(values, values.size(), k, counts, kept);
+}
+
+// c ? a : b, by bit masks: compilers turn the conditional into a branch, which mispredicts on
+// the path's random selections.
+inline double choose(bool c, double a, double b) {
+  const uint64_t mask = uint64_t{0} - static_cast<uint64_t>(c);
+  return std::bit_cast<double>((std::bit_cast<uint64_t>(a) & mask) | (std::bit_cast<uint64_t>(b) & ~mask));
+}
+
+// sum_j term(j) for j < n in eight partial sums (lanes j mod 8), added pairwise at the end.
+// `term` is taken by value: what it captures by value (restrict pointers, scalars) then stays
+// in registers; captured by reference, the scalars are reloaded after every store.
 template <class Term>
-double interleaved_sum(std::size_t n, Term&& term) {
+double lane_sum(std::size_t n, Term term) {
   double lanes[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t l = 0; l < 8; ++l) lanes[l] += term(i + l);
-  for (; i < n; ++i) lanes[i % 8] += term(i);
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t block = std::min<std::size_t>(8, n - i);
+    for (std::size_t l = 0; l < block; ++l) lanes[l] += term(i + l);
+  }
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
@@ -89,10 +112,11 @@ class GuidedPath {
   const std::vector<double>& point() const { return x_; }
   const std::vector<double>& attribution() const { return attribution_; }
 
-  // Step `step` (0-based) of `steps`, with the gradient at the current point. Each round is
-  // four passes over the features (PAIR's NumPy makes about ten), selecting with conditional
-  // moves rather than branches, and a radix selection; sums run in eight interleaved partial
-  // sums (as NumPy's pairwise sum does within a block) instead of one dependency chain.
+  // Step `step` (0-based) of `steps`, with the gradient at the current point: PAIR's rounds,
+  // each fused into three passes over the features (PAIR's NumPy makes about ten). The band's
+  // edges x' + (x - x') alpha_min/max are computed where needed, "trailing" compares points
+  // instead of dividing into alphas, and the gradient being constant within a step, the step
+  // adds (x_end - x_start) * gradient once instead of once per round (equal up to rounding).
   void advance(int64_t step, int64_t steps, const double* gradient, double fraction, double max_dist) {
     if (l1_total_ == 0) return;  // the input is the baseline: nothing to attribute
     const std::size_t n = input_.size();
@@ -100,45 +124,76 @@ class GuidedPath {
     const double alpha_min = std::max(alpha - max_dist, 0.0), alpha_max = std::min(alpha + max_dist, 1.0);
     const double l1_target = l1_total_ * (1 - (static_cast<double>(step) + 1) / static_cast<double>(steps));
     const double inf = std::numeric_limits<double>::infinity();
-    x_min_.resize(n), x_max_.resize(n), previous_.resize(n), magnitudes_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      x_min_[i] = baseline_[i] + span_[i] * alpha_min;
-      x_max_[i] = baseline_[i] + span_[i] * alpha_max;
-      magnitudes_[i] = std::abs(gradient[i]);  // +inf once a feature is fixed for the step
-    }
+    const double *input = input_.data(), *baseline = baseline_.data(), *span = span_.data();
+    double* x = x_.data();
+    start_.assign(x_.begin(), x_.end());
+    magnitudes_.resize(n);
+    double* magnitude = magnitudes_.data();  // +inf once a feature is fixed for the step
+    for (std::size_t i = 0; i < n; ++i) magnitude[i] = std::abs(gradient[i]);
+    counts_.resize(4 * 2048);
     // NumPy's quantile (method 'lower') of the magnitudes: the k-th smallest.
     const auto k = static_cast<std::size_t>(std::floor(fraction * static_cast<double>(n - 1)));
-    for (double gamma = inf; gamma > 1.0;) {
-      // Features that trail the allowed band jump to its lower edge.
+    double threshold = -1;  // no feature selected before the first round
+    for (;;) {
+      const double l1_current = settle(n, x, magnitude, baseline, span, input, alpha_min, alpha_max, threshold);
+      if (std::abs(l1_target - l1_current) <= std::max(1e-9 * std::max(std::abs(l1_target), std::abs(l1_current)), 1e-9)) break;
+      // Of the features free to move, the lowest |gradient| move.
+      count_exponents(n, magnitude, counts_.data());
+      threshold = kth_smallest_nonnegative(magnitude, n, k, counts_, kept_);
+      const double l1_selected = selected_distance(n, x, magnitude, baseline, span, alpha_max, threshold);
+      const double gamma = l1_selected > 0 ? (l1_current - l1_target) / l1_selected : inf;
+      if (gamma > 1.0) continue;  // the next round's first pass moves them all the way
       for (std::size_t i = 0; i < n; ++i) {
-        previous_[i] = x_[i];
-        const double a = span_[i] != 0 ? (x_[i] - baseline_[i]) / span_[i] : alpha_max;
-        x_[i] = a < alpha_min ? x_min_[i] : x_[i];
+        const double high = baseline[i] + span[i] * alpha_max;
+        x[i] = choose((magnitude[i] <= threshold) & (magnitude[i] != inf), x[i] + (high - x[i]) * gamma, x[i]);
       }
-      const double l1_current = interleaved_sum(n, [&](std::size_t i) { return std::abs(x_[i] - input_[i]); });
-      if (std::abs(l1_target - l1_current) <= std::max(1e-9 * std::max(std::abs(l1_target), std::abs(l1_current)), 1e-9)) {
-        for (std::size_t i = 0; i < n; ++i) attribution_[i] += (x_[i] - previous_[i]) * gradient[i];
-        return;
-      }
-      // Features at the band's upper edge cannot move (for the rest of the step); of the
-      // others, the lowest |gradient| move.
-      for (std::size_t i = 0; i < n; ++i) magnitudes_[i] = x_[i] == x_max_[i] ? inf : magnitudes_[i];
-      ranked_ = magnitudes_;
-      const double threshold = kth_smallest_nonnegative(ranked_, k);
-      auto selected = [&](std::size_t i) { return magnitudes_[i] <= threshold && magnitudes_[i] != inf; };
-      const double l1_selected = interleaved_sum(n, [&](std::size_t i) { return selected(i) ? std::abs(x_[i] - x_max_[i]) : 0.0; });
-      gamma = l1_selected > 0 ? (l1_current - l1_target) / l1_selected : inf;
-      for (std::size_t i = 0; i < n; ++i) {
-        const double moved = gamma > 1.0 ? x_max_[i] : x_[i] + (x_max_[i] - x_[i]) * gamma;
-        x_[i] = selected(i) ? moved : x_[i];
-        attribution_[i] += (x_[i] - previous_[i]) * gradient[i];
-      }
+      break;
     }
+    for (std::size_t i = 0; i < n; ++i) attribution_[i] += (x[i] - start_[i]) * gradient[i];
   }
 
  private:
+  // A round's first pass: the features selected last round (|gradient| <= threshold, not
+  // fixed) reach the band's upper edge; features that trail the band jump to its lower edge;
+  // features at the upper edge are fixed for the rest of the step (magnitude +inf). Returns
+  // the L1 distance left to the input. Over restrict pointers, so that the compiler keeps the
+  // scalars in registers and vectorises.
+  static double settle(std::size_t n, double* __restrict x, double* __restrict magnitude, const double* __restrict baseline,
+                       const double* __restrict span, const double* __restrict input, double alpha_min, double alpha_max,
+                       double threshold) {
+    const double inf = std::numeric_limits<double>::infinity();
+    return lane_sum(n, [=](std::size_t j) {
+      const double low = baseline[j] + span[j] * alpha_min, high = baseline[j] + span[j] * alpha_max;
+      double v = (magnitude[j] <= threshold) & (magnitude[j] != inf) ? high : x[j];
+      v = ((span[j] > 0) & (v < low)) | ((span[j] < 0) & (v > low)) ? low : v;
+      x[j] = v;
+      magnitude[j] = v == high ? inf : magnitude[j];
+      return std::abs(v - input[j]);
+    });
+  }
+
+  // The L1 distance the selected features would cover by reaching the band's upper edge.
+  static double selected_distance(std::size_t n, const double* __restrict x, const double* __restrict magnitude,
+                                  const double* __restrict baseline, const double* __restrict span, double alpha_max,
+                                  double threshold) {
+    const double inf = std::numeric_limits<double>::infinity();
+    return lane_sum(n, [=](std::size_t j) {
+      const double distance = std::abs(x[j] - (baseline[j] + span[j] * alpha_max));
+      return choose((magnitude[j] <= threshold) & (magnitude[j] != inf), distance, 0.0);
+    });
+  }
+
+  // The histogram of the magnitudes' exponents (bits 52..), in four tables that do not wait
+  // on each other, added into the first.
+  static void count_exponents(std::size_t n, const double* magnitude, uint32_t* counts) {
+    std::fill(counts, counts + 4 * 2048, 0u);
+    for (std::size_t i = 0; i < n; ++i) ++counts[(i & 3) * 2048 + (std::bit_cast<uint64_t>(magnitude[i]) >> 52)];
+    for (std::size_t b = 0; b < 2048; ++b) counts[b] += counts[2048 + b] + counts[4096 + b] + counts[6144 + b];
+  }
+
   std::vector<double> input_, baseline_, span_, x_, attribution_;
-  std::vector<double> x_min_, x_max_, previous_, magnitudes_, ranked_;  // per-step buffers, kept for their memory
+  std::vector<double> start_, magnitudes_, kept_;  // per-step buffers, kept for their memory
+  std::vector<uint32_t> counts_;
   double l1_total_ = 0;
 };
 }  // namespace detail

@@ -190,21 +190,50 @@ struct TorchBackend {
     at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const auto [v, h] = operators(p);
-        auto first = torch::mm(v, columns);  // [H, C W]
+        auto first = banded_product(v, columns);  // [H, C W]
         double* f = first.data_ptr<double>();
         for (int64_t i = 0; i < first.numel(); ++i) f[i] = static_cast<float>(f[i]);
-        const auto second = torch::mm(first.view({height * channels, width}), h.t());  // [H C, W]
+        const auto second = banded_product(h, first.view({height * channels, width}).t());  // [W, H C]
         const double* from = second.data_ptr<double>();
         float* to = out.data_ptr<float>() + p * channels * height * width;
-        for (int64_t y = 0; y < height; ++y)
-          for (int64_t c = 0; c < channels; ++c)
-            for (int64_t x = 0; x < width; ++x) to[(c * height + y) * width + x] = static_cast<float>(from[(y * channels + c) * width + x]);
+        for (int64_t x = 0; x < width; ++x)
+          for (int64_t y = 0; y < height; ++y)
+            for (int64_t c = 0; c < channels; ++c)
+              to[(c * height + y) * width + x] = static_cast<float>(from[(x * height + y) * channels + c]);
       }
     });
     return out;
   }
 
  private:
+  // op [R, K] x matrix [K, M] for a banded operator (a blur's: zero beyond its radius): blocks
+  // of 32 output rows multiply only the columns of `op` that hold non-zeros in those rows. The
+  // terms left out are exact zeros, so the sums change only in the order BLAS adds them.
+  static Tensor banded_product(const Tensor& op, const Tensor& matrix) {
+    const int64_t rows = op.size(0), inner = op.size(1), block = 32;
+    const double* values = op.data_ptr<double>();
+    std::vector<std::pair<int64_t, int64_t>> spans;  // per block, the columns [first, last) it needs
+    bool banded = false;
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+      int64_t first = inner, last = 0;
+      for (int64_t r = r0; r < std::min(rows, r0 + block); ++r)
+        for (int64_t k = 0; k < inner; ++k)
+          if (values[r * inner + k] != 0) first = std::min(first, k), last = std::max(last, k + 1);
+      if (first >= last) first = 0, last = 1;  // an all-zero block: any one column gives its zeros
+      banded |= last - first < inner;
+      spans.emplace_back(first, last);
+    }
+    if (!banded) return torch::mm(op, matrix);
+    auto out = torch::empty({rows, matrix.size(1)}, op.options());
+    for (std::size_t b = 0; b < spans.size(); ++b) {
+      const int64_t r0 = static_cast<int64_t>(b) * block, height = std::min(block, rows - r0);
+      const auto [first, last] = spans[b];
+      auto part = out.narrow(0, r0, height);
+      torch::mm_out(part, op.narrow(0, r0, height).narrow(1, first, last - first), matrix.narrow(0, first, last - first));
+    }
+    return out;
+  }
+
   static void check_logits(const Tensor& output) {
     if (output.dim() != 2)
       detail::fail("model output has shape ", shape_string(output),
