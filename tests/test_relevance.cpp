@@ -83,6 +83,32 @@ TEST_CASE("LRP conserves relevance on a bias-free ReLU network", "[relevance]") 
   CHECK(torch::allclose(flat.select(1, 0), flat.select(1, 2)));
 }
 
+TEST_CASE("LRP conserves relevance through MobileNetV2's depthwise blocks and residuals once its biases are zero", "[relevance][shared]") {
+  // ../shared's MobileNetV2 loses nearly all relevance to its (folded batch-norm) biases: z-plus
+  // keeps the positive bias in the denominator, as zennit's ZPlus does (input relevance sums
+  // to ~1e-6 on a photo). Without biases, every rule of the composites conserves it, through
+  // zero padding, depthwise convolutions, ReLU6, residual additions and average pooling; the
+  // model's first op multiplies by the ImageNet-to-TF scale per channel, which the relevance
+  // (a modified gradient) carries to the input.
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  auto model = salient::TorchModel::load(*shared / "models" / "mobilenet_v2_imagenet.pt");
+  {
+    torch::NoGradGuard no_grad;
+    for (auto p : model.module()->named_parameters())
+      if (p.name.ends_with("bias")) p.value.zero_();
+  }
+  const auto input = salient::load_input(*shared / "images" / "cat.png");
+  const auto scale = torch::tensor({0.458, 0.448, 0.450}, torch::kFloat).view({1, 3, 1, 1});  // ImageNetToTF
+  for (const char* composite : {"epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box"}) {
+    INFO(composite);
+    auto relevance = salient::lrp(model, input, 285, {.composite = composite});
+    const double transformed = (relevance / scale).sum().item<double>();
+    CHECK(transformed > 0.95);
+    CHECK(transformed < 1.0 + 1e-4);
+  }
+}
+
 TEST_CASE("LRP leaves the model unchanged and its forward intact", "[relevance]") {
   auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
   std::vector<torch::Tensor> before;
