@@ -69,6 +69,8 @@ std::string usage() {
   --mpi                 with --format hdf5, under mpirun -np K: the K processes take parts from a shared counter,
                           rank 0 merges them and writes the summary (only in builds with MPI)
   --target top1|<index>              class to explain (default top1)
+  --device cpu|cuda[:I] where the model runs (default cpu). cuda needs a CUDA build of LibTorch (untested:
+                          Debian's LibTorch is CPU-only); maps come back to the CPU to be written
   --method m1,m2,...    methods (default: ig), from:
 )") + salient::method_list("                          ") +
          R"(  --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
@@ -90,6 +92,7 @@ struct Options {
   int64_t part_size = 0;  // --format hdf5: items per part file (what a crash can cost); 0: 100
   salient::cli::InputSettings input;
   std::string target = "top1";
+  torch::Device device = torch::kCPU;
   std::vector<std::string> methods = {"integrated_gradients"};
   salient::MethodSettings settings = salient::cli::tool_method_settings();
   std::string out = "salient-report";
@@ -123,6 +126,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--limit") o.limit = parse_int(flag, value, 1, salient::max_option_count);
     else if (flag == "--shard") o.shard = salient::parse_shard(value);
     else if (flag == "--target") o.target = value;
+    else if (flag == "--device") o.device = salient::cli::parse_device(flag, value);
     else if (flag == "--method") o.methods = split_commas(value);
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
@@ -326,6 +330,8 @@ int run(Options options, salient::cli::Processes& processes) {
     summary["model"] = options.model;
     labels = options.dataset.empty() ? salient::cli::class_labels(options.model, options.input) : salient::demo::fashion_mnist_labels;
   }
+  if (options.device != torch::Device(torch::kCPU)) model->to(options.device);
+  summary["device"] = options.device.str();
   if (!options.dataset.empty()) {  // 28x28 inputs in [0, 1], as the embedded CNN takes them
     fashion = salient::demo::load_fashion_mnist("t10k");
     options.settings.normalization = salient::Normalization::none();
@@ -382,9 +388,10 @@ int run(Options options, salient::cli::Processes& processes) {
   int64_t explained_so_far = 0;
   const auto explain = [&](std::size_t index, const Item& item) {
     const std::string& stem = stems[index];
+    const auto input = item.input.to(options.device);
     const int64_t dataset_label =
         todo[index].fashion >= 0 ? fashion->labels[todo[index].fashion].item<int64_t>() : todo[index].label;
-    auto logits = model->forward(item.input);
+    auto logits = model->forward(input).to(torch::kCPU);
     const auto top5 = salient::cli::top_classes(logits, labels, 5);
     const int64_t classes = logits.size(1);
     int64_t target_class = options.target == "top1" ? top5[0]["index"].get<int64_t>()
@@ -413,7 +420,8 @@ int run(Options options, salient::cli::Processes& processes) {
                                             stem + " " + method.name);
       const salient::Target target(target_class);
       auto start = std::chrono::steady_clock::now();
-      auto attribution = method.run(*model, item.input, target, settings);
+      auto attribution = method.run(*model, input, target, settings);
+      if (options.device.is_cuda()) torch::cuda::synchronize(options.device.index());  // CUDA work is asynchronous
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       json entry{{"method", method.name}, {"parameters", method.parameters(settings)}, {"seconds", seconds}};
       if (segment_count > 0) entry["parameters"]["segment_count"] = segment_count;
@@ -425,11 +433,12 @@ int run(Options options, salient::cli::Processes& processes) {
       }
       double delta = std::numeric_limits<double>::quiet_NaN();
       if (method.delta) {
-        delta = method.delta(*model, item.input, target, attribution, settings)[0];
+        delta = method.delta(*model, input, target, attribution, settings)[0];
         entry["convergence_delta"] = delta;
         // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
         entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta;
       }
+      attribution = attribution.to(torch::kCPU);
       result.entry.seconds.push_back(seconds);
       result.entry.convergence_delta.push_back(delta);
       if (hdf5) {

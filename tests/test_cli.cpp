@@ -65,10 +65,11 @@ TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
   const auto model = *shared / "models" / "mobilenet_v2_imagenet.pt";
   auto run = explain("--model " + model.string() + " --image " + (*shared / "images" / "hot_dog.jpg").string() +
                      " --image " + (*shared / "images" / "bird.png").string() +
-                     " --method saliency,ixg,ig,smoothgrad --steps 8 --samples 4 --threads 2 --out " + out.string());
+                     " --method saliency,ixg,ig,smoothgrad --steps 8 --samples 4 --threads 2 --device cpu --out " + out.string());
   INFO(run.err);
   REQUIRE(run.code == 0);
   auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  REQUIRE(summary["device"] == "cpu");
   REQUIRE(summary["images"].size() == 2);
   REQUIRE(summary["images"][0]["top5"][0]["index"] == 934);
   REQUIRE(summary["images"][0]["top5"][0]["label"] == "hotdog, hot dog, red hot");
@@ -277,7 +278,8 @@ TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][e
   struct Case {
     std::string args, message;
   };
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
+      {"--model " + model + " --image " + image + " --device tpu", "--device is cpu, cuda or cuda:I, not 'tpu'"},
       {"--model " + model + " --image " + (work / "absent.png").string(), "absent.png"},
       {"--model " + model + " --image " + (work / "notes.txt").string(), "notes.txt"},
       {"--model " + (work / "corrupt.pt").string() + " --image " + image, "not a TorchScript file"},
@@ -290,6 +292,9 @@ TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][e
       {"--model " + model + " --image " + image + " --method gradcam --layer features.99",
        "unknown layer 'features.99'"},
   };
+  // No machine has 1024 GPUs: "no CUDA device to use" on a CPU-only LibTorch, "there is no CUDA
+  // device 1023" on a CUDA one.
+  cases.push_back({"--model " + model + " --image " + image + " --device cuda:1023", "CUDA device"});
   for (const auto& c : cases) {
     const bool has_method = c.args.find("--method") != std::string::npos;
     auto run = explain(c.args + (has_method ? "" : " --method saliency") + " --out " + out.string());

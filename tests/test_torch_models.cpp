@@ -65,6 +65,13 @@ TEST_CASE("model adapters: torch::nn modules and callables", "[model]") {
     REQUIRE(torch::allclose(ixg[i], expected, 1e-5, 1e-5));
   }
 
+  SECTION("moving a model: its module goes, a plain callable is refused by name") {
+    const auto before = module_model.forward(x);
+    module_model.to(torch::kCPU);  // the one device Debian's LibTorch has; the CLI's --device uses this
+    REQUIRE(torch::equal(module_model.forward(x), before));
+    REQUIRE_THROWS_WITH(callable.to(torch::kCPU), Catch::Contains("a model made from a plain function cannot be moved to cpu"));
+  }
+
   SECTION("custom targets: a margin between two logits") {
     salient::Target margin([](const torch::Tensor& out) { return out.select(1, 0) - out.select(1, 1); });
     auto gm = salient::saliency(module_model, x, margin, {.abs = false});

@@ -49,6 +49,20 @@ inline int parse_threads(const std::string& flag, const std::string& value) {
   return static_cast<int>(parse_int(flag, value, 1, max_threads()));
 }
 
+// --device cpu|cuda|cuda:I, checked against what this LibTorch build and machine have.
+inline torch::Device parse_device(const std::string& flag, const std::string& value) {
+  if (value != "cpu" && value != "cuda" && value.rfind("cuda:", 0) != 0) fail(flag, " is cpu, cuda or cuda:I, not '", value, "'");
+  if (value == "cpu") return torch::kCPU;
+  int64_t index = 0;
+  if (value != "cuda") index = parse_int(flag, value.substr(5), 0, 1023);
+  if (!torch::cuda::is_available())
+    fail(flag, " ", value, ": this LibTorch has no CUDA device to use (Debian's libtorch is built for the CPU only; "
+         "a CUDA build of LibTorch and a GPU are needed)");
+  const auto count = static_cast<int64_t>(torch::cuda::device_count());
+  if (index >= count) fail(flag, " ", value, ": there is no CUDA device ", index, " (", count, " available)");
+  return {torch::kCUDA, static_cast<c10::DeviceIndex>(index)};
+}
+
 inline double parse_double(const std::string& flag, const std::string& value) { return detail::parse_number(flag, value); }
 
 inline std::vector<std::string> split_commas(const std::string& text) {

@@ -324,6 +324,16 @@ class TorchModel {
       for (const auto& p : nn_module_->named_parameters(/*recurse=*/true)) result.emplace_back(p.key(), p.value());
     return result;
   }
+  // Moves the module's parameters and buffers to `device` (shared with copies of this model,
+  // as the module is) and drops what was derived from them; inputs must then be on `device`.
+  // A model made from a plain function cannot be moved: its callable decides where it runs.
+  void to(const torch::Device& device) {
+    if (module_) module_->to(device);
+    else if (nn_module_) nn_module_->to(device);
+    else detail::fail("a model made from a plain function cannot be moved to ", device.str(), "; move what it computes with");
+    optimized_.reset();
+    derived_ = std::make_shared<std::map<std::type_index, std::shared_ptr<const void>>>();
+  }
   // Call after changing parameters in place: the inference-optimised copy folded the old
   // values into constants, so it is dropped and made again on the next forward.
   void parameters_changed() { optimized_.reset(); }
