@@ -9,6 +9,10 @@
 // per metric (charts/METRIC.png), a ranking figure (ranking.png) and index.html, with the
 // time per photo of every method and metric. Localisation metrics need --masks (a mask per
 // photo, same stem or STEM_mask, white = object); photos without one are left out of them.
+// Over many processes or machines: `--shard I/N` evaluates the photos of one shard (decided by
+// each photo's path, as salient-explain's shards), and `--merge DIR ...` joins the N shards'
+// folders into the report of the whole run, refusing shards of another run, a missing or
+// repeated shard, and a photo in two shards; the values are the one-process run's, bit for bit.
 #include <unistd.h>
 
 #include <algorithm>
@@ -269,6 +273,9 @@ std::string usage() {
   --metric-option NAME.OPTION=VALUE  a metric's option (e.g. road.noise=0.02); repeatable; results.json lists them all
   --method-option NAME.OPTION=VALUE  one method's option over the method flags (e.g. rise.samples=1000); repeatable
   --masks DIR           object masks (STEM.png or STEM_mask.png, white = object) for the localisation metrics
+  --shard I/N           the photos of shard I of N (each photo lands in one shard, decided by its path)
+  --merge DIR           (repeatable, without --model and --images) join the outputs of the N shards of one run
+                          into the report of the whole run: the same table as one run over every photo
 )" + salient::cli::method_flags_help() +
          R"(  --out dir             output folder (default salient-evaluate)
 )" + salient::cli::input_flags_help();
@@ -295,11 +302,14 @@ struct Options {
   std::string masks;
   salient::MethodSettings settings = salient::cli::tool_method_settings();
   salient::cli::InputSettings input;
+  salient::Shard shard;             // --shard I/N: the photos of one shard
+  std::vector<fs::path> merge;      // --merge DIR ...: join these shards' results instead
   fs::path out = "salient-evaluate";
 };
 
 struct Photo {
   std::string name;
+  int64_t index = 0;  // its place in the whole list (all shards)
   torch::Tensor input;
   std::optional<torch::Tensor> mask;
 };
@@ -321,7 +331,8 @@ std::optional<torch::Tensor> find_mask(const fs::path& dir, const fs::path& phot
   return std::nullopt;
 }
 
-std::vector<Photo> load_photos(const Options& options) {
+// The photos of --images (after --limit) in this run's --shard, and how many there are in all.
+std::vector<Photo> load_photos(const Options& options, int64_t& total) {
   const auto preprocessing = options.input.preprocessing();
   std::vector<salient::DatasetItem> files;  // a folder's images (recursively, masks left out) or a file
   for (const auto& source : options.images) {
@@ -333,9 +344,12 @@ std::vector<Photo> load_photos(const Options& options) {
     }
   }
   if (options.limit > 0 && static_cast<int64_t>(files.size()) > options.limit) files.resize(options.limit);
+  total = static_cast<int64_t>(files.size());
   std::vector<Photo> photos;
-  for (const auto& [file, key, label] : files) {
-    Photo photo{key, salient::load_input(file, preprocessing), std::nullopt};
+  for (std::size_t index = 0; index < files.size(); ++index) {
+    if (salient::shard_items({files[index]}, options.shard).empty()) continue;  // another shard's
+    const auto& [file, key, label] = files[index];
+    Photo photo{key, static_cast<int64_t>(index), salient::load_input(file, preprocessing), std::nullopt};
     // A photo in a sub-folder finds its mask in the same sub-folder of --masks.
     const auto mask_dir = fs::path(options.masks) / fs::path(key).parent_path();
     if (!options.masks.empty()) photo.mask = find_mask(mask_dir, file, preprocessing, photo.input);
@@ -391,6 +405,269 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
+// What a report is made from: one run's rows, or the rows of one run's shards joined.
+struct MetricInfo {
+  std::string name, category, definition;
+  bool higher_is_better = true, needs_mask = false;
+  json options;
+};
+struct PhotoRow {
+  std::string name;
+  int64_t index = 0;  // the photo's place in the whole (unsharded) list
+  int64_t target = 0;
+  std::string label;
+  bool mask = false;
+  std::vector<double> explain_seconds;               // [method]
+  std::vector<std::vector<double>> values, seconds;  // [method][metric]; NaN: not scored (no mask)
+};
+struct Evaluation {
+  std::string model;
+  std::vector<std::string> method_names;
+  json method_parameters = json::object();  // method name -> its parameters
+  std::vector<MetricInfo> metrics;
+  std::vector<PhotoRow> photos;
+  int64_t photos_total = 0;  // in all shards together
+  salient::Shard shard;      // {0, 1}: the whole list (a merge's result too)
+  int64_t seed = 0, input_size = 0, threads = 0;
+  double seconds = 0;
+};
+
+json metric_json(const MetricInfo& m) {
+  return {{"name", m.name}, {"category", m.category}, {"higher_is_better", m.higher_is_better},
+          {"needs_mask", m.needs_mask}, {"definition", m.definition}, {"options", m.options}};
+}
+
+// results.json's "photos" entry: what the photo's rows hold, to the last bit (JSON numbers
+// round-trip doubles; NaN, a metric not scored, is null).
+json photo_json(const Evaluation& e, const PhotoRow& p) {
+  json explain = json::object(), values = json::object(), seconds = json::object();
+  for (size_t k = 0; k < e.method_names.size(); ++k) {
+    const auto& method = e.method_names[k];
+    explain[method] = p.explain_seconds[k];
+    for (size_t j = 0; j < e.metrics.size(); ++j) {
+      values[method][e.metrics[j].name] = std::isnan(p.values[k][j]) ? json(nullptr) : json(p.values[k][j]);
+      seconds[method][e.metrics[j].name] = std::isnan(p.seconds[k][j]) ? json(nullptr) : json(p.seconds[k][j]);
+    }
+  }
+  return {{"name", p.name}, {"index", p.index}, {"target", p.target}, {"label", p.label}, {"mask", p.mask},
+          {"explain_seconds", explain}, {"values", values}, {"seconds", seconds}};
+}
+
+// One shard's results.json, checked as far as it can be on its own.
+Evaluation read_shard(const fs::path& dir) {
+  const auto file = dir / "results.json";
+  std::ifstream in(file);
+  if (!in) fail("--merge ", dir.string(), ": no results.json there (not a salient-evaluate output folder)");
+  try {
+    const json r = json::parse(in);
+    Evaluation e{.model = r.at("model"), .method_parameters = r.at("methods"), .photos_total = r.at("photos_total"),
+                 .shard = {r.at("shard").at("index"), r.at("shard").at("count")}, .seed = r.at("seed"),
+                 .input_size = r.at("input_size"), .threads = r.at("threads"), .seconds = r.at("seconds")};
+    e.method_names = r.at("method_order").get<std::vector<std::string>>();  // "methods" is an object: sorted by name
+    for (const auto& m : r.at("metrics"))
+      e.metrics.push_back({m.at("name"), m.at("category"), m.at("definition"), m.at("higher_is_better"), m.at("needs_mask"), m.at("options")});
+    const auto number = [](const json& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); };
+    for (const auto& p : r.at("photos")) {
+      PhotoRow row{.name = p.at("name"), .index = p.at("index"), .target = p.at("target"), .label = p.at("label"), .mask = p.at("mask")};
+      for (const auto& method : e.method_names) {
+        row.explain_seconds.push_back(number(p.at("explain_seconds").at(method)));
+        row.values.emplace_back(), row.seconds.emplace_back();
+        for (const auto& m : e.metrics) {
+          row.values.back().push_back(number(p.at("values").at(method).at(m.name)));
+          row.seconds.back().push_back(number(p.at("seconds").at(method).at(m.name)));
+        }
+      }
+      e.photos.push_back(std::move(row));
+    }
+    return e;
+  } catch (const json::exception& error) {
+    fail("--merge ", dir.string(), ": results.json is not a shard's results (", error.what(),
+         "); shards are made by salient-evaluate --shard I/N");
+  }
+}
+
+// The shards of one run, joined: every shard of the same run exactly once, every photo once,
+// in the order of the whole list; anything else is refused with the reason.
+Evaluation merge_shards(const std::vector<fs::path>& dirs) {
+  std::vector<Evaluation> shards;
+  for (const auto& dir : dirs) shards.push_back(read_shard(dir));
+  Evaluation merged = shards.front();
+  merged.shard = {};
+  merged.photos.clear();
+  merged.seconds = 0;
+  const auto same_run = [&](const Evaluation& a, const Evaluation& b) {
+    if (a.model != b.model) return std::string("model ") + a.model + " vs " + b.model;
+    if (a.method_parameters != b.method_parameters) return std::string("methods or their parameters differ");
+    if (a.metrics.size() != b.metrics.size()) return std::string("metrics differ");
+    for (size_t j = 0; j < a.metrics.size(); ++j)
+      if (metric_json(a.metrics[j]) != metric_json(b.metrics[j])) return "metric " + a.metrics[j].name + " or its options differ";
+    if (a.seed != b.seed || a.input_size != b.input_size) return std::string("--seed or --size differ");
+    if (a.shard.count != b.shard.count || a.photos_total != b.photos_total) return std::string("they split different photo lists");
+    return std::string();
+  };
+  std::vector<int> seen_shard(static_cast<size_t>(merged.shard.count = shards.front().shard.count), 0);
+  std::vector<int> seen_photo(static_cast<size_t>(merged.photos_total), 0);
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const auto reason = same_run(shards.front(), shards[s]);
+    if (!reason.empty()) fail("--merge ", dirs[s].string(), " is not a shard of the same run as ", dirs[0].string(), ": ", reason);
+    if (seen_shard[shards[s].shard.index]++) fail("--merge: shard ", shards[s].shard.index, "/", shards[s].shard.count, " is given twice");
+    for (auto& row : shards[s].photos) {
+      if (row.index < 0 || row.index >= merged.photos_total || seen_photo[row.index]++)
+        fail("--merge ", dirs[s].string(), ": photo ", row.name, " is out of place or in two shards");
+      merged.photos.push_back(std::move(row));
+    }
+    merged.seconds += shards[s].seconds;
+  }
+  for (size_t i = 0; i < seen_shard.size(); ++i)
+    if (!seen_shard[i]) fail("--merge: shard ", i, "/", seen_shard.size(), " is missing");
+  std::sort(merged.photos.begin(), merged.photos.end(), [](const PhotoRow& a, const PhotoRow& b) { return a.index < b.index; });
+  merged.shard = {0, 1};
+  return merged;
+}
+
+// The report of an evaluation: summary.csv, values.csv, results.json and .md, the charts and
+// index.html (see the top of the file).
+void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const fs::path& out) {
+  const auto& method_names = e.method_names;
+  const auto& metrics = e.metrics;
+  const size_t methods = method_names.size(), photos = e.photos.size();
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  // values[method][metric][photo], seconds the same way; method_seconds[method][photo].
+  std::vector<std::vector<std::vector<double>>> values(methods, std::vector<std::vector<double>>(metrics.size(), std::vector<double>(photos, nan)));
+  auto seconds = values;
+  std::vector<std::vector<double>> method_seconds(methods, std::vector<double>(photos, 0.0));
+  int64_t with_masks = 0;
+  for (size_t i = 0; i < photos; ++i) {
+    with_masks += e.photos[i].mask;
+    for (size_t k = 0; k < methods; ++k) {
+      method_seconds[k][i] = e.photos[i].explain_seconds[k];
+      for (size_t j = 0; j < metrics.size(); ++j) values[k][j][i] = e.photos[i].values[k][j], seconds[k][j][i] = e.photos[i].seconds[k][j];
+    }
+  }
+  // Tables.
+  std::vector<std::vector<Summary>> summary(methods, std::vector<Summary>(metrics.size()));
+  for (size_t k = 0; k < methods; ++k)
+    for (size_t j = 0; j < metrics.size(); ++j) summary[k][j] = summarise(values[k][j]);
+  // Rank of each method per metric (1 = best; ties share their mean rank; n/a stays NaN).
+  std::vector<std::vector<double>> ranks(methods, std::vector<double>(metrics.size(), nan));
+  for (size_t j = 0; j < metrics.size(); ++j) {
+    std::vector<size_t> present;
+    std::vector<double> keys;
+    for (size_t k = 0; k < methods; ++k)
+      if (summary[k][j].n > 0) present.push_back(k), keys.push_back(metrics[j].higher_is_better ? -summary[k][j].mean : summary[k][j].mean);
+    const auto r = salient::detail::average_ranks(keys);
+    for (size_t q = 0; q < present.size(); ++q) ranks[present[q]][j] = r[q];
+  }
+
+  std::ofstream values_csv(output.file("values.csv"));
+  values_csv << "photo,target,method,metric,value,seconds\n";
+  for (size_t i = 0; i < photos; ++i)
+    for (size_t k = 0; k < methods; ++k)
+      for (size_t j = 0; j < metrics.size(); ++j)
+        if (!std::isnan(seconds[k][j][i]))
+          values_csv << e.photos[i].name << "," << e.photos[i].target << "," << method_names[k] << "," << metrics[j].name << ","
+                     << values[k][j][i] << "," << seconds[k][j][i] << "\n";
+  std::ofstream summary_csv(output.file("summary.csv"));
+  summary_csv << "method,metric,n,mean,ci95_low,ci95_high,rank,seconds_per_photo\n";
+  json table = json::object();
+  for (size_t k = 0; k < methods; ++k) {
+    for (size_t j = 0; j < metrics.size(); ++j) {
+      const auto& s = summary[k][j];
+      const auto time = summarise(seconds[k][j]).mean;
+      summary_csv << method_names[k] << "," << metrics[j].name << "," << s.n << "," << s.mean << "," << s.low << "," << s.high
+                  << "," << ranks[k][j] << "," << time << "\n";
+      table[method_names[k]][metrics[j].name] = {{"n", s.n}, {"mean", s.mean}, {"ci95", {s.low, s.high}}, {"rank", ranks[k][j]},
+                                                  {"seconds_per_photo", time}};
+    }
+    table[method_names[k]]["explain_seconds_per_photo"] = summarise(method_seconds[k]).mean;
+  }
+
+  // Charts: one bar chart per metric, the ranking grid.
+  for (size_t j = 0; j < metrics.size(); ++j) {
+    std::vector<salient::Bar> bars;
+    for (size_t k = 0; k < methods; ++k) bars.push_back({method_names[k], summary[k][j].mean, summary[k][j].low, summary[k][j].high});
+    salient::save_png(salient::bar_chart(bars, {.title = metrics[j].name + " (" + metrics[j].category + ")",
+                                                .y_label = "mean over photos, 95% interval",
+                                                .higher_is_better = metrics[j].higher_is_better}),
+                      output.file("charts/" + metrics[j].name + ".png"));
+  }
+  std::vector<std::string> metric_columns;
+  for (const auto& m : metrics) metric_columns.push_back(m.name);
+  salient::save_png(salient::rank_grid(method_names, metric_columns, ranks, {.title = "rank per metric (1 = best)", .mean_column = true}),
+                    output.file("ranking.png"));
+
+  // Markdown.
+  std::ostringstream md;
+  md << "| method |";
+  for (const auto& m : metrics) md << " " << m.name << (m.higher_is_better ? " (higher better)" : " (lower better)") << " |";
+  md << "\n|---|";
+  for (size_t j = 0; j < metrics.size(); ++j) md << "---|";
+  md << "\n";
+  for (size_t k = 0; k < methods; ++k) {
+    md << "| " << method_names[k] << " |";
+    for (size_t j = 0; j < metrics.size(); ++j) md << " " << cell(summary[k][j]) << " |";
+    md << "\n";
+  }
+  md << "\nSeconds per photo (explanation; each metric):\n\n| method | explain |";
+  for (const auto& m : metrics) md << " " << m.name << " |";
+  md << "\n|---|---|";
+  for (size_t j = 0; j < metrics.size(); ++j) md << "---|";
+  md << "\n";
+  for (size_t k = 0; k < methods; ++k) {
+    md << "| " << method_names[k] << " | " << salient::cli::number(summarise(method_seconds[k]).mean) << " |";
+    for (size_t j = 0; j < metrics.size(); ++j) md << " " << salient::cli::number(summarise(seconds[k][j]).mean) << " |";
+    md << "\n";
+  }
+  std::ofstream(output.file("results.md")) << md.str();
+  std::cout << md.str();
+
+  json metric_list = json::array(), photo_list = json::array();
+  for (const auto& m : metrics) metric_list.push_back(metric_json(m));
+  for (const auto& p : e.photos) photo_list.push_back(photo_json(e, p));
+  const json results{{"model", e.model}, {"photos", photo_list}, {"methods", e.method_parameters}, {"method_order", e.method_names},
+                     {"metrics", metric_list},
+                     {"table", table}, {"seed", e.seed}, {"input_size", e.input_size}, {"threads", e.threads},
+                     {"seconds", e.seconds}, {"shard", {{"index", e.shard.index}, {"count", e.shard.count}}},
+                     {"photos_total", e.photos_total}};
+  std::ofstream(output.file("results.json")) << results.dump(1) << "\n";
+
+  // index.html: the table, the ranking, the charts, the timings and the definitions.
+  std::ofstream html(output.file("index.html"));
+  html << "<!doctype html><html><head><meta charset=\"utf-8\"><title>salient-evaluate</title><style>"
+          "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}"
+          "img{max-width:100%}.charts img{width:440px;margin:4px}</style></head><body>\n"
+       << "<h1>salient-evaluate</h1><p>Model <code>" << html_escape(e.model) << "</code>, " << photos << " photos ("
+       << with_masks << " with masks), top-1 class of each; mean over photos and 95% interval (Student's t). "
+       << e.seconds << " s with " << e.threads << " threads.</p>\n<table><tr><th>method</th>";
+  for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "<br><small>" << (m.higher_is_better ? "higher" : "lower") << " is better</small></th>";
+  html << "</tr>\n";
+  for (size_t k = 0; k < methods; ++k) {
+    html << "<tr><td>" << html_escape(method_names[k]) << "</td>";
+    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << html_escape(cell(summary[k][j])) << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table><h2>Ranking</h2><img src=\"ranking.png\" alt=\"rank per metric\"><h2>Per metric</h2><div class=\"charts\">";
+  for (const auto& m : metrics) html << "<img src=\"charts/" << html_escape(m.name) << ".png\" alt=\"" << html_escape(m.name) << "\">";
+  html << "</div><h2>Seconds per photo</h2><table><tr><th>method</th><th>explain</th>";
+  for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "</th>";
+  html << "</tr>\n";
+  for (size_t k = 0; k < methods; ++k) {
+    html << "<tr><td>" << html_escape(method_names[k]) << "</td><td>" << salient::cli::number(summarise(method_seconds[k]).mean) << "</td>";
+    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << salient::cli::number(summarise(seconds[k][j]).mean) << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table><h2>Metrics</h2><ul>";
+  for (const auto& m : metrics)
+    html << "<li><b>" << html_escape(m.name) << "</b> (" << m.category << "): " << html_escape(m.definition) << "; options <code>"
+         << html_escape(m.options.dump()) << "</code></li>";
+  html << "</ul><p>Every value: <a href=\"values.csv\">values.csv</a>; the table: <a href=\"summary.csv\">summary.csv</a>, "
+          "<a href=\"results.json\">results.json</a>.</p></body></html>\n";
+  html.close();
+  output.finish();
+  std::cerr << "salient-evaluate: wrote " << (out / "index.html").string() << " (" << e.seconds << " s)\n";
+}
+
 int run(int argc, char** argv) {
   Options options;
   static const std::string help = usage();
@@ -404,9 +681,18 @@ int run(int argc, char** argv) {
     else if (flag == "--metric-option") options.metric_options.push_back(value);
     else if (flag == "--method-option") options.method_options.push_back(value);
     else if (flag == "--masks") options.masks = value;
+    else if (flag == "--shard") options.shard = salient::parse_shard(value);
+    else if (flag == "--merge") options.merge.push_back(value);
     else if (flag == "--out") options.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
+  if (!options.merge.empty()) {
+    if (!options.model.empty() || !options.images.empty()) fail("--merge joins finished shards: it takes no --model or --images");
+    salient::cli::OutputFolder output(options.out, "salient-evaluate");
+    const auto merged = merge_shards(options.merge);
+    write_report(output, merged, options.out);
+    return 0;
+  }
   if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
   if (options.methods.empty() || options.metrics.empty()) fail("--methods and --metrics need at least one name each");
   if (options.methods.size() > 100 || options.metrics.size() > 100) fail("at most 100 methods and 100 metrics");
@@ -458,184 +744,67 @@ int run(int argc, char** argv) {
   salient::cli::OutputFolder output(options.out, "salient-evaluate");  // before any work: a folder we may write
 
   auto model = Model::load(options.model);
-  const auto photos = load_photos(options);
+  int64_t photos_total = 0;
+  const auto photos = load_photos(options, photos_total);
+  // A shard may hold no photos, or none with a mask: its empty rows still join the others'.
+  const bool sharded = options.shard.count > 1;
+  if (photos.empty() && !sharded) fail("no photos in --images");
   const auto labels = salient::cli::class_labels(options.model, options.input);
   const bool tty = isatty(fileno(stderr));
   int64_t with_masks = 0;
   for (const auto& p : photos) with_masks += p.mask.has_value();
   for (const auto& m : metrics)
-    if (m.needs_mask && with_masks == 0) fail("metric '", m.name, "' needs object masks: none of the photos has one in --masks");
+    if (m.needs_mask && with_masks == 0 && !sharded) fail("metric '", m.name, "' needs object masks: none of the photos has one in --masks");
   std::cerr << "salient-evaluate: " << photos.size() << " photos (" << with_masks << " with masks), " << methods.size()
             << " methods, " << metrics.size() << " metrics\n";
 
-  // values[method][metric][photo], seconds the same way; method_seconds[method][photo].
+  Evaluation evaluation{.model = options.model, .method_names = method_names, .photos_total = photos_total,
+                        .shard = options.shard, .seed = options.settings.seed, .input_size = options.input.size,
+                        .threads = options.input.threads};
+  for (size_t k = 0; k < methods.size(); ++k)
+    evaluation.method_parameters[method_names[k]] = entry_of(method_names[k]).parameters(method_settings[k]);
+  for (const auto& m : metrics)
+    evaluation.metrics.push_back({m.name, m.category, m.definition, m.higher_is_better, m.needs_mask, m.options()});
   const auto nan = std::numeric_limits<double>::quiet_NaN();
-  std::vector<std::vector<std::vector<double>>> values(methods.size(), std::vector<std::vector<double>>(metrics.size(), std::vector<double>(photos.size(), nan)));
-  auto seconds = values;
-  std::vector<std::vector<double>> method_seconds(methods.size(), std::vector<double>(photos.size(), 0.0));
-  std::vector<int64_t> targets;
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed = [](auto since) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); };
   for (size_t i = 0; i < photos.size(); ++i) {
     const auto& photo = photos[i];
     auto scores = salient::cli::checked_scores(model.forward(photo.input));
     if (i == 0) salient::cli::check_label_count(labels, scores.size(1));
-    targets.push_back(scores.argmax(1).item<int64_t>());
+    PhotoRow row{.name = photo.name, .index = photo.index, .target = scores.argmax(1).item<int64_t>(), .mask = photo.mask.has_value(),
+                 .explain_seconds = std::vector<double>(methods.size(), 0.0),
+                 .values = std::vector<std::vector<double>>(methods.size(), std::vector<double>(metrics.size(), nan))};
+    row.label = salient::cli::class_label(labels, row.target);
+    row.seconds = row.values;
     for (size_t k = 0; k < methods.size(); ++k) {
       auto t0 = std::chrono::steady_clock::now();
-      const auto attribution = methods[k](model, photo.input, salient::Target(targets.back()));
-      method_seconds[k][i] = elapsed(t0);
+      const auto attribution = methods[k](model, photo.input, salient::Target(row.target));
+      row.explain_seconds[k] = elapsed(t0);
       if (attribution.dim() != 4 || attribution.size(0) != 1 || attribution.size(2) != photo.input.size(2) ||
           attribution.size(3) != photo.input.size(3))
         fail("method '", method_names[k], "' returned a map of shape ", attribution.sizes(), " for an input of shape ", photo.input.sizes());
       const torch::Tensor map = attribution.sum(1, true).to(torch::kFloat32);
       int64_t version = parameter_version(model);
-      const salient::Method<Model> method = ReusedMap{methods[k], photo.input, targets.back(), attribution, &version};
-      const Context context{model, photo.input, targets.back(), attribution, map, method, photo.mask};
+      const salient::Method<Model> method = ReusedMap{methods[k], photo.input, row.target, attribution, &version};
+      const Context context{model, photo.input, row.target, attribution, map, method, photo.mask};
       for (size_t j = 0; j < metrics.size(); ++j) {
         if (metrics[j].needs_mask && !photo.mask) continue;
         if (tty)
           std::cerr << "\r  photo " << i + 1 << "/" << photos.size() << " " << method_names[k] << " / " << metrics[j].name
                     << "                    " << std::flush;
         t0 = std::chrono::steady_clock::now();
-        values[k][j][i] = metrics[j].compute(context);
-        seconds[k][j][i] = elapsed(t0);
+        row.values[k][j] = metrics[j].compute(context);
+        row.seconds[k][j] = elapsed(t0);
         version = parameter_version(model);  // restored by the metric
       }
     }
+    evaluation.photos.push_back(std::move(row));
     if (!tty) std::cerr << "  photo " << i + 1 << "/" << photos.size() << " (" << photo.name << ") done at " << elapsed(start) << " s\n";
   }
   if (tty) std::cerr << "\n";
-  const double total_seconds = elapsed(start);
-
-  // Tables.
-  std::vector<std::vector<Summary>> summary(methods.size(), std::vector<Summary>(metrics.size()));
-  for (size_t k = 0; k < methods.size(); ++k)
-    for (size_t j = 0; j < metrics.size(); ++j) summary[k][j] = summarise(values[k][j]);
-  // Rank of each method per metric (1 = best; ties share their mean rank; n/a stays NaN).
-  std::vector<std::vector<double>> ranks(methods.size(), std::vector<double>(metrics.size(), nan));
-  for (size_t j = 0; j < metrics.size(); ++j) {
-    std::vector<size_t> present;
-    std::vector<double> keys;
-    for (size_t k = 0; k < methods.size(); ++k)
-      if (summary[k][j].n > 0) present.push_back(k), keys.push_back(metrics[j].higher_is_better ? -summary[k][j].mean : summary[k][j].mean);
-    const auto r = salient::detail::average_ranks(keys);
-    for (size_t q = 0; q < present.size(); ++q) ranks[present[q]][j] = r[q];
-  }
-
-  std::ofstream values_csv(output.file("values.csv"));
-  values_csv << "photo,target,method,metric,value,seconds\n";
-  for (size_t i = 0; i < photos.size(); ++i)
-    for (size_t k = 0; k < methods.size(); ++k)
-      for (size_t j = 0; j < metrics.size(); ++j)
-        if (!std::isnan(seconds[k][j][i]))
-          values_csv << photos[i].name << "," << targets[i] << "," << method_names[k] << "," << metrics[j].name << ","
-                     << values[k][j][i] << "," << seconds[k][j][i] << "\n";
-  std::ofstream summary_csv(output.file("summary.csv"));
-  summary_csv << "method,metric,n,mean,ci95_low,ci95_high,rank,seconds_per_photo\n";
-  json table = json::object();
-  for (size_t k = 0; k < methods.size(); ++k) {
-    for (size_t j = 0; j < metrics.size(); ++j) {
-      const auto& s = summary[k][j];
-      const auto time = summarise(seconds[k][j]).mean;
-      summary_csv << method_names[k] << "," << metrics[j].name << "," << s.n << "," << s.mean << "," << s.low << "," << s.high
-                  << "," << ranks[k][j] << "," << time << "\n";
-      table[method_names[k]][metrics[j].name] = {{"n", s.n}, {"mean", s.mean}, {"ci95", {s.low, s.high}}, {"rank", ranks[k][j]},
-                                                  {"seconds_per_photo", time}};
-    }
-    table[method_names[k]]["explain_seconds_per_photo"] = summarise(method_seconds[k]).mean;
-  }
-
-  // Charts: one bar chart per metric, the ranking grid.
-  for (size_t j = 0; j < metrics.size(); ++j) {
-    std::vector<salient::Bar> bars;
-    for (size_t k = 0; k < methods.size(); ++k) bars.push_back({method_names[k], summary[k][j].mean, summary[k][j].low, summary[k][j].high});
-    salient::save_png(salient::bar_chart(bars, {.title = metrics[j].name + " (" + metrics[j].category + ")",
-                                                .y_label = "mean over photos, 95% interval",
-                                                .higher_is_better = metrics[j].higher_is_better}),
-                      output.file("charts/" + metrics[j].name + ".png"));
-  }
-  std::vector<std::string> metric_columns;
-  for (const auto& m : metrics) metric_columns.push_back(m.name);
-  salient::save_png(salient::rank_grid(method_names, metric_columns, ranks, {.title = "rank per metric (1 = best)", .mean_column = true}),
-                    output.file("ranking.png"));
-
-  // Markdown.
-  std::ostringstream md;
-  md << "| method |";
-  for (const auto& m : metrics) md << " " << m.name << (m.higher_is_better ? " (higher better)" : " (lower better)") << " |";
-  md << "\n|---|";
-  for (size_t j = 0; j < metrics.size(); ++j) md << "---|";
-  md << "\n";
-  for (size_t k = 0; k < methods.size(); ++k) {
-    md << "| " << method_names[k] << " |";
-    for (size_t j = 0; j < metrics.size(); ++j) md << " " << cell(summary[k][j]) << " |";
-    md << "\n";
-  }
-  md << "\nSeconds per photo (explanation; each metric):\n\n| method | explain |";
-  for (const auto& m : metrics) md << " " << m.name << " |";
-  md << "\n|---|---|";
-  for (size_t j = 0; j < metrics.size(); ++j) md << "---|";
-  md << "\n";
-  for (size_t k = 0; k < methods.size(); ++k) {
-    md << "| " << method_names[k] << " | " << salient::cli::number(summarise(method_seconds[k]).mean) << " |";
-    for (size_t j = 0; j < metrics.size(); ++j) md << " " << salient::cli::number(summarise(seconds[k][j]).mean) << " |";
-    md << "\n";
-  }
-  std::ofstream(output.file("results.md")) << md.str();
-  std::cout << md.str();
-
-  json metric_json = json::array();
-  for (const auto& m : metrics)
-    metric_json.push_back({{"name", m.name}, {"category", m.category}, {"higher_is_better", m.higher_is_better},
-                           {"needs_mask", m.needs_mask}, {"definition", m.definition}, {"options", m.options()}});
-  json photo_json = json::array();
-  for (size_t i = 0; i < photos.size(); ++i)
-    photo_json.push_back({{"name", photos[i].name}, {"target", targets[i]}, {"label", salient::cli::class_label(labels, targets[i])},
-                          {"mask", photos[i].mask.has_value()}});
-  json method_json = json::object();
-  for (size_t k = 0; k < methods.size(); ++k)
-    method_json[method_names[k]] = entry_of(method_names[k]).parameters(method_settings[k]);
-  const json results{{"model", options.model}, {"photos", photo_json}, {"methods", method_json}, {"metrics", metric_json},
-                     {"table", table}, {"seed", options.settings.seed}, {"input_size", options.input.size},
-                     {"threads", options.input.threads}, {"seconds", total_seconds}};
-  std::ofstream(output.file("results.json")) << results.dump(1) << "\n";
-
-  // index.html: the table, the ranking, the charts, the timings and the definitions.
-  std::ofstream html(output.file("index.html"));
-  html << "<!doctype html><html><head><meta charset=\"utf-8\"><title>salient-evaluate</title><style>"
-          "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}"
-          "img{max-width:100%}.charts img{width:440px;margin:4px}</style></head><body>\n"
-       << "<h1>salient-evaluate</h1><p>Model <code>" << html_escape(options.model) << "</code>, " << photos.size() << " photos ("
-       << with_masks << " with masks), top-1 class of each; mean over photos and 95% interval (Student's t). "
-       << total_seconds << " s with " << options.input.threads << " threads.</p>\n<table><tr><th>method</th>";
-  for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "<br><small>" << (m.higher_is_better ? "higher" : "lower") << " is better</small></th>";
-  html << "</tr>\n";
-  for (size_t k = 0; k < methods.size(); ++k) {
-    html << "<tr><td>" << html_escape(method_names[k]) << "</td>";
-    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << html_escape(cell(summary[k][j])) << "</td>";
-    html << "</tr>\n";
-  }
-  html << "</table><h2>Ranking</h2><img src=\"ranking.png\" alt=\"rank per metric\"><h2>Per metric</h2><div class=\"charts\">";
-  for (const auto& m : metrics) html << "<img src=\"charts/" << html_escape(m.name) << ".png\" alt=\"" << html_escape(m.name) << "\">";
-  html << "</div><h2>Seconds per photo</h2><table><tr><th>method</th><th>explain</th>";
-  for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "</th>";
-  html << "</tr>\n";
-  for (size_t k = 0; k < methods.size(); ++k) {
-    html << "<tr><td>" << html_escape(method_names[k]) << "</td><td>" << salient::cli::number(summarise(method_seconds[k]).mean) << "</td>";
-    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << salient::cli::number(summarise(seconds[k][j]).mean) << "</td>";
-    html << "</tr>\n";
-  }
-  html << "</table><h2>Metrics</h2><ul>";
-  for (const auto& m : metrics)
-    html << "<li><b>" << html_escape(m.name) << "</b> (" << m.category << "): " << html_escape(m.definition) << "; options <code>"
-         << html_escape(m.options().dump()) << "</code></li>";
-  html << "</ul><p>Every value: <a href=\"values.csv\">values.csv</a>; the table: <a href=\"summary.csv\">summary.csv</a>, "
-          "<a href=\"results.json\">results.json</a>.</p></body></html>\n";
-  html.close();
-  output.finish();
-  std::cerr << "salient-evaluate: wrote " << (options.out / "index.html").string() << " (" << total_seconds << " s)\n";
+  evaluation.seconds = elapsed(start);
+  write_report(output, evaluation, options.out);
   return 0;
 }
 

@@ -632,6 +632,53 @@ TEST_CASE("salient-evaluate scores three methods with five metrics on two photos
   fs::remove_all(work);
 }
 
+TEST_CASE("salient-evaluate in shards, merged, gives the one-process run's values; bad merges are refused", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto model = (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string();
+  const std::string run_args = "--model " + model + " --size 128 --images " + (*shared / "images").string() +
+                               " --limit 5 --methods gradient,gradcam --metrics sparseness,complexity,faithfulness_correlation --threads 2";
+  // values.csv without its seconds column (times differ from run to run).
+  const auto values = [](const fs::path& folder) {
+    std::istringstream in(read(folder / "values.csv"));
+    std::string line, kept;
+    while (std::getline(in, line)) kept += line.substr(0, line.rfind(',')) + "\n";
+    return kept;
+  };
+  REQUIRE(tool("salient-evaluate", run_args + " --out " + (work / "whole").string()).code == 0);
+  for (const char* shard : {"0", "1", "2"})
+    REQUIRE(tool("salient-evaluate", run_args + " --shard " + shard + "/3 --out " + (work / ("shard" + std::string(shard))).string()).code == 0);
+  const std::string shards = " --merge " + (work / "shard2").string() + " --merge " + (work / "shard0").string() + " --merge " +
+                             (work / "shard1").string();
+  auto merge = tool("salient-evaluate", shards + " --out " + (work / "merged").string());
+  INFO(merge.err);
+  REQUIRE(merge.code == 0);
+  const auto whole_values = values(work / "whole");
+  CHECK(std::count(whole_values.begin(), whole_values.end(), '\n') == 1 + 5 * 2 * 3);
+  CHECK(values(work / "merged") == whole_values);  // every value to its last printed digit, in the same order
+  const auto whole = nlohmann::json::parse(read(work / "whole" / "results.json"));
+  const auto merged = nlohmann::json::parse(read(work / "merged" / "results.json"));
+  CHECK(merged["photos"].size() == 5);
+  for (size_t i = 0; i < 5; ++i) CHECK(merged["photos"][i]["values"] == whole["photos"][i]["values"]);  // to the last bit
+  CHECK(merged["method_order"] == nlohmann::json({"gradient", "gradcam"}));
+  for (const std::string method : {"gradient", "gradcam"})
+    for (const std::string metric : {"sparseness", "complexity", "faithfulness_correlation"})
+      CHECK(merged["table"][method][metric]["mean"] == whole["table"][method][metric]["mean"]);
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {" --merge " + (work / "shard0").string() + " --merge " + (work / "shard1").string(), "shard 2/3 is missing"},
+           {shards + " --merge " + (work / "shard1").string(), "shard 1/3 is given twice"},
+           {" --merge " + (work / "shard0").string() + " --merge " + (work / "whole").string(), "is not a shard of the same run"},
+           {" --merge " + work.string(), "no results.json there"},
+           {shards + " --model " + model, "--merge joins finished shards: it takes no --model or --images"}}) {
+    auto bad = tool("salient-evaluate", args + " --out " + (work / "bad").string());
+    INFO(args);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK_FALSE(fs::exists(work / "bad"));
+  }
+  fs::remove_all(work);
+}
+
 TEST_CASE("salient-guidance trains with and without a guidance loss and writes results.json", "[cli][dataset]") {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
     std::cout << "SKIPPED: Fashion-MNIST not installed\n";
