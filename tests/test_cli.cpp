@@ -664,6 +664,18 @@ TEST_CASE("salient-evaluate in shards, merged, gives the one-process run's value
   for (const std::string method : {"gradient", "gradcam"})
     for (const std::string metric : {"sparseness", "complexity", "faithfulness_correlation"})
       CHECK(merged["table"][method][metric]["mean"] == whole["table"][method][metric]["mean"]);
+  // The Slurm example's array job (its tasks' variables set by hand) and merge job: the same.
+  const std::string slurm = std::string(SALIENT_SOURCE_DIR) + "/examples/slurm/";
+  for (int shard = 0; shard < 3; ++shard) {
+    const std::string command = "SLURM_ARRAY_TASK_ID=" + std::to_string(shard) + " SLURM_ARRAY_TASK_COUNT=3 SALIENT_BIN=" +
+                                SALIENT_BIN_DIR + " bash " + slurm + "evaluate.sbatch " + (work / "slurm").string() + " " +
+                                run_args + " > /dev/null 2>&1";
+    REQUIRE(std::system(command.c_str()) == 0);
+  }
+  const std::string merge_job = "SALIENT_BIN=" + std::string(SALIENT_BIN_DIR) + " bash " + slurm + "evaluate-merge.sbatch " +
+                                (work / "slurm").string() + " > /dev/null 2>&1";
+  REQUIRE(std::system(merge_job.c_str()) == 0);
+  CHECK(values(work / "slurm" / "report") == whole_values);
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {" --merge " + (work / "shard0").string() + " --merge " + (work / "shard1").string(), "shard 2/3 is missing"},
            {shards + " --merge " + (work / "shard1").string(), "shard 1/3 is given twice"},
