@@ -464,6 +464,11 @@ Evaluation read_shard(const fs::path& dir) {
                  .shard = {r.at("shard").at("index"), r.at("shard").at("count")}, .seed = r.at("seed"),
                  .input_size = r.at("input_size"), .threads = r.at("threads"), .seconds = r.at("seconds")};
     e.method_names = r.at("method_order").get<std::vector<std::string>>();  // "methods" is an object: sorted by name
+    // An edited file must not index past what the merge allocates.
+    if (e.shard.count < 1 || e.shard.count > 65536 || e.shard.index < 0 || e.shard.index >= e.shard.count)
+      fail("--merge ", dir.string(), ": results.json names shard ", e.shard.index, "/", e.shard.count, ", which is not a shard");
+    if (e.photos_total < 0 || e.photos_total > 100'000'000)
+      fail("--merge ", dir.string(), ": results.json's photos_total ", e.photos_total, " is out of range [0, 100000000]");
     for (const auto& m : r.at("metrics"))
       e.metrics.push_back({m.at("name"), m.at("category"), m.at("definition"), m.at("higher_is_better"), m.at("needs_mask"), m.at("options")});
     const auto number = [](const json& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); };
@@ -497,7 +502,8 @@ Evaluation merge_shards(const std::vector<fs::path>& dirs) {
   merged.seconds = 0;
   const auto same_run = [&](const Evaluation& a, const Evaluation& b) {
     if (a.model != b.model) return std::string("model ") + a.model + " vs " + b.model;
-    if (a.method_parameters != b.method_parameters) return std::string("methods or their parameters differ");
+    if (a.method_parameters != b.method_parameters || a.method_names != b.method_names)
+      return std::string("methods, their order or their parameters differ");
     if (a.metrics.size() != b.metrics.size()) return std::string("metrics differ");
     for (size_t j = 0; j < a.metrics.size(); ++j)
       if (metric_json(a.metrics[j]) != metric_json(b.metrics[j])) return "metric " + a.metrics[j].name + " or its options differ";

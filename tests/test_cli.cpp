@@ -676,12 +676,19 @@ TEST_CASE("salient-evaluate in shards, merged, gives the one-process run's value
                                 (work / "slurm").string() + " > /dev/null 2>&1";
   REQUIRE(std::system(merge_job.c_str()) == 0);
   CHECK(values(work / "slurm" / "report") == whole_values);
+  {  // a shard whose results.json was edited to name a shard that cannot exist
+    auto edited = nlohmann::json::parse(read(work / "shard0" / "results.json"));
+    edited["shard"]["index"] = 7;
+    fs::create_directories(work / "edited");
+    std::ofstream(work / "edited" / "results.json") << edited.dump();
+  }
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {" --merge " + (work / "shard0").string() + " --merge " + (work / "shard1").string(), "shard 2/3 is missing"},
            {shards + " --merge " + (work / "shard1").string(), "shard 1/3 is given twice"},
            {" --merge " + (work / "shard0").string() + " --merge " + (work / "whole").string(), "is not a shard of the same run"},
            {" --merge " + work.string(), "no results.json there"},
-           {shards + " --model " + model, "--merge joins finished shards: it takes no --model or --images"}}) {
+           {shards + " --model " + model, "--merge joins finished shards: it takes no --model or --images"},
+           {" --merge " + (work / "edited").string(), "results.json names shard 7/3, which is not a shard"}}) {
     auto bad = tool("salient-evaluate", args + " --out " + (work / "bad").string());
     INFO(args);
     CHECK(bad.code == 2);
