@@ -9,6 +9,9 @@
 // per metric (charts/METRIC.png), a ranking figure (ranking.png) and index.html, with the
 // time per photo of every method and metric. Localisation metrics need --masks (a mask per
 // photo, same stem or STEM_mask, white = object); photos without one are left out of them.
+// Photos are decoded one at a time and their rows written in parts (parts/, see common/parts.hpp):
+// a run killed at any moment and rerun into the same --out redoes only the unfinished part, and
+// under `mpirun -np K ... --mpi` the K processes take parts from a shared counter.
 // Over many processes or machines: `--shard I/N` evaluates the photos of one shard (decided by
 // each photo's path, as salient-explain's shards), and `--merge DIR ...` joins the N shards'
 // folders into the report of the whole run, refusing shards of another run, a missing or
@@ -37,6 +40,8 @@
 #include "common/input_settings.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
+#include "common/parts.hpp"
+#include "common/processes.hpp"
 #include "salient/evaluation/complexity.hpp"
 #include "salient/evaluation/curves.hpp"
 #include "salient/evaluation/faithfulness.hpp"
@@ -44,6 +49,7 @@
 #include "salient/evaluation/randomisation_metrics.hpp"
 #include "salient/evaluation/removal.hpp"
 #include "salient/evaluation/robustness.hpp"
+#include "salient/io/detail/sha256.hpp"
 #include "salient/io/plot.hpp"
 #include "salient/salient.hpp"
 
@@ -276,6 +282,10 @@ std::string usage() {
   --shard I/N           the photos of shard I of N (each photo lands in one shard, decided by its path)
   --merge DIR           (repeatable, without --model and --images) join the outputs of the N shards of one run
                           into the report of the whole run: the same table as one run over every photo
+  --part-size N         photos per part file (default 1, at most 100000): a run killed at any moment and rerun
+                          into the same --out redoes only its unfinished part
+  --mpi                 under mpirun -np K: the K processes take parts from a shared counter; rank 0 writes the report
+  --skip-bad            report an unreadable photo (path and reason) and go on; without it the run stops there
 )" + salient::cli::method_flags_help() +
          R"(  --out dir             output folder (default salient-evaluate)
 )" + salient::cli::input_flags_help();
@@ -304,55 +314,44 @@ struct Options {
   salient::cli::InputSettings input;
   salient::Shard shard;             // --shard I/N: the photos of one shard
   std::vector<fs::path> merge;      // --merge DIR ...: join these shards' results instead
+  int64_t part_size = 1;            // photos per part file (the unit a rerun resumes from)
+  bool mpi = false;                 // one of the processes of an MPI job
+  bool skip_bad = false;            // an unreadable photo is reported and skipped
   fs::path out = "salient-evaluate";
 };
 
-struct Photo {
-  std::string name;
-  int64_t index = 0;  // its place in the whole list (all shards)
-  torch::Tensor input;
-  std::optional<torch::Tensor> mask;
+// A photo of the run and its object mask in --masks.
+struct Photo : salient::cli::PhotoFile {
+  std::optional<fs::path> mask;
 };
 
-// The mask of `photo` in `dir` (STEM.png or STEM_mask.png), resized and cropped as the photo.
-std::optional<torch::Tensor> find_mask(const fs::path& dir, const fs::path& photo, const salient::Preprocessing& preprocessing,
-                                       const torch::Tensor& input) {
+// The mask of `photo` in `dir`: STEM_mask.png or STEM.png (not the photo itself).
+std::optional<fs::path> find_mask(const fs::path& dir, const fs::path& photo) {
   for (const auto& name : {photo.stem().string() + "_mask.png", photo.stem().string() + ".png"}) {
     const auto path = dir / name;
-    if (!fs::is_regular_file(path) || fs::equivalent(path, photo)) continue;
-    const auto image = salient::prepare_image(salient::load_image(path), preprocessing);
-    if (image.height != input.size(2) || image.width != input.size(3))
-      fail("mask '", path.string(), "' is ", image.width, "x", image.height, " after resizing, the photo ", input.size(3), "x", input.size(2));
-    auto mask = torch::zeros({image.height, image.width});
-    auto* out = mask.data_ptr<float>();
-    for (int64_t p = 0; p < image.height * image.width; ++p) out[p] = image.data[p] >= 0.5f ? 1.f : 0.f;  // channel 0
-    return mask;
+    if (fs::is_regular_file(path) && !fs::equivalent(path, photo)) return path;
   }
   return std::nullopt;
 }
 
+// A mask file as [H,W] (1 = object), resized and cropped as the photo.
+torch::Tensor load_mask(const fs::path& path, const salient::Preprocessing& preprocessing, const torch::Tensor& input) {
+  const auto image = salient::prepare_image(salient::load_image(path), preprocessing);
+  if (image.height != input.size(2) || image.width != input.size(3))
+    fail("mask '", path.string(), "' is ", image.width, "x", image.height, " after resizing, the photo ", input.size(3), "x", input.size(2));
+  auto mask = torch::zeros({image.height, image.width});
+  auto* out = mask.data_ptr<float>();
+  for (int64_t p = 0; p < image.height * image.width; ++p) out[p] = image.data[p] >= 0.5f ? 1.f : 0.f;  // channel 0
+  return mask;
+}
+
 // The photos of --images (after --limit) in this run's --shard, and how many there are in all.
-std::vector<Photo> load_photos(const Options& options, int64_t& total) {
-  const auto preprocessing = options.input.preprocessing();
-  std::vector<salient::DatasetItem> files;  // a folder's images (recursively, masks left out) or a file
-  for (const auto& source : options.images) {
-    if (fs::is_directory(source)) {
-      const auto found = salient::image_folder(source, {.skip_masks = true}).items;
-      files.insert(files.end(), found.begin(), found.end());
-    } else {
-      files.push_back({source, fs::path(source).filename().string()});
-    }
-  }
-  if (options.limit > 0 && static_cast<int64_t>(files.size()) > options.limit) files.resize(options.limit);
-  total = static_cast<int64_t>(files.size());
+std::vector<Photo> list_photos(const Options& options, int64_t& total) {
   std::vector<Photo> photos;
-  for (std::size_t index = 0; index < files.size(); ++index) {
-    if (salient::shard_items({files[index]}, options.shard).empty()) continue;  // another shard's
-    const auto& [file, key, label] = files[index];
-    Photo photo{key, static_cast<int64_t>(index), salient::load_input(file, preprocessing), std::nullopt};
+  for (auto& file : salient::cli::list_photos(options.images, options.limit, options.shard, total)) {
+    Photo photo{std::move(file), std::nullopt};
     // A photo in a sub-folder finds its mask in the same sub-folder of --masks.
-    const auto mask_dir = fs::path(options.masks) / fs::path(key).parent_path();
-    if (!options.masks.empty()) photo.mask = find_mask(mask_dir, file, preprocessing, photo.input);
+    if (!options.masks.empty()) photo.mask = find_mask(fs::path(options.masks) / fs::path(photo.name).parent_path(), photo.file);
     photos.push_back(std::move(photo));
   }
   return photos;
@@ -426,10 +425,12 @@ struct Evaluation {
   json method_parameters = json::object();  // method name -> its parameters
   std::vector<MetricInfo> metrics;
   std::vector<PhotoRow> photos;
+  json skipped = json::array();  // unreadable photos (--skip-bad): name, index, source, reason
   int64_t photos_total = 0;  // in all shards together
   salient::Shard shard;      // {0, 1}: the whole list (a merge's result too)
   int64_t seed = 0, input_size = 0, threads = 0;
   double seconds = 0;
+  json identity;  // what makes two runs' rows the same (a rerun reuses rows of an equal identity)
 };
 
 json metric_json(const MetricInfo& m) {
@@ -453,6 +454,21 @@ json photo_json(const Evaluation& e, const PhotoRow& p) {
           {"explain_seconds", explain}, {"values", values}, {"seconds", seconds}};
 }
 
+// The row `photo_json` wrote (throws json's exceptions on anything else).
+PhotoRow photo_row(const Evaluation& e, const json& p) {
+  const auto number = [](const json& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); };
+  PhotoRow row{.name = p.at("name"), .index = p.at("index"), .target = p.at("target"), .label = p.at("label"), .mask = p.at("mask")};
+  for (const auto& method : e.method_names) {
+    row.explain_seconds.push_back(number(p.at("explain_seconds").at(method)));
+    row.values.emplace_back(), row.seconds.emplace_back();
+    for (const auto& m : e.metrics) {
+      row.values.back().push_back(number(p.at("values").at(method).at(m.name)));
+      row.seconds.back().push_back(number(p.at("seconds").at(method).at(m.name)));
+    }
+  }
+  return row;
+}
+
 // One shard's results.json, checked as far as it can be on its own.
 Evaluation read_shard(const fs::path& dir) {
   const auto file = dir / "results.json";
@@ -471,19 +487,9 @@ Evaluation read_shard(const fs::path& dir) {
       fail("--merge ", dir.string(), ": results.json's photos_total ", e.photos_total, " is out of range [0, 100000000]");
     for (const auto& m : r.at("metrics"))
       e.metrics.push_back({m.at("name"), m.at("category"), m.at("definition"), m.at("higher_is_better"), m.at("needs_mask"), m.at("options")});
-    const auto number = [](const json& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); };
-    for (const auto& p : r.at("photos")) {
-      PhotoRow row{.name = p.at("name"), .index = p.at("index"), .target = p.at("target"), .label = p.at("label"), .mask = p.at("mask")};
-      for (const auto& method : e.method_names) {
-        row.explain_seconds.push_back(number(p.at("explain_seconds").at(method)));
-        row.values.emplace_back(), row.seconds.emplace_back();
-        for (const auto& m : e.metrics) {
-          row.values.back().push_back(number(p.at("values").at(method).at(m.name)));
-          row.seconds.back().push_back(number(p.at("seconds").at(method).at(m.name)));
-        }
-      }
-      e.photos.push_back(std::move(row));
-    }
+    e.identity = r.value("identity", json());
+    e.skipped = r.value("skipped", json::array());
+    for (const auto& p : r.at("photos")) e.photos.push_back(photo_row(e, p));
     return e;
   } catch (const json::exception& error) {
     fail("--merge ", dir.string(), ": results.json is not a shard's results (", error.what(),
@@ -499,6 +505,7 @@ Evaluation merge_shards(const std::vector<fs::path>& dirs) {
   Evaluation merged = shards.front();
   merged.shard = {};
   merged.photos.clear();
+  merged.skipped = json::array();
   merged.seconds = 0;
   const auto same_run = [&](const Evaluation& a, const Evaluation& b) {
     if (a.model != b.model) return std::string("model ") + a.model + " vs " + b.model;
@@ -517,17 +524,27 @@ Evaluation merge_shards(const std::vector<fs::path>& dirs) {
     const auto reason = same_run(shards.front(), shards[s]);
     if (!reason.empty()) fail("--merge ", dirs[s].string(), " is not a shard of the same run as ", dirs[0].string(), ": ", reason);
     if (seen_shard[shards[s].shard.index]++) fail("--merge: shard ", shards[s].shard.index, "/", shards[s].shard.count, " is given twice");
+    const auto place = [&](int64_t index, const std::string& name) {
+      if (index < 0 || index >= merged.photos_total || seen_photo[index]++)
+        fail("--merge ", dirs[s].string(), ": photo ", name, " is out of place or in two shards");
+    };
     for (auto& row : shards[s].photos) {
-      if (row.index < 0 || row.index >= merged.photos_total || seen_photo[row.index]++)
-        fail("--merge ", dirs[s].string(), ": photo ", row.name, " is out of place or in two shards");
+      place(row.index, row.name);
       merged.photos.push_back(std::move(row));
+    }
+    for (auto& item : shards[s].skipped) {
+      place(item.at("index").get<int64_t>(), item.at("name").get<std::string>());
+      merged.skipped.push_back(std::move(item));
     }
     merged.seconds += shards[s].seconds;
   }
   for (size_t i = 0; i < seen_shard.size(); ++i)
     if (!seen_shard[i]) fail("--merge: shard ", i, "/", seen_shard.size(), " is missing");
   std::sort(merged.photos.begin(), merged.photos.end(), [](const PhotoRow& a, const PhotoRow& b) { return a.index < b.index; });
+  std::sort(merged.skipped.begin(), merged.skipped.end(),
+            [](const json& a, const json& b) { return a.at("index").get<int64_t>() < b.at("index").get<int64_t>(); });
   merged.shard = {0, 1};
+  if (merged.identity.is_object() && merged.identity.contains("selection")) merged.identity["selection"]["shard"] = {0, 1};
   return merged;
 }
 
@@ -634,7 +651,7 @@ void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const
                      {"metrics", metric_list},
                      {"table", table}, {"seed", e.seed}, {"input_size", e.input_size}, {"threads", e.threads},
                      {"seconds", e.seconds}, {"shard", {{"index", e.shard.index}, {"count", e.shard.count}}},
-                     {"photos_total", e.photos_total}};
+                     {"photos_total", e.photos_total}, {"skipped", e.skipped}, {"identity", e.identity}};
   std::ofstream(output.file("results.json")) << results.dump(1) << "\n";
 
   // index.html: the table, the ranking, the charts, the timings and the definitions.
@@ -644,7 +661,8 @@ void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}"
           "img{max-width:100%}.charts img{width:440px;margin:4px}</style></head><body>\n"
        << "<h1>salient-evaluate</h1><p>Model <code>" << html_escape(e.model) << "</code>, " << photos << " photos ("
-       << with_masks << " with masks), top-1 class of each; mean over photos and 95% interval (Student's t). "
+       << with_masks << " with masks" << (e.skipped.empty() ? std::string() : ", " + std::to_string(e.skipped.size()) + " unreadable ones skipped")
+       << "), top-1 class of each; mean over photos and 95% interval (Student's t). "
        << e.seconds << " s with " << e.threads << " threads.</p>\n<table><tr><th>method</th>";
   for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "<br><small>" << (m.higher_is_better ? "higher" : "lower") << " is better</small></th>";
   html << "</tr>\n";
@@ -670,14 +688,17 @@ void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const
   html << "</ul><p>Every value: <a href=\"values.csv\">values.csv</a>; the table: <a href=\"summary.csv\">summary.csv</a>, "
           "<a href=\"results.json\">results.json</a>.</p></body></html>\n";
   html.close();
-  output.finish();
   std::cerr << "salient-evaluate: wrote " << (out / "index.html").string() << " (" << e.seconds << " s)\n";
 }
+
+int evaluate(const Options& options, const std::vector<std::string>& method_names, const std::vector<salient::Method<Model>>& methods,
+             const std::vector<salient::MethodSettings>& method_settings, const std::vector<Metric>& metrics,
+             salient::cli::Processes& processes);
 
 int run(int argc, char** argv) {
   Options options;
   static const std::string help = usage();
-  salient::cli::parse_options(argc, argv, help.c_str(), {}, [&](const std::string& flag, const std::string& value) {
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--mpi", "--skip-bad"}, [&](const std::string& flag, const std::string& value) {
     if (salient::cli::input_flag(flag, value, options.input) || salient::cli::method_flag(flag, value, options.settings)) return;
     if (flag == "--model") options.model = value;
     else if (flag == "--images") options.images.push_back(value);
@@ -689,6 +710,9 @@ int run(int argc, char** argv) {
     else if (flag == "--masks") options.masks = value;
     else if (flag == "--shard") options.shard = salient::parse_shard(value);
     else if (flag == "--merge") options.merge.push_back(value);
+    else if (flag == "--part-size") options.part_size = parse_int(flag, value, 1, 100000);
+    else if (flag == "--mpi") options.mpi = true;
+    else if (flag == "--skip-bad") options.skip_bad = true;
     else if (flag == "--out") options.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
@@ -697,6 +721,7 @@ int run(int argc, char** argv) {
     salient::cli::OutputFolder output(options.out, "salient-evaluate");
     const auto merged = merge_shards(options.merge);
     write_report(output, merged, options.out);
+    output.finish();
     return 0;
   }
   if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
@@ -746,58 +771,108 @@ int run(int argc, char** argv) {
     it->set(option, value);  // the options are shared with `metrics`' copy
   }
   if (!options.masks.empty() && !fs::is_directory(options.masks)) fail("--masks '", options.masks, "' is not a folder");
+  salient::cli::Processes::check_launch("salient-evaluate", options.mpi);
   salient::cli::configure_process(options.input.threads);
-  salient::cli::OutputFolder output(options.out, "salient-evaluate");  // before any work: a folder we may write
+  salient::cli::Processes processes(options.mpi);  // --mpi: this process is one rank of the job
+  return salient::cli::ranks_guard("salient-evaluate", processes, [&] {
+    return evaluate(options, method_names, methods, method_settings, metrics, processes);
+  });
+}
 
+// Evaluates the photos' parts not finished before (every process takes parts from the shared
+// counter), then rank 0 joins the parts' rows into the report.
+int evaluate(const Options& options, const std::vector<std::string>& method_names, const std::vector<salient::Method<Model>>& methods,
+             const std::vector<salient::MethodSettings>& method_settings, const std::vector<Metric>& metrics,
+             salient::cli::Processes& processes) {
+  std::optional<salient::cli::OutputFolder> output;  // rank 0's, claimed before any work
+  if (processes.root()) output.emplace(options.out, "salient-evaluate");
   auto model = Model::load(options.model);
   int64_t photos_total = 0;
-  const auto photos = load_photos(options, photos_total);
+  const auto photos = list_photos(options, photos_total);
   // A shard may hold no photos, or none with a mask: its empty rows still join the others'.
   const bool sharded = options.shard.count > 1;
   if (photos.empty() && !sharded) fail("no photos in --images");
   const auto labels = salient::cli::class_labels(options.model, options.input);
-  const bool tty = isatty(fileno(stderr));
+  const bool tty = isatty(fileno(stderr)) && processes.size() == 1;
   int64_t with_masks = 0;
   for (const auto& p : photos) with_masks += p.mask.has_value();
   for (const auto& m : metrics)
     if (m.needs_mask && with_masks == 0 && !sharded) fail("metric '", m.name, "' needs object masks: none of the photos has one in --masks");
-  std::cerr << "salient-evaluate: " << photos.size() << " photos (" << with_masks << " with masks), " << methods.size()
-            << " methods, " << metrics.size() << " metrics\n";
+  if (processes.root())
+    std::cerr << "salient-evaluate: " << photos.size() << " photos (" << with_masks << " with masks), " << methods.size()
+              << " methods, " << metrics.size() << " metrics" << (processes.size() > 1 ? ", " + std::to_string(processes.size()) + " processes" : "")
+              << "\n";
 
   Evaluation evaluation{.model = options.model, .method_names = method_names, .photos_total = photos_total,
-                        .shard = options.shard, .seed = options.settings.seed, .input_size = options.input.size,
+                        .shard = options.shard, .seed = static_cast<int64_t>(options.settings.seed), .input_size = options.input.size,
                         .threads = options.input.threads};
   for (size_t k = 0; k < methods.size(); ++k)
-    evaluation.method_parameters[method_names[k]] = entry_of(method_names[k]).parameters(method_settings[k]);
+    evaluation.method_parameters[method_names[k]] = salient::find_method(method_names[k] == "gradient" ? "saliency" : method_names[k]).parameters(method_settings[k]);
   for (const auto& m : metrics)
     evaluation.metrics.push_back({m.name, m.category, m.definition, m.higher_is_better, m.needs_mask, m.options()});
-  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  // What makes two runs' rows the same: rows of another identity are never reused.
+  json metric_list = json::array();
+  for (const auto& m : evaluation.metrics) metric_list.push_back(metric_json(m));
+  json selection{{"images", options.images}, {"limit", options.limit}, {"photos", photos.size()}};
+  selection["shard"] = {options.shard.index, options.shard.count};
+  evaluation.identity = json{{"tool", "salient-evaluate"}, {"model", options.model},
+                             {"model_sha256", salient::detail::file_sha256(options.model, "model")},
+                             {"methods", evaluation.method_parameters}, {"method_order", method_names}, {"metrics", metric_list},
+                             {"seed", options.settings.seed}, {"input_size", options.input.size}, {"normalize", options.input.normalize},
+                             {"masks", options.masks}, {"selection", selection}};
+
+  // A finished run into this folder with the same identity computes nothing again.
+  const fs::path results_file = fs::path(options.out) / "results.json";
+  std::error_code error;
+  bool finished = false;
+  if (processes.root() && fs::exists(fs::symlink_status(results_file, error))) {
+    std::ifstream in(results_file);
+    const auto previous = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    finished = previous.is_object() && previous.value("identity", json()) == evaluation.identity;
+  }
+  finished = processes.broadcast(finished);
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed = [](auto since) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); };
-  for (size_t i = 0; i < photos.size(); ++i) {
-    const auto& photo = photos[i];
-    auto scores = salient::cli::checked_scores(model.forward(photo.input));
-    if (i == 0) salient::cli::check_label_count(labels, scores.size(1));
-    PhotoRow row{.name = photo.name, .index = photo.index, .target = scores.argmax(1).item<int64_t>(), .mask = photo.mask.has_value(),
+  if (finished) {
+    if (!processes.root()) return 0;
+    std::cerr << "salient-evaluate: " << results_file.string() << " already holds this run; reusing it\n";
+    write_report(*output, read_shard(options.out), options.out);
+    output->finish();
+    return 0;
+  }
+
+  const auto preprocessing = options.input.preprocessing();
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  // One photo's row: its top-1 class explained by every method, every map scored by every metric.
+  const auto evaluate_photo = [&](const Photo& photo) -> json {
+    json skipped;
+    const auto read = salient::cli::read_photo("salient-evaluate", photo, preprocessing, options.skip_bad, skipped);
+    if (!read) return {{"skipped", skipped}};
+    const auto& input = *read;
+    const std::optional<torch::Tensor> mask =
+        photo.mask ? std::optional<torch::Tensor>(load_mask(*photo.mask, preprocessing, input)) : std::nullopt;
+    auto scores = salient::cli::checked_scores(model.forward(input));
+    salient::cli::check_label_count(labels, scores.size(1));
+    PhotoRow row{.name = photo.name, .index = photo.index, .target = scores.argmax(1).item<int64_t>(), .mask = mask.has_value(),
                  .explain_seconds = std::vector<double>(methods.size(), 0.0),
                  .values = std::vector<std::vector<double>>(methods.size(), std::vector<double>(metrics.size(), nan))};
     row.label = salient::cli::class_label(labels, row.target);
     row.seconds = row.values;
     for (size_t k = 0; k < methods.size(); ++k) {
       auto t0 = std::chrono::steady_clock::now();
-      const auto attribution = methods[k](model, photo.input, salient::Target(row.target));
+      const auto attribution = methods[k](model, input, salient::Target(row.target));
       row.explain_seconds[k] = elapsed(t0);
-      if (attribution.dim() != 4 || attribution.size(0) != 1 || attribution.size(2) != photo.input.size(2) ||
-          attribution.size(3) != photo.input.size(3))
-        fail("method '", method_names[k], "' returned a map of shape ", attribution.sizes(), " for an input of shape ", photo.input.sizes());
+      if (attribution.dim() != 4 || attribution.size(0) != 1 || attribution.size(2) != input.size(2) ||
+          attribution.size(3) != input.size(3))
+        fail("method '", method_names[k], "' returned a map of shape ", attribution.sizes(), " for an input of shape ", input.sizes());
       const torch::Tensor map = attribution.sum(1, true).to(torch::kFloat32);
       int64_t version = parameter_version(model);
-      const salient::Method<Model> method = ReusedMap{methods[k], photo.input, row.target, attribution, &version};
-      const Context context{model, photo.input, row.target, attribution, map, method, photo.mask};
+      const salient::Method<Model> method = ReusedMap{methods[k], input, row.target, attribution, &version};
+      const Context context{model, input, row.target, attribution, map, method, mask};
       for (size_t j = 0; j < metrics.size(); ++j) {
-        if (metrics[j].needs_mask && !photo.mask) continue;
+        if (metrics[j].needs_mask && !mask) continue;
         if (tty)
-          std::cerr << "\r  photo " << i + 1 << "/" << photos.size() << " " << method_names[k] << " / " << metrics[j].name
+          std::cerr << "\r  photo " << photo.index + 1 << " " << method_names[k] << " / " << metrics[j].name
                     << "                    " << std::flush;
         t0 = std::chrono::steady_clock::now();
         row.values[k][j] = metrics[j].compute(context);
@@ -805,12 +880,33 @@ int run(int argc, char** argv) {
         version = parameter_version(model);  // restored by the metric
       }
     }
-    evaluation.photos.push_back(std::move(row));
-    if (!tty) std::cerr << "  photo " << i + 1 << "/" << photos.size() << " (" << photo.name << ") done at " << elapsed(start) << " s\n";
+    return photo_json(evaluation, row);
+  };
+  salient::cli::JsonParts parts(output ? &*output : nullptr, options.out, photos.size(), static_cast<std::size_t>(options.part_size),
+                                evaluation.identity);
+  int64_t done = 0;
+  parts.run(processes, [&](std::size_t first, std::size_t end) {
+    json rows = json::array();
+    for (std::size_t i = first; i < end; ++i) {
+      rows.push_back(evaluate_photo(photos[i]));
+      if (tty) continue;
+      std::cerr << "  " << (processes.size() > 1 ? "rank " + std::to_string(processes.rank()) + ": " : "") << "photo " << i + 1
+                << "/" << photos.size() << " (" << photos[i].name << ") done at " << elapsed(start) << " s\n";
+    }
+    done += static_cast<int64_t>(end - first);
+    return rows;
+  });
+  if (tty && done > 0) std::cerr << "\n";
+  evaluation.seconds = processes.sum(elapsed(start));  // this run's time over all processes
+  if (!processes.root()) return 0;  // rank 0 writes the report
+  for (const auto& row : parts.rows()) {
+    if (row.contains("skipped")) evaluation.skipped.push_back(row["skipped"]);
+    else evaluation.photos.push_back(photo_row(evaluation, row));
   }
-  if (tty) std::cerr << "\n";
-  evaluation.seconds = elapsed(start);
-  write_report(output, evaluation, options.out);
+  if (evaluation.photos.empty() && !sharded) fail("no photo of the ", photos.size(), " given could be read (see the reasons above)");
+  write_report(*output, evaluation, options.out);
+  parts.remove(*output);  // results.json holds every row now
+  output->finish();
   return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "common/fashion_mnist.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
+#include "common/parts.hpp"
 #include "common/processes.hpp"
 #include "common/report.hpp"
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -64,8 +65,8 @@ std::string usage() {
                           the per-image index in OUT/attributions.h5 (float32; float16 with --half)
   --png                 with --format hdf5: the heatmap PNGs too
   --compression L       with --format hdf5: the maps' deflate level, 0 (none, the fastest) to 9 (default 1)
-  --part-size N         with --format hdf5: items per part file (default 100). Parts are written whole or not at
-                          all; a rerun into the same --out reuses the finished ones (resume after a crash)
+  --part-size N         items per part (default 100, at most 100000). Parts are written whole or not at all; a
+                          rerun into the same --out reuses the finished ones (resume after a crash), either format
   --mpi                 with --format hdf5, under mpirun -np K: the K processes take parts from a shared counter,
                           rank 0 merges them and writes the summary (only in builds with MPI)
   --target top1|<index>              class to explain (default top1)
@@ -89,7 +90,7 @@ struct Options {
   std::string format = "files";  // files | hdf5
   bool half = false, png = false, mpi = false;
   int64_t compression = -1;  // --format hdf5: the maps' deflate level; -1: 1
-  int64_t part_size = 0;  // --format hdf5: items per part file (what a crash can cost); 0: 100
+  int64_t part_size = 0;  // items per part (what a crash can cost); 0: 100
   salient::cli::InputSettings input;
   std::string target = "top1";
   torch::Device device = torch::kCPU;
@@ -135,17 +136,11 @@ Options parse(int argc, char** argv) {
 #ifndef SALIENT_HAVE_HDF5
   if (o.format == "hdf5") fail("--format hdf5: this salient-explain was built without HDF5 (install libhdf5-dev and rebuild)");
 #endif
-  if ((o.half || o.png || o.part_size || o.compression >= 0) && o.format != "hdf5")
-    fail("--half, --png, --part-size and --compression go with --format hdf5");
+  if ((o.half || o.png || o.compression >= 0) && o.format != "hdf5") fail("--half, --png and --compression go with --format hdf5");
   if (o.part_size == 0) o.part_size = 100;
   if (o.compression < 0) o.compression = 1;
-  if (o.mpi && !salient::cli::Processes::mpi_available())
-    fail("--mpi: this salient-explain was built without MPI (install libopenmpi-dev and rebuild)");
+  salient::cli::Processes::check_launch("salient-explain", o.mpi, " (with --format hdf5)");
   if (o.mpi && o.format != "hdf5") fail("--mpi goes with --format hdf5 (the processes write parts of one attributions.h5)");
-  // Started K times by mpirun or srun without --mpi, every process would write the same folder.
-  for (const char* size : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
-    if (const char* value = std::getenv(size); !o.mpi && value && std::atoi(value) > 1)
-      fail("this is one of ", value, " processes of an MPI job (", size, "): add --mpi (with --format hdf5), or run one process");
   const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
@@ -408,7 +403,6 @@ int run(Options options, salient::cli::Processes& processes) {
     const std::string input_png = hdf5 ? "" : stem + ".input.png";
     if (!hdf5) salient::save_png(salient::cli::display_size(item.photo), output->file(input_png));
     json method_reports = json::array();
-    std::vector<salient::cli::ReportCell> cells;
     for (const auto& name : options.methods) {
       const auto& method = salient::find_method(name);
       auto settings = options.settings;
@@ -450,12 +444,10 @@ int run(Options options, salient::cli::Processes& processes) {
         auto files = salient::cli::write_attribution(*output, stem, method.name, attribution, item.photo, method.is_signed);
         entry["heatmap"] = files.heatmap;
         entry["attribution"] = files.attribution;
-        cells.push_back({method.name, files.heatmap, seconds});
       }
       method_reports.push_back(entry);
     }
     if (!hdf5) {
-      report.rows.push_back({item.source, input_png, top5, std::move(cells)});
       result.report = {{"source", item.source}, {"stem", stem}, {"input", input_png},
                        {"input_shape", item.input.sizes().vec()}, {"top5", top5},
                        {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
@@ -495,29 +487,75 @@ int run(Options options, salient::cli::Processes& processes) {
     }
   };
 
+  // What makes two runs' maps the same: a part or final file written with other settings is
+  // never reused, nor replaced.
+  json identity{{"tool", "salient-explain"}, {"format", options.format}, {"model", summary["model"]}, {"target", options.target},
+                {"normalize", options.input.normalize}, {"input_size", summary["input_size"]}, {"half", options.half},
+                {"part_size", options.part_size}, {"compression", options.compression}, {"items", todo.size()},
+                {"methods", json::array()}};
+  identity["model_sha256"] = demo ? "embedded" : salient::detail::file_sha256(options.model, "model");
+  for (const auto& name : options.methods)
+    identity["methods"].push_back({{"method", name}, {"parameters", salient::find_method(name).parameters(options.settings)}});
+  identity["selection"] = {{"image", options.images}, {"images", options.images_dir}, {"list", options.list_file},
+                           {"dataset", options.dataset}, {"sample", options.sample}, {"limit", options.limit},
+                           {"shard", {options.shard.index, options.shard.count}}};
+  if (options.sample > 0) identity["selection"]["seed"] = options.settings.seed;
   json skipped = json::array();
   int64_t explained = 0;
   if (!hdf5) {
+    // Items in parts of --part-size (common/parts.hpp): a part's summary entries are written
+    // whole once its files are, so a rerun after a crash or a signal reuses the finished parts
+    // and redoes the rest; a finished run's summary.json of the same settings is reused whole.
+    std::error_code error;
+    json rows = json::array();
+    if (fs::exists(fs::symlink_status(fs::path(options.out) / "summary.json", error))) {
+      std::ifstream in(fs::path(options.out) / "summary.json");
+      const auto previous = json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (previous.is_object() && previous.value("identity", json()) == identity) {
+        std::cerr << "salient-explain: " << (fs::path(options.out) / "summary.json").string() << " already holds this run; reusing it\n";
+        for (const auto& image : previous.value("images", json::array())) rows.push_back({{"image", image}});
+        for (const auto& item : previous.value("skipped", json::array())) rows.push_back({{"skipped", item}});
+      }
+    }
+    if (rows.empty()) {
+      salient::cli::JsonParts parts(&*output, options.out, todo.size(), static_cast<std::size_t>(options.part_size), identity);
+      parts.run(processes, [&](std::size_t first, std::size_t end) {
+        std::vector<json> part(end - first);  // per item: {"image": its summary entry} or {"skipped": why}
+        json skipped_here = json::array();
+        explain_range(first, end, skipped_here, [&](std::size_t index, Explained&& result) { part[index - first] = {{"image", std::move(result.report)}}; });
+        for (auto& item : skipped_here) {
+          const auto index = item.at("index").get<std::size_t>();  // read before `item` is moved (the right side goes first)
+          part[index - first] = {{"skipped", std::move(item)}};
+        }
+        return json(std::move(part));
+      });
+      rows = parts.rows();
+      parts.remove(*output);  // summary.json holds every row now
+    }
     json image_reports = json::array();
-    explain_range(0, todo.size(), skipped, [&](std::size_t, Explained&& result) { image_reports.push_back(std::move(result.report)); });
+    for (auto& row : rows) {
+      if (row.contains("skipped")) {
+        skipped.push_back(std::move(row["skipped"]));
+        continue;
+      }
+      auto& image = row.at("image");
+      // Files of a reused part are this run's too: recorded again, so that finishing keeps them.
+      output->file(image.at("input").get<std::string>());
+      std::vector<salient::cli::ReportCell> cells;
+      for (const auto& m : image.at("methods")) {
+        output->file(m.at("attribution").get<std::string>());
+        output->file(m.at("heatmap").get<std::string>());
+        cells.push_back({m.at("method"), m.at("heatmap"), m.at("seconds")});
+      }
+      report.rows.push_back({image.at("source"), image.at("input"), image.at("top5"), std::move(cells)});
+      image_reports.push_back(std::move(image));
+    }
     explained = static_cast<int64_t>(image_reports.size());
     summary["images"] = std::move(image_reports);
+    summary["identity"] = identity;
   }
 #ifdef SALIENT_HAVE_HDF5
   if (hdf5) {
-    // What makes two runs' maps the same: a part or final file written with other settings is
-    // never reused, nor replaced.
-    json identity{{"tool", "salient-explain"}, {"model", summary["model"]}, {"target", options.target},
-                  {"normalize", options.input.normalize}, {"input_size", summary["input_size"]}, {"half", options.half},
-                  {"part_size", options.part_size}, {"compression", options.compression}, {"items", todo.size()},
-                  {"methods", json::array()}};
-    identity["model_sha256"] = demo ? "embedded" : salient::detail::file_sha256(options.model, "model");
-    for (const auto& name : options.methods)
-      identity["methods"].push_back({{"method", name}, {"parameters", salient::find_method(name).parameters(options.settings)}});
-    identity["selection"] = {{"image", options.images}, {"images", options.images_dir}, {"list", options.list_file},
-                             {"dataset", options.dataset}, {"sample", options.sample}, {"limit", options.limit},
-                             {"shard", {options.shard.index, options.shard.count}}};
-    if (options.sample > 0) identity["selection"]["seed"] = options.settings.seed;
 
     // --png: an item's heatmaps, drawn from its maps as the final file holds them.
     const auto draw = [&](std::size_t index, const salient::AttributionReader& file, int64_t row) {
@@ -675,14 +713,7 @@ int run(Options options, salient::cli::Processes& processes) {
 int run(int argc, char** argv) {
   Options options = parse(argc, argv);
   salient::cli::Processes processes(options.mpi);  // --mpi: this process is one rank of the job
-  if (processes.size() == 1) return run(std::move(options), processes);
-  try {
-    return run(std::move(options), processes);
-  } catch (const std::exception& e) {  // one rank's error ends the job: the others must not wait for it
-    std::cerr << "salient-explain: error (rank " << processes.rank() << " of " << processes.size()
-              << "): " << salient::cli::one_line(e.what()) << "\n";
-    processes.abort(2);
-  }
+  return salient::cli::ranks_guard("salient-explain", processes, [&] { return run(std::move(options), processes); });
 }
 
 }  // namespace explain_tool

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -1052,6 +1053,263 @@ TEST_CASE("the tools list the library's methods and shared flags in --help", "[c
   }
 }
 
+namespace {
+// Starts `name` and SIGKILLs it after `delay`; true when it had finished by then.
+bool killed_after(const std::string& name, const std::string& args, std::chrono::milliseconds delay) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = "exec " + std::string(SALIENT_BIN_DIR) + "/" + name + " " + args + " > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  for (auto waited = std::chrono::milliseconds(0); waited < delay; waited += std::chrono::milliseconds(10)) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+bool explain_killed_after(const std::string& args, std::chrono::milliseconds delay) {
+  return killed_after("salient-explain", args, delay);
+}
+}  // namespace
+
+TEST_CASE("salient-evaluate resumes after SIGKILL with the uninterrupted run's values, and runs under MPI", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const std::string common = "--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() + " --size 128 --images " +
+                             (*shared / "images").string() + " --limit 12 --methods gradient,ig --steps 16 --metrics "
+                             "sparseness,faithfulness_correlation --threads 1";
+  auto run = tool("salient-evaluate", common + " --out " + (work / "whole").string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const auto whole = nlohmann::json::parse(read(work / "whole" / "results.json"));
+  REQUIRE(whole["photos"].size() == 12);
+  // Every photo's row once, in order, with the uninterrupted run's values to the last bit.
+  const auto same_rows = [&](const fs::path& folder) {
+    const auto other = nlohmann::json::parse(read(folder / "results.json"));
+    if (other["photos"].size() != whole["photos"].size()) return false;
+    for (size_t i = 0; i < whole["photos"].size(); ++i)
+      if (other["photos"][i]["name"] != whole["photos"][i]["name"] || other["photos"][i]["values"] != whole["photos"][i]["values"])
+        return false;
+    return other["table"].dump().size() > 0 && !fs::exists(folder / "parts");
+  };
+
+  // Killed at ever later moments, each rerun resuming the last, until one finishes.
+  const auto resumed = work / "resumed";
+  int kills = 0;
+  for (int delay = 300; !killed_after("salient-evaluate", common + " --out " + resumed.string(), std::chrono::milliseconds(delay));
+       delay += 200) {
+    ++kills;
+    REQUIRE(kills < 100);
+  }
+  INFO(kills << " kills");
+  CHECK(kills >= 2);
+  CHECK(same_rows(resumed));
+  run = tool("salient-evaluate", common + " --out " + resumed.string());  // finished: nothing computed again
+  CHECK(run.code == 0);
+  CHECK(run.err.find("reusing it") != std::string::npos);
+  CHECK(same_rows(resumed));
+
+  // A killed run's finished part is reused only with the same settings; else the run stops and leaves it.
+  const auto other = work / "other";
+  for (int delay = 300; !fs::exists(other / "parts" / "part-0000000.json"); delay += 100) {
+    REQUIRE(delay < 20000);
+    fs::remove_all(other);
+    REQUIRE_FALSE(killed_after("salient-evaluate", common + " --out " + other.string(), std::chrono::milliseconds(delay)));
+  }
+  const auto part = read(other / "parts" / "part-0000000.json");
+  run = tool("salient-evaluate", common + " --seed 7 --out " + other.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("part-0000000.json', written by an earlier run into this folder, cannot be reused: it was written with other "
+                     "settings") != std::string::npos);
+  CHECK(read(other / "parts" / "part-0000000.json") == part);
+  std::ofstream(other / "parts" / "part-0000000.json") << "{\"identity\": 1";  // truncated by hand
+  run = tool("salient-evaluate", common + " --out " + other.string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("it is not a part file") != std::string::npos);
+  fs::remove(other / "parts" / "part-0000000.json");
+  run = tool("salient-evaluate", common + " --out " + other.string());
+  CHECK(run.code == 0);
+  CHECK(same_rows(other));
+
+  // An unreadable photo in the folder stops the run, naming it; with --skip-bad it is reported and left out.
+  fs::create_directories(work / "with_bad");
+  for (const char* name : {"cat.png", "bird.png"}) fs::copy_file(*shared / "images" / name, work / "with_bad" / name);
+  std::ofstream(work / "with_bad" / "broken.png") << "not a PNG";
+  const std::string bad_folder = "--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() +
+                                 " --size 128 --images " + (work / "with_bad").string() + " --methods gradient --metrics sparseness";
+  run = tool("salient-evaluate", bad_folder + " --out " + (work / "bad_stops").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("broken.png") != std::string::npos);
+  run = tool("salient-evaluate", bad_folder + " --skip-bad --out " + (work / "bad_skipped").string());
+  CHECK(run.code == 0);
+  CHECK(run.err.find("skipping") != std::string::npos);
+  const auto skipped = nlohmann::json::parse(read(work / "bad_skipped" / "results.json"));
+  CHECK(skipped["photos"].size() == 2);
+  REQUIRE(skipped["skipped"].size() == 1);
+  CHECK(skipped["skipped"][0]["name"] == "broken.png");
+
+#ifdef SALIENT_HAVE_MPI
+  // Two MPI processes taking parts from one counter: the one-process rows.
+  const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                             std::string(SALIENT_BIN_DIR) + "/salient-evaluate " + common;
+  const int status = std::system((mpirun + " --mpi --part-size 2 --out " + (work / "mpi").string() + " > " + (work / "mpi.log").string() +
+                                  " 2>&1").c_str());
+  INFO(read(work / "mpi.log"));
+  REQUIRE(status == 0);
+  CHECK(same_rows(work / "mpi"));
+  CHECK(read(work / "mpi.log").find("rank 1: photo") != std::string::npos);  // both ranks took photos
+  CHECK(std::system((mpirun + " --out " + (work / "mpi_twice").string() + " > " + (work / "mpi.log").string() + " 2>&1").c_str()) != 0);
+  CHECK(read(work / "mpi.log").find("add --mpi") != std::string::npos);
+  CHECK_FALSE(fs::exists(work / "mpi_twice"));
+#else
+  run = tool("salient-evaluate", common + " --mpi --out " + (work / "mpi").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("built without MPI") != std::string::npos);
+#endif
+  fs::remove_all(work);
+}
+
+TEST_CASE("salient-explain's files format resumes after SIGKILL with the uninterrupted run's files", "[cli][dataset]") {
+  REQUIRE(fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"));  // scripts/setup installs it
+  fs::create_directories(work);
+  const std::string common = "--model " + std::string(SALIENT_MODELS_DIR) + "/tiny_fashion.pt --dataset fashion-mnist --limit 300 "
+                             "--method saliency,smoothgrad --part-size 25 --threads 1";
+  auto run = explain(common + " --out " + (work / "whole").string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  // The summary's entries but their times, and every file's bytes but the report's.
+  const auto entries = [](const fs::path& folder) {
+    auto images = nlohmann::json::parse(read(folder / "summary.json"))["images"];
+    for (auto& image : images)
+      for (auto& method : image["methods"]) method.erase("seconds");
+    return images;
+  };
+  const auto same_files = [&](const fs::path& folder) {
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(work / "whole")) names.insert(entry.path().filename().string());
+    std::set<std::string> other;
+    for (const auto& entry : fs::directory_iterator(folder)) other.insert(entry.path().filename().string());
+    if (names != other) return false;
+    for (const auto& name : names)
+      if (name != "summary.json" && name != "index.html" && read(work / "whole" / name) != read(folder / name)) return false;
+    return entries(folder) == entries(work / "whole");
+  };
+  const auto resumed = work / "resumed";
+  int kills = 0;
+  for (int delay = 300; !killed_after("salient-explain", common + " --out " + resumed.string(), std::chrono::milliseconds(delay));
+       delay += 150) {
+    ++kills;
+    REQUIRE(kills < 100);
+  }
+  INFO(kills << " kills");
+  CHECK(kills >= 2);
+  CHECK(same_files(resumed));  // 300 items x (input + 2 maps + 2 heatmaps), the marker, summary, report
+  run = explain(common + " --out " + resumed.string());
+  CHECK(run.code == 0);
+  CHECK(run.err.find("reusing it") != std::string::npos);
+  CHECK(same_files(resumed));
+  // An error before any part is finished leaves nothing behind.
+  run = explain(common + " --target 99 --out " + (work / "bad").string());
+  CHECK(run.code == 2);
+  CHECK_FALSE(fs::exists(work / "bad"));
+  fs::remove_all(work);
+}
+
+TEST_CASE("salient-sanity over many photos: parts, resume after SIGKILL, shards merged and MPI give the same rows", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const std::string common = "--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() + " --size 128 --images " +
+                             (*shared / "images").string() + " --limit 6 --methods gradient,smoothgrad --samples 4 --threads 1";
+  auto run = tool("salient-sanity", common + " --part-size 6 --out " + (work / "whole").string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const auto whole = nlohmann::json::parse(read(work / "whole" / "results.json"));
+  REQUIRE(whole["images"].size() == 6);
+  REQUIRE(whole["images"][5]["similarity"].size() == whole["steps"].size());
+  // Every photo's row once, in order, to the last bit: a photo's maps do not depend on its part
+  // (each photo is its own method call; every part sees the same seeded randomisations).
+  const auto same_rows = [&](const fs::path& folder) {
+    const auto other = nlohmann::json::parse(read(folder / "results.json"));
+    return other["images"] == whole["images"] && other["steps"] == whole["steps"] && !fs::exists(folder / "parts") &&
+           fs::exists(folder / "maps.png");
+  };
+  run = tool("salient-sanity", common + " --part-size 2 --out " + (work / "parts").string());
+  CHECK(run.code == 0);
+  CHECK(same_rows(work / "parts"));
+
+  // Killed at ever later moments, each rerun resuming the last, until one finishes.
+  const auto resumed = work / "resumed";
+  int kills = 0;
+  for (int delay = 600; !killed_after("salient-sanity", common + " --part-size 1 --out " + resumed.string(), std::chrono::milliseconds(delay));
+       delay += 300) {
+    ++kills;
+    REQUIRE(kills < 100);
+  }
+  INFO(kills << " kills");
+  CHECK(kills >= 2);
+  CHECK(same_rows(resumed));
+  run = tool("salient-sanity", common + " --part-size 1 --out " + resumed.string());
+  CHECK(run.code == 0);
+  CHECK(run.err.find("reusing it") != std::string::npos);
+  CHECK(same_rows(resumed));
+
+  // Two shards, merged (in either order): the whole run's rows and means.
+  for (const char* shard : {"0", "1"})
+    REQUIRE(tool("salient-sanity", common + " --shard " + shard + "/2 --out " + (work / ("shard" + std::string(shard))).string()).code == 0);
+  const std::string shards = " --merge " + (work / "shard1").string() + " --merge " + (work / "shard0").string();
+  run = tool("salient-sanity", shards + " --out " + (work / "merged").string());
+  CHECK(run.code == 0);
+  CHECK(same_rows(work / "merged"));
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {" --merge " + (work / "shard0").string(), "shard 1/2 is missing"},
+           {shards + " --merge " + (work / "shard1").string(), "shard 1/2 is given twice"},
+           {" --merge " + (work / "shard0").string() + " --merge " + (work / "whole").string(), "is not a shard of the same run"},
+           {" --merge " + work.string(), "no results.json there"}}) {
+    auto bad = tool("salient-sanity", args + " --out " + (work / "bad").string());
+    INFO(args);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find(message) != std::string::npos);
+    CHECK_FALSE(fs::exists(work / "bad"));
+  }
+
+  // An unreadable photo stops the run, naming it; with --skip-bad it is reported and left out.
+  fs::create_directories(work / "with_bad");
+  for (const char* name : {"cat.png", "bird.png"}) fs::copy_file(*shared / "images" / name, work / "with_bad" / name);
+  std::ofstream(work / "with_bad" / "a_broken.png") << "not a PNG";  // the first photo: maps.png shows the next
+  const std::string bad_folder = "--model " + (*shared / "models" / "mobilenet_v1_025_128_imagenet.pt").string() +
+                                 " --size 128 --images " + (work / "with_bad").string() + " --methods gradient --threads 1";
+  run = tool("salient-sanity", bad_folder + " --out " + (work / "bad_stops").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("a_broken.png") != std::string::npos);
+  run = tool("salient-sanity", bad_folder + " --skip-bad --out " + (work / "bad_skipped").string());
+  CHECK(run.code == 0);
+  const auto skipped = nlohmann::json::parse(read(work / "bad_skipped" / "results.json"));
+  CHECK(skipped["images"].size() == 2);
+  REQUIRE(skipped["skipped"].size() == 1);
+  CHECK(skipped["skipped"][0]["name"] == "a_broken.png");
+  CHECK(fs::exists(work / "bad_skipped" / "maps.png"));
+
+#ifdef SALIENT_HAVE_MPI
+  const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                             std::string(SALIENT_BIN_DIR) + "/salient-sanity " + common;
+  const int status = std::system((mpirun + " --mpi --part-size 1 --out " + (work / "mpi").string() + " > " + (work / "mpi.log").string() +
+                                  " 2>&1").c_str());
+  INFO(read(work / "mpi.log"));
+  REQUIRE(status == 0);
+  CHECK(same_rows(work / "mpi"));
+  CHECK(read(work / "mpi.log").find("rank 1: photos") != std::string::npos);
+#else
+  run = tool("salient-sanity", common + " --mpi --out " + (work / "mpi").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("built without MPI") != std::string::npos);
+#endif
+  fs::remove_all(work);
+}
+
 #ifdef SALIENT_HAVE_HDF5
 namespace {
 // The same maps and index (but the times) and settings, bit for bit, in two attribution files.
@@ -1069,23 +1327,6 @@ bool same_attributions(const fs::path& a, const fs::path& b) {
   return std::system(command.c_str()) == 0;
 }
 
-// Starts salient-explain and SIGKILLs it after `delay`; true when it had finished by then.
-bool explain_killed_after(const std::string& args, std::chrono::milliseconds delay) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string command = "exec " + std::string(SALIENT_BIN_DIR) + "/salient-explain " + args + " > /dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  for (auto waited = std::chrono::milliseconds(0); waited < delay; waited += std::chrono::milliseconds(10)) {
-    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 }  // namespace
 
 TEST_CASE("salient-explain --format hdf5 resumes after SIGKILL, and salient-merge joins shards into the unsharded file",

@@ -184,4 +184,17 @@ int main_guard(const char* tool, Fn&& run) {
   return 2;
 }
 
+// Runs the body of one process of a (possibly MPI) run: under MPI an exception on any rank
+// prints which rank failed and ends the whole job, so that no rank waits for it at a barrier.
+template <class Processes, class Fn>
+int ranks_guard(const char* tool, Processes& processes, Fn&& run) {
+  if (processes.size() == 1) return run();
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    std::cerr << tool << ": error (rank " << processes.rank() << " of " << processes.size() << "): " << one_line(e.what()) << "\n";
+    processes.abort(2);
+  }
+}
+
 }  // namespace salient::cli

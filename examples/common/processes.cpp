@@ -11,6 +11,15 @@
 
 namespace salient::cli {
 
+void Processes::check_launch(const char* tool, bool mpi, const char* how) {
+  if (mpi && !mpi_available())
+    raise(error_kind::bad_input, "--mpi: this ", tool, " was built without MPI (install libopenmpi-dev and rebuild)");
+  for (const char* size : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* value = std::getenv(size); !mpi && value && std::atoi(value) > 1)
+      raise(error_kind::bad_input, "this is one of ", value, " processes of an MPI job (", size, "): add --mpi", how,
+            ", or run one process");
+}
+
 #ifdef SALIENT_HAVE_MPI
 namespace {
 MPI_Win& window_of(void* window) { return *static_cast<MPI_Win*>(window); }

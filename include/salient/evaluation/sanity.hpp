@@ -89,6 +89,9 @@ struct RandomisationTestOptions {
   bool keep_maps = false;  // keep every step's attributions (memory: steps x methods x inputs)
   // Called after each step: (step, the methods' similarity to the original per input).
   std::function<void(const RandomisationStep&)> on_step = {};
+  // Called after each step with its maps ([method] -> [N, ...]), to keep what a caller needs
+  // of them (e.g. one input's) instead of all of them.
+  std::function<void(const RandomisationStep&, const std::vector<torch::Tensor>&)> on_maps = {};
 };
 
 struct RandomisationTestResult {
@@ -146,6 +149,7 @@ inline RandomisationTestResult parameter_randomisation_test(TorchModel& model, c
       maps.push_back(map);
     }
     result.similarity.push_back(std::move(similarity));
+    if (options.on_maps) options.on_maps(step, maps);
     if (options.keep_maps) result.maps.push_back(std::move(maps));
     if (options.on_step) options.on_step(step);
   });
