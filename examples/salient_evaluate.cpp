@@ -823,14 +823,8 @@ int evaluate(const Options& options, const std::vector<std::string>& method_name
 
   // A finished run into this folder with the same identity computes nothing again.
   const fs::path results_file = fs::path(options.out) / "results.json";
-  std::error_code error;
-  bool finished = false;
-  if (processes.root() && fs::exists(fs::symlink_status(results_file, error))) {
-    std::ifstream in(results_file);
-    const auto previous = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    finished = previous.is_object() && previous.value("identity", json()) == evaluation.identity;
-  }
-  finished = processes.broadcast(finished);
+  const bool finished =
+      processes.broadcast(processes.root() && salient::cli::finished_run(results_file, evaluation.identity).has_value());
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed = [](auto since) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); };
   if (finished) {

@@ -506,16 +506,11 @@ int run(Options options, salient::cli::Processes& processes) {
     // Items in parts of --part-size (common/parts.hpp): a part's summary entries are written
     // whole once its files are, so a rerun after a crash or a signal reuses the finished parts
     // and redoes the rest; a finished run's summary.json of the same settings is reused whole.
-    std::error_code error;
     json rows = json::array();
-    if (fs::exists(fs::symlink_status(fs::path(options.out) / "summary.json", error))) {
-      std::ifstream in(fs::path(options.out) / "summary.json");
-      const auto previous = json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (previous.is_object() && previous.value("identity", json()) == identity) {
-        std::cerr << "salient-explain: " << (fs::path(options.out) / "summary.json").string() << " already holds this run; reusing it\n";
-        for (const auto& image : previous.value("images", json::array())) rows.push_back({{"image", image}});
-        for (const auto& item : previous.value("skipped", json::array())) rows.push_back({{"skipped", item}});
-      }
+    if (const auto previous = salient::cli::finished_run(fs::path(options.out) / "summary.json", identity)) {
+      std::cerr << "salient-explain: " << (fs::path(options.out) / "summary.json").string() << " already holds this run; reusing it\n";
+      for (const auto& image : previous->value("images", json::array())) rows.push_back({{"image", image}});
+      for (const auto& item : previous->value("skipped", json::array())) rows.push_back({{"skipped", item}});
     }
     if (rows.empty()) {
       salient::cli::JsonParts parts(&*output, options.out, todo.size(), static_cast<std::size_t>(options.part_size), identity);

@@ -319,7 +319,7 @@ SanityRun merge_shards(const std::vector<fs::path>& dirs, salient::cli::OutputFo
     for (auto& image : shards[s].images) {
       const int64_t photo = image.at("index");
       if (seen_photo[photo]++) fail("--merge ", dirs[s].string(), ": photo ", image.at("name").dump(), " is in two shards");
-      if (!shards[s].images.empty() && fs::exists(dirs[s] / "maps.png") && (!first_maps || photo < first_maps->first))
+      if (fs::exists(dirs[s] / "maps.png") && (!first_maps || photo < first_maps->first))
         first_maps = {photo, dirs[s] / "maps.png"};
       merged.images.push_back(std::move(image));
     }
@@ -385,14 +385,7 @@ int run_parameter_randomisation(const Options& options, salient::cli::Processes&
 
   // A finished run into this folder with the same identity computes nothing again.
   const fs::path folder(options.out);
-  std::error_code error;
-  bool finished = false;
-  if (processes.root() && fs::exists(fs::symlink_status(folder / "results.json", error))) {
-    std::ifstream in(folder / "results.json");
-    const auto previous = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    finished = previous.is_object() && previous.value("identity", json()) == identity;
-  }
-  if (processes.broadcast(finished)) {
+  if (processes.broadcast(processes.root() && salient::cli::finished_run(folder / "results.json", identity).has_value())) {
     if (!processes.root()) return 0;
     std::cerr << "salient-sanity: " << (folder / "results.json").string() << " already holds this run; reusing it\n";
     output->file("maps.png");  // still this run's
@@ -426,7 +419,9 @@ int run_parameter_randomisation(const Options& options, salient::cli::Processes&
     }
     const auto batch = torch::cat(inputs);
     // A model that rejects the photos, or a labels file that does not fit it, fails before the part's progress line.
-    salient::cli::check_label_count(labels, salient::cli::checked_scores(model.forward(batch)).size(1));
+    const auto scores = salient::cli::checked_scores(model.forward(batch));
+    salient::cli::check_label_count(labels, scores.size(1));
+    const auto top1 = scores.argmax(1).contiguous();  // the classes explained: one forward serves the check and the targets
     std::vector<std::vector<torch::Tensor>> first_maps;  // [step][method]: the first photo's (first part only)
     salient::RandomisationTestOptions test{.randomisation = options.randomisation};
     if (parts.count() == 1)
@@ -438,7 +433,9 @@ int run_parameter_randomisation(const Options& options, salient::cli::Processes&
         first_maps.emplace_back();
         for (const auto& map : maps) first_maps.back().push_back(map[0].clone());
       };
-    const auto result = salient::parameter_randomisation_test(model, batch, salient::top1, methods, test);
+    const auto result = salient::parameter_randomisation_test(
+        model, batch, salient::Target(std::vector<int64_t>(top1.data_ptr<int64_t>(), top1.data_ptr<int64_t>() + top1.numel())),
+        methods, test);
     std::vector<std::string> steps;
     for (const auto& step : result.steps) steps.push_back(step.group);
     if (steps != run.steps) fail("internal: the randomisation steps are not the model's layer groups");

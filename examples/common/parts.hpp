@@ -24,6 +24,17 @@
 
 namespace salient::cli {
 
+// The JSON document at `path` when a finished run of `identity` wrote it (its "identity" is
+// equal); nothing when it is missing, unreadable or of another run.
+inline std::optional<nlohmann::json> finished_run(const std::filesystem::path& path, const nlohmann::json& identity) {
+  std::error_code error;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, error))) return std::nullopt;
+  std::ifstream in(path);
+  auto previous = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!previous.is_object() || previous.value("identity", nlohmann::json()) != identity) return std::nullopt;
+  return previous;
+}
+
 class JsonParts {
  public:
   static constexpr std::size_t max_parts = 100'000;
