@@ -67,8 +67,11 @@ std::string usage() {
   --compression L       with --format hdf5: the maps' deflate level, 0 (none, the fastest) to 9 (default 1)
   --part-size N         items per part (default 100, at most 100000). Parts are written whole or not at all; a
                           rerun into the same --out reuses the finished ones (resume after a crash), either format
-  --mpi                 with --format hdf5, under mpirun -np K: the K processes take parts from a shared counter,
-                          rank 0 merges them and writes the summary (only in builds with MPI)
+  --items-per-call N    items explained by one call of each method (default 1, at most 256): faster for cheap
+                          methods, but the maps then equal the default's only to rounding (another batch shape),
+                          noise methods draw other noise, and a --shard run forms other calls than the whole run
+  --mpi                 under mpirun -np K: the K processes take parts from a shared counter, rank 0 merges
+                          them and writes the summary (only in builds with MPI)
   --target top1|<index>              class to explain (default top1)
   --device cpu|cuda[:I] where the model runs (default cpu). cuda needs a CUDA build of LibTorch (untested:
                           Debian's LibTorch is CPU-only); maps come back to the CPU to be written
@@ -91,6 +94,7 @@ struct Options {
   bool half = false, png = false, mpi = false;
   int64_t compression = -1;  // --format hdf5: the maps' deflate level; -1: 1
   int64_t part_size = 0;  // items per part (what a crash can cost); 0: 100
+  int64_t items_per_call = 1;  // items explained by one call of each method
   salient::cli::InputSettings input;
   std::string target = "top1";
   torch::Device device = torch::kCPU;
@@ -115,6 +119,7 @@ Options parse(int argc, char** argv) {
       o.format = value;
     }
     else if (flag == "--part-size") o.part_size = parse_int(flag, value, 1, 100'000);
+    else if (flag == "--items-per-call") o.items_per_call = parse_int(flag, value, 1, 256);
     else if (flag == "--compression") o.compression = parse_int(flag, value, 0, 9);
     else if (flag == "--model") o.model = value;
     else if (flag == "--image") o.images.push_back(value);
@@ -139,8 +144,7 @@ Options parse(int argc, char** argv) {
   if ((o.half || o.png || o.compression >= 0) && o.format != "hdf5") fail("--half, --png and --compression go with --format hdf5");
   if (o.part_size == 0) o.part_size = 100;
   if (o.compression < 0) o.compression = 1;
-  salient::cli::Processes::check_launch("salient-explain", o.mpi, " (with --format hdf5)");
-  if (o.mpi && o.format != "hdf5") fail("--mpi goes with --format hdf5 (the processes write parts of one attributions.h5)");
+  salient::cli::Processes::check_launch("salient-explain", o.mpi, "");
   const int sources = !o.images.empty() + !o.images_dir.empty() + !o.list_file.empty() + !o.dataset.empty();
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
@@ -348,9 +352,13 @@ int run(Options options, salient::cli::Processes& processes) {
   };
   // Where a run's time goes (summary.json "timing"): decoding runs beside explaining, so only
   // the time spent waiting for it, and writing, hold the run up.
+  // Writing runs beside explaining too: `write` is the writing thread's time, `write_wait` the
+  // time the run waited for it.
   struct Timing {
-    double explain = 0, decode = 0, decode_wait = 0, write = 0;
-    json to_json() const { return {{"explain", explain}, {"decode", decode}, {"decode_wait", decode_wait}, {"write", write}}; }
+    double explain = 0, decode = 0, decode_wait = 0, write = 0, write_wait = 0;
+    json to_json() const {
+      return {{"explain", explain}, {"decode", decode}, {"decode_wait", decode_wait}, {"write", write}, {"write_wait", write_wait}};
+    }
   };
   const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -378,45 +386,61 @@ int run(Options options, salient::cli::Processes& processes) {
     salient::AttributionIndexEntry entry;
     std::vector<std::vector<float>> maps;
     std::vector<std::vector<int64_t>> shapes;
-    json report;  // the files format's summary entry
+    json report;  // the files format's summary entry (its file names filled in by write_files)
+    std::vector<torch::Tensor> attributions;  // the files format's maps, on the CPU
+    salient::Image photo;                     // the files format's photo, for the heatmaps
   };
   int64_t explained_so_far = 0;
-  const auto explain = [&](std::size_t index, const Item& item) {
-    const std::string& stem = stems[index];
-    const auto input = item.input.to(options.device);
-    const int64_t dataset_label =
-        todo[index].fashion >= 0 ? fashion->labels[todo[index].fashion].item<int64_t>() : todo[index].label;
-    auto logits = model->forward(input).to(torch::kCPU);
-    const auto top5 = salient::cli::top_classes(logits, labels, 5);
-    const int64_t classes = logits.size(1);
-    int64_t target_class = options.target == "top1" ? top5[0]["index"].get<int64_t>()
-                                                    : parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
-    if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
-    ++explained_so_far;
-
-    Explained result;
-    result.entry = {todo[index].item, todo[index].key, item.source, dataset_label, {}, {}, {}, {}};
-    for (const auto& c : top5) {
-      result.entry.top_classes.push_back(c["index"].get<int64_t>());
-      result.entry.top_probabilities.push_back(c["probability"].get<double>());
+  // Explains items `indices` (decoded as `items`) in one call per method: --items-per-call
+  // of them (1 by default). A method's time per item is its call's time over the items.
+  const auto explain = [&](const std::vector<std::size_t>& indices, const std::vector<Item>& items) {
+    const auto count = static_cast<int64_t>(items.size());
+    std::vector<torch::Tensor> inputs;
+    for (const auto& item : items) {
+      if (item.input.sizes() != items[0].input.sizes())
+        fail("'", item.source, "' has input shape ", salient::shape_string(item.input), ", '", items[0].source, "' ",
+             salient::shape_string(items[0].input), ": the items of one call need one shape (use --items-per-call 1)");
+      inputs.push_back(item.input);
     }
-    const std::string input_png = hdf5 ? "" : stem + ".input.png";
-    if (!hdf5) salient::save_png(salient::cli::display_size(item.photo), output->file(input_png));
-    json method_reports = json::array();
+    const auto input = (count == 1 ? inputs[0] : torch::cat(inputs)).to(options.device);
+    const auto logits = model->forward(input).to(torch::kCPU);
+    std::vector<Explained> results(items.size());
+    std::vector<json> top5s;
+    std::vector<int64_t> target_classes;
+    for (int64_t b = 0; b < count; ++b) {
+      const auto index = indices[b];
+      top5s.push_back(salient::cli::top_classes(logits.slice(0, b, b + 1), labels, 5));
+      const int64_t classes = logits.size(1);
+      const int64_t target_class = options.target == "top1" ? top5s[b][0]["index"].get<int64_t>()
+                                                            : parse_int("--target", options.target, 0, std::numeric_limits<int64_t>::max());
+      if (target_class >= classes) fail("target class ", target_class, " out of range [0, ", classes, ")");
+      target_classes.push_back(target_class);
+      const int64_t dataset_label =
+          todo[index].fashion >= 0 ? fashion->labels[todo[index].fashion].item<int64_t>() : todo[index].label;
+      results[b].entry = {todo[index].item, todo[index].key, items[b].source, dataset_label, {}, {}, {}, {}};
+      for (const auto& c : top5s[b]) {
+        results[b].entry.top_classes.push_back(c["index"].get<int64_t>());
+        results[b].entry.top_probabilities.push_back(c["probability"].get<double>());
+      }
+    }
+    ++explained_so_far;
+    const std::string position = "[" + std::to_string(indices.front() + 1) +
+                                 (count > 1 ? "-" + std::to_string(indices.back() + 1) : std::string()) + "/" +
+                                 std::to_string(todo.size()) + "] " + stems[indices.front()];
+    std::vector<json> method_reports(items.size(), json::array());
     for (const auto& name : options.methods) {
       const auto& method = salient::find_method(name);
       auto settings = options.settings;
       std::string layer_used;
       settings.on_layer = [&](const std::string& layer) { layer_used = layer; };
       int64_t segment_count = 0;
-      settings.on_segments = [&](int64_t count) { segment_count = count; };
-      settings.progress = progress.for_task("[" + std::to_string(index + 1) + "/" + std::to_string(todo.size()) + "] " +
-                                            stem + " " + method.name);
-      const salient::Target target(target_class);
+      settings.on_segments = [&](int64_t segments) { segment_count = segments; };
+      settings.progress = progress.for_task(position + " " + method.name);
+      const salient::Target target = count == 1 ? salient::Target(target_classes[0]) : salient::Target(target_classes);
       auto start = std::chrono::steady_clock::now();
       auto attribution = method.run(*model, input, target, settings);
       if (options.device.is_cuda()) torch::cuda::synchronize(options.device.index());  // CUDA work is asynchronous
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / count;
       json entry{{"method", method.name}, {"parameters", method.parameters(settings)}, {"seconds", seconds}};
       if (segment_count > 0) entry["parameters"]["segment_count"] = segment_count;
       if (!layer_used.empty()) {
@@ -425,66 +449,120 @@ int run(Options options, salient::cli::Processes& processes) {
           std::cerr << "  " << method.name << ": layer " << layer_used
                     << (salient::cli::requested_layer(options.settings).empty() ? " (automatic)" : "") << "\n";
       }
-      double delta = std::numeric_limits<double>::quiet_NaN();
+      std::vector<double> deltas(items.size(), std::numeric_limits<double>::quiet_NaN()), sums;
       if (method.delta) {
-        delta = method.delta(*model, input, target, attribution, settings)[0];
-        entry["convergence_delta"] = delta;
+        deltas = method.delta(*model, input, target, attribution, settings);
         // delta = sum(attribution) - (f(x) - f(b)), so f(x) - f(b) needs no second forward pass.
-        entry["output_difference"] = salient::TorchBackend::row_sums(attribution)[0] - delta;
+        sums = salient::TorchBackend::row_sums(attribution);
       }
-      attribution = attribution.to(torch::kCPU);
-      result.entry.seconds.push_back(seconds);
-      result.entry.convergence_delta.push_back(delta);
-      if (hdf5) {
-        const auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-        result.maps.emplace_back(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
-        result.shapes.push_back(values.sizes().slice(1).vec());  // one item: drop the batch dimension
+      attribution = attribution.detach().to(torch::kCPU, torch::kFloat32);
+      for (int64_t b = 0; b < count; ++b) {
+        auto& result = results[b];
+        json item_entry = entry;
+        if (method.delta) {
+          item_entry["convergence_delta"] = deltas[b];
+          item_entry["output_difference"] = sums[b] - deltas[b];
+        }
+        result.entry.seconds.push_back(seconds);
+        result.entry.convergence_delta.push_back(deltas[b]);
+        const auto map = attribution.slice(0, b, b + 1).contiguous();
+        if (hdf5) {
+          result.maps.emplace_back(map.data_ptr<float>(), map.data_ptr<float>() + map.numel());
+          result.shapes.push_back(map.sizes().slice(1).vec());  // one item: drop the batch dimension
+        } else {
+          result.attributions.push_back(map);
+        }
+        method_reports[b].push_back(std::move(item_entry));
       }
-      if (!hdf5) {
-        auto files = salient::cli::write_attribution(*output, stem, method.name, attribution, item.photo, method.is_signed);
-        entry["heatmap"] = files.heatmap;
-        entry["attribution"] = files.attribution;
-      }
-      method_reports.push_back(entry);
     }
-    if (!hdf5) {
-      result.report = {{"source", item.source}, {"stem", stem}, {"input", input_png},
-                       {"input_shape", item.input.sizes().vec()}, {"top5", top5},
-                       {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
-                       {"methods", method_reports}};
-      if (!todo[index].key.empty()) result.report["key"] = todo[index].key;
-      if (dataset_label >= 0)
-        result.report["label"] = {{"index", dataset_label}, {"label", salient::cli::class_label(labels, dataset_label)}};
+    if (!hdf5)
+      for (int64_t b = 0; b < count; ++b) {
+        const auto index = indices[b];
+        const int64_t target_class = target_classes[b], dataset_label = results[b].entry.label;
+        auto& report = results[b].report;
+        report = {{"source", items[b].source}, {"stem", stems[index]}, {"input", stems[index] + ".input.png"},
+                  {"input_shape", items[b].input.sizes().vec()}, {"top5", top5s[b]},
+                  {"target", {{"index", target_class}, {"label", salient::cli::class_label(labels, target_class)}}},
+                  {"methods", std::move(method_reports[b])}};
+        if (!todo[index].key.empty()) report["key"] = todo[index].key;
+        if (dataset_label >= 0)
+          report["label"] = {{"index", dataset_label}, {"label", salient::cli::class_label(labels, dataset_label)}};
+        results[b].photo = items[b].photo;
+      }
+    return results;
+  };
+  // The files format's files of one explained item: its photo, and per method a .npy and a
+  // heatmap. Under MPI rank 0 records every name before any work, the other ranks write there.
+  const salient::cli::FilePlace place = [&](const std::string& relative) {
+    return output ? output->file(relative) : fs::path(options.out) / relative;
+  };
+  const auto write_files = [&](Explained& result) {
+    auto& report = result.report;
+    salient::save_png(salient::cli::display_size(result.photo), place(report.at("input").get<std::string>()));
+    for (std::size_t m = 0; m < result.attributions.size(); ++m) {
+      auto& entry = report.at("methods").at(m);
+      const auto& method = salient::find_method(entry.at("method").get<std::string>());
+      const auto files = salient::cli::write_attribution(place, report.at("stem").get<std::string>(), method.name,
+                                                         result.attributions[m], result.photo, method.is_signed);
+      entry["heatmap"] = files.heatmap;
+      entry["attribution"] = files.attribution;
     }
-    return result;
+    result.attributions.clear();
   };
 
-  // Items [first, end) one at a time, the next one decoded on another thread meanwhile (two in
-  // memory at most); an unreadable one is reported in `skipped` with --skip-bad, else ends the run.
+  // Items [first, end) in calls of --items-per-call: the next call's items are decoded on one
+  // thread and the previous call's written (`keep`) on another meanwhile (three calls' items in
+  // memory at most); an unreadable one is reported in `skipped` with --skip-bad, else ends the
+  // run. A call's items are fixed by their positions, so a rerun or another process forms the
+  // same calls.
   const auto explain_range = [&](std::size_t first, std::size_t end, json& skipped, const std::function<void(std::size_t, Explained&&)>& keep) {
-    std::future<Item> next = std::async(std::launch::async, timed_load, std::cref(todo[first]));
-    for (std::size_t index = first; index < end; ++index) {
-      Item item;
-      try {
-        auto current = std::move(next);
-        if (index + 1 < end) next = std::async(std::launch::async, timed_load, std::cref(todo[index + 1]));
-        const auto start = std::chrono::steady_clock::now();
-        item = current.get();
-        timing.decode_wait += seconds_since(start);
-        timing.decode += item.decode_seconds;
-      } catch (const salient::error& e) {
-        if (!options.skip_bad) throw;
-        std::cerr << "salient-explain: skipping " << todo[index].source << ": " << e.what() << "\n";
-        skipped.push_back({{"index", index}, {"source", todo[index].source}, {"reason", e.what()}});
-        continue;
-      }
+    const auto per_call = static_cast<std::size_t>(options.items_per_call);
+    struct Decoded {
+      std::vector<std::size_t> indices;
+      std::vector<Item> items;
+      std::vector<std::pair<std::size_t, std::exception_ptr>> failed;
+    };
+    const auto decode = [&](std::size_t from) {
+      Decoded call;
+      for (std::size_t index = from; index < std::min(end, from + per_call); ++index) try {
+          call.items.push_back(timed_load(todo[index]));
+          call.indices.push_back(index);
+        } catch (const salient::error&) {
+          call.failed.emplace_back(index, std::current_exception());
+        }
+      return call;
+    };
+    salient::cli::BackgroundTask writing;  // declared first: waited for last, after any error
+    std::future<Decoded> next = std::async(std::launch::async, decode, first);
+    for (std::size_t from = first; from < end; from += per_call) {
       auto start = std::chrono::steady_clock::now();
-      auto result = explain(index, item);
+      Decoded call = next.get();
+      if (from + per_call < end) next = std::async(std::launch::async, decode, from + per_call);
+      timing.decode_wait += seconds_since(start);
+      for (const auto& item : call.items) timing.decode += item.decode_seconds;
+      for (const auto& [index, failure] : call.failed) try {
+          std::rethrow_exception(failure);
+        } catch (const salient::error& e) {
+          if (!options.skip_bad) throw;
+          std::cerr << "salient-explain: skipping " << todo[index].source << ": " << e.what() << "\n";
+          skipped.push_back({{"index", index}, {"source", todo[index].source}, {"reason", e.what()}});
+        }
+      if (call.items.empty()) continue;
+      start = std::chrono::steady_clock::now();
+      auto results = explain(call.indices, call.items);
       timing.explain += seconds_since(start);
       start = std::chrono::steady_clock::now();
-      keep(index, std::move(result));
-      timing.write += seconds_since(start);
+      writing.wait();  // the previous call's files (and any error writing them)
+      timing.write_wait += seconds_since(start);
+      writing.start([&, indices = std::move(call.indices), results = std::move(results)]() mutable {
+        const auto write_start = std::chrono::steady_clock::now();
+        for (std::size_t k = 0; k < indices.size(); ++k) keep(indices[k], std::move(results[k]));
+        timing.write += seconds_since(write_start);
+      });
     }
+    const auto start = std::chrono::steady_clock::now();
+    writing.wait();
+    timing.write_wait += seconds_since(start);
   };
 
   // What makes two runs' maps the same: a part or final file written with other settings is
@@ -492,6 +570,7 @@ int run(Options options, salient::cli::Processes& processes) {
   json identity{{"tool", "salient-explain"}, {"format", options.format}, {"model", summary["model"]}, {"target", options.target},
                 {"normalize", options.input.normalize}, {"input_size", summary["input_size"]}, {"half", options.half},
                 {"part_size", options.part_size}, {"compression", options.compression}, {"items", todo.size()},
+                {"items_per_call", options.items_per_call},
                 {"methods", json::array()}};
   identity["model_sha256"] = demo ? "embedded" : salient::detail::file_sha256(options.model, "model");
   for (const auto& name : options.methods)
@@ -507,26 +586,42 @@ int run(Options options, salient::cli::Processes& processes) {
     // whole once its files are, so a rerun after a crash or a signal reuses the finished parts
     // and redoes the rest; a finished run's summary.json of the same settings is reused whole.
     json rows = json::array();
-    if (const auto previous = salient::cli::finished_run(fs::path(options.out) / "summary.json", identity)) {
+    const auto previous = processes.root() ? salient::cli::finished_run(fs::path(options.out) / "summary.json", identity) : std::nullopt;
+    if (previous) {
       std::cerr << "salient-explain: " << (fs::path(options.out) / "summary.json").string() << " already holds this run; reusing it\n";
       for (const auto& image : previous->value("images", json::array())) rows.push_back({{"image", image}});
       for (const auto& item : previous->value("skipped", json::array())) rows.push_back({{"skipped", item}});
     }
-    if (rows.empty()) {
-      salient::cli::JsonParts parts(&*output, options.out, todo.size(), static_cast<std::size_t>(options.part_size), identity);
+    if (!processes.broadcast(previous.has_value())) {
+      if (output && processes.size() > 1)  // every file any process may write, recorded before it is written
+        for (std::size_t index = 0; index < todo.size(); ++index) {
+          output->file(stems[index] + ".input.png");
+          for (const auto& method : options.methods) {
+            const auto files = salient::cli::attribution_files(stems[index], method);
+            output->file(files.attribution), output->file(files.heatmap);
+          }
+        }
+      salient::cli::JsonParts parts(output ? &*output : nullptr, options.out, todo.size(), static_cast<std::size_t>(options.part_size), identity);
       parts.run(processes, [&](std::size_t first, std::size_t end) {
         std::vector<json> part(end - first);  // per item: {"image": its summary entry} or {"skipped": why}
         json skipped_here = json::array();
-        explain_range(first, end, skipped_here, [&](std::size_t index, Explained&& result) { part[index - first] = {{"image", std::move(result.report)}}; });
+        explain_range(first, end, skipped_here, [&](std::size_t index, Explained&& result) {
+          write_files(result);
+          part[index - first] = {{"image", std::move(result.report)}};
+        });
         for (auto& item : skipped_here) {
           const auto index = item.at("index").get<std::size_t>();  // read before `item` is moved (the right side goes first)
           part[index - first] = {{"skipped", std::move(item)}};
         }
         return json(std::move(part));
       });
-      rows = parts.rows();
-      parts.remove(*output);  // summary.json holds every row now
+      for (double* t : {&timing.explain, &timing.decode, &timing.decode_wait, &timing.write, &timing.write_wait}) *t = processes.sum(*t);
+      if (processes.root()) {
+        rows = parts.rows();
+        parts.remove(*output);  // summary.json holds every row now
+      }
     }
+    if (!processes.root()) return 0;  // rank 0 writes the rest
     json image_reports = json::array();
     for (auto& row : rows) {
       if (row.contains("skipped")) {
@@ -548,6 +643,7 @@ int run(Options options, salient::cli::Processes& processes) {
     explained = static_cast<int64_t>(image_reports.size());
     summary["images"] = std::move(image_reports);
     summary["identity"] = identity;
+    if (processes.size() > 1) summary["processes"] = processes.size();
   }
 #ifdef SALIENT_HAVE_HDF5
   if (hdf5) {
@@ -655,11 +751,12 @@ int run(Options options, salient::cli::Processes& processes) {
         writer.close();
         publish(partials[k], parts[k]);
         timing.write += seconds_since(write_start);
+        timing.write_wait += seconds_since(write_start);
       }
       processes.barrier();
     }
     // This run's time over all processes (each call a collective: every rank makes it).
-    for (double* t : {&timing.explain, &timing.decode, &timing.decode_wait, &timing.write}) *t = processes.sum(*t);
+    for (double* t : {&timing.explain, &timing.decode, &timing.decode_wait, &timing.write, &timing.write_wait}) *t = processes.sum(*t);
     if (!processes.root()) return 0;  // rank 0 writes the rest
     const auto merge_start = std::chrono::steady_clock::now();
     const auto final_path = output->file(final_name), final_partial = output->file(final_name + ".partial");

@@ -1188,15 +1188,15 @@ TEST_CASE("salient-explain's files format resumes after SIGKILL with the uninter
       for (auto& method : image["methods"]) method.erase("seconds");
     return images;
   };
-  const auto same_files = [&](const fs::path& folder) {
+  const auto same_files = [&](const fs::path& folder, const fs::path& reference = work / "whole") {
     std::set<std::string> names;
-    for (const auto& entry : fs::directory_iterator(work / "whole")) names.insert(entry.path().filename().string());
+    for (const auto& entry : fs::directory_iterator(reference)) names.insert(entry.path().filename().string());
     std::set<std::string> other;
     for (const auto& entry : fs::directory_iterator(folder)) other.insert(entry.path().filename().string());
     if (names != other) return false;
     for (const auto& name : names)
-      if (name != "summary.json" && name != "index.html" && read(work / "whole" / name) != read(folder / name)) return false;
-    return entries(folder) == entries(work / "whole");
+      if (name != "summary.json" && name != "index.html" && read(reference / name) != read(folder / name)) return false;
+    return entries(folder) == entries(reference);
   };
   const auto resumed = work / "resumed";
   int kills = 0;
@@ -1212,6 +1212,53 @@ TEST_CASE("salient-explain's files format resumes after SIGKILL with the uninter
   CHECK(run.code == 0);
   CHECK(run.err.find("reusing it") != std::string::npos);
   CHECK(same_files(resumed));
+#ifdef SALIENT_HAVE_MPI
+  // Two MPI processes sharing the parts write the one-process files (rank 0 recorded every name).
+  const auto mpi = work / "mpi";
+  const std::string command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                              std::string(SALIENT_BIN_DIR) + "/salient-explain " + common + " --mpi --out " + mpi.string() +
+                              " > " + (work / "mpi.log").string() + " 2>&1";
+  const int status = std::system(command.c_str());
+  INFO(read(work / "mpi.log"));
+  REQUIRE(status == 0);
+  CHECK(nlohmann::json::parse(read(mpi / "summary.json"))["processes"] == 2);
+  CHECK(same_files(mpi));
+#endif
+  // Eight items per method call: the one-item maps to rounding (saliency: no noise), and a
+  // resumed run forms the same calls, so it writes the same bytes.
+  const std::string batched_options = common + " --items-per-call 8";
+  run = explain(batched_options + " --out " + (work / "batched").string());
+  REQUIRE(run.code == 0);
+  for (const int item : {0, 7, 8, 299}) {
+    const std::string name = "fashion_t10k_" + std::to_string(item) + ".saliency.npy";
+    const auto one = salient::load_npy(work / "whole" / name), eight = salient::load_npy(work / "batched" / name);
+    REQUIRE(one.data.size() == eight.data.size());
+    float largest = 0, difference = 0;
+    for (std::size_t k = 0; k < one.data.size(); ++k) {
+      largest = std::max(largest, std::abs(one.data[k]));
+      difference = std::max(difference, std::abs(one.data[k] - eight.data[k]));
+    }
+    CHECK(largest > 0);
+    CHECK(difference <= 1e-5f * largest);
+  }
+  const auto batched_resumed = work / "batched_resumed";
+  kills = 0;
+  for (int delay = 300; !killed_after("salient-explain", batched_options + " --out " + batched_resumed.string(),
+                                      std::chrono::milliseconds(delay));
+       delay += 300)
+    REQUIRE(++kills < 100);
+  CHECK(kills >= 1);
+  CHECK(same_files(batched_resumed, work / "batched"));
+  // One call's items need one input shape.
+  const auto small = work / "small.npy", large = work / "large.npy";
+  const std::vector<float> zeros(2 * 28 * 28, 0.f);
+  salient::save_npy(small, zeros.data(), {1, 1, 28, 28});
+  salient::save_npy(large, zeros.data(), {1, 1, 28, 56});
+  run = explain("--model " + std::string(SALIENT_MODELS_DIR) + "/tiny_fashion.pt --normalize none --method saliency --image " +
+                small.string() + " --image " + large.string() + " --items-per-call 2 --out " + (work / "shapes").string());
+  CHECK(run.code == 2);
+  CHECK(run.err.find("need one shape") != std::string::npos);
+  CHECK_FALSE(fs::exists(work / "shapes"));
   // An error before any part is finished leaves nothing behind.
   run = explain(common + " --target 99 --out " + (work / "bad").string());
   CHECK(run.code == 2);

@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <limits>
 #include <new>
@@ -28,6 +29,31 @@
 #include "salient/core/torch_backend.hpp"
 
 namespace salient::cli {
+
+// One task at a time on a thread of its own, beside the caller's work (e.g. writing an item's
+// files while the next item is explained). wait() rethrows the task's error; destruction waits
+// for it, so a task never outlives what it refers to.
+class BackgroundTask {
+ public:
+  BackgroundTask() = default;
+  BackgroundTask(const BackgroundTask&) = delete;
+  BackgroundTask& operator=(const BackgroundTask&) = delete;
+  ~BackgroundTask() {
+    if (pending_.valid()) pending_.wait();
+  }
+  // Waits for the previous task (rethrowing its error), then starts `task`.
+  template <class Task>
+  void start(Task&& task) {
+    wait();
+    pending_ = std::async(std::launch::async, std::forward<Task>(task));
+  }
+  void wait() {
+    if (pending_.valid()) pending_.get();
+  }
+
+ private:
+  std::future<void> pending_;
+};
 
 // A tool's own errors (bad options and values) as salient::error of kind bad_input.
 template <class... Parts>

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <set>
 #include <string>
 #include <system_error>
@@ -95,6 +96,7 @@ class OutputFolder {
   // so a run that dies half-way leaves nothing unrecorded.
   std::filesystem::path file(const std::string& relative) {
     namespace fs = std::filesystem;
+    const std::lock_guard<std::mutex> hold(mutex_);  // a tool may write on a thread of its own
     if (!safe_relative(relative)) raise(error_kind::bad_input, "internal: output name '", relative, "' is not a plain relative path");
     const auto path = dir_ / relative;
     if (written_set_.count(relative)) return path;
@@ -130,6 +132,7 @@ class OutputFolder {
 
   // Removes one of this run's files (e.g. a part merged into the final file) and unlists it.
   void remove(const std::string& relative) {
+    const std::lock_guard<std::mutex> hold(mutex_);
     if (!written_set_.erase(relative)) raise(error_kind::bad_input, "internal: '", relative, "' is not a file of this run");
     remove_own(relative);  // written_ keeps the name: every use of it looks in written_set_
   }
@@ -233,6 +236,7 @@ class OutputFolder {
 
   std::filesystem::path dir_;
   std::string tool_;
+  std::mutex mutex_;  // file() and remove() may come from two threads
   FolderLock lock_;  // released after the destructor's clean-up
   std::set<std::string> previous_;
   std::vector<std::string> written_;   // in the order written (as the signal handler's written_paths_)

@@ -12,7 +12,7 @@ class Processes {
   static bool mpi_available();
   // Refuses --mpi in a build without MPI, and a process that mpirun or srun started as one of
   // several without --mpi (every one of them would write the same folder). `how` completes
-  // "add --mpi" (e.g. " (with --format hdf5)").
+  // "add --mpi" (e.g. " (with --format hdf5)"; may be empty).
   static void check_launch(const char* tool, bool mpi, const char* how = "");
   // With `mpi`, joins the MPI job (MPI_Init); without, a run of one process.
   explicit Processes(bool mpi);

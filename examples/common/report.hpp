@@ -3,6 +3,7 @@
 // HTML page that shows every image with its heatmaps side by side.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,22 +35,37 @@ struct WrittenFiles {
   std::string heatmap, attribution;
 };
 
+// The files one item's map is written to (one place that names them).
+inline WrittenFiles attribution_files(const std::string& stem, const std::string& method, bool npy = true) {
+  return {stem + "." + method + ".png", npy ? stem + "." + method + ".npy" : ""};
+}
+
+// Where a tool writes a file of its output folder: OutputFolder::file on the process that owns
+// the folder, the path that process recorded on the other processes of an MPI run.
+using FilePlace = std::function<std::filesystem::path(const std::string& relative)>;
+
 // <stem>.<method>.npy: the exact attribution ([1,C,H,W] float32); <stem>.<method>.png: its
 // channel-reduced map (signed: sum, diverging colours; unsigned: sum, inferno) over the photo.
 // Without `npy` only the heatmap is written (a dataset run that keeps its maps in HDF5).
-inline WrittenFiles write_attribution(OutputFolder& out, const std::string& stem, const std::string& method,
+inline WrittenFiles write_attribution(const FilePlace& place, const std::string& stem, const std::string& method,
                                       const torch::Tensor& attribution, const Image& photo, bool is_signed,
                                       bool npy = true) {
-  WrittenFiles files{stem + "." + method + ".png", npy ? stem + "." + method + ".npy" : ""};
+  const auto files = attribution_files(stem, method, npy);
   auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  if (npy) save_npy(out.file(files.attribution), values.data_ptr<float>(), values.sizes().vec());
+  if (npy) save_npy(place(files.attribution), values.data_ptr<float>(), values.sizes().vec());
   auto image = to_image(values);
   auto map = reduce_channels(image, ChannelReduction::sum);
   map = normalize_percentile(map, is_signed, 99.0);
   auto shown = display_size(photo);
   if (shown.height != map.height || shown.width != map.width) map = resize(map, shown.height, shown.width);
-  save_png(overlay(shown, map, is_signed ? Colormap::diverging : Colormap::inferno, 0.8f), out.file(files.heatmap));
+  save_png(overlay(shown, map, is_signed ? Colormap::diverging : Colormap::inferno, 0.8f), place(files.heatmap));
   return files;
+}
+inline WrittenFiles write_attribution(OutputFolder& out, const std::string& stem, const std::string& method,
+                                      const torch::Tensor& attribution, const Image& photo, bool is_signed,
+                                      bool npy = true) {
+  return write_attribution([&](const std::string& relative) { return out.file(relative); }, stem, method, attribution,
+                           photo, is_signed, npy);
 }
 
 struct ReportCell {
