@@ -786,7 +786,7 @@ int evaluate(const Options& options, const std::vector<std::string>& method_name
              salient::cli::Processes& processes) {
   std::optional<salient::cli::OutputFolder> output;  // rank 0's, claimed before any work
   if (processes.root()) output.emplace(options.out, "salient-evaluate");
-  auto model = Model::load(options.model);
+  auto model = salient::cli::load_model(options.model);
   int64_t photos_total = 0;
   const auto photos = list_photos(options, photos_total);
   // A shard may hold no photos, or none with a mask: its empty rows still join the others'.

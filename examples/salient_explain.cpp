@@ -323,7 +323,7 @@ int run(Options options, salient::cli::Processes& processes) {
   } else {
     if (options.images.empty() && options.images_dir.empty() && options.list_file.empty() && options.dataset.empty())
       fail("no --image, --images, --list or --dataset given (see --help)");
-    model.emplace(salient::TorchModel::load(options.model));
+    model.emplace(salient::cli::load_model(options.model));
     const auto layer = salient::cli::requested_layer(options.settings);
     if (!layer.empty()) salient::program_of(*model).layer(layer);  // fail early
     summary["model"] = options.model;

@@ -117,7 +117,7 @@ int run(int argc, char** argv) {
            "x", photo.height, " (they must have the same size)");
     keep = (salient::to_tensor(salient::prepare_image(mask_photo, preprocessing)).mean(1, true) >= 0.5).to(torch::kFloat32);
   }
-  auto model = salient::TorchModel::load(options.model);
+  auto model = salient::cli::load_model(options.model);
   const auto labels = salient::cli::class_labels(options.model, options.input);
 
   auto print = [](const std::string& title, const json& list) {

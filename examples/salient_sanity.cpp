@@ -345,7 +345,7 @@ int run_parameter_randomisation(const Options& options, salient::cli::Processes&
   if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
   std::optional<salient::cli::OutputFolder> output;  // rank 0's, claimed before any work
   if (processes.root()) output.emplace(options.out, "salient-sanity");
-  auto model = salient::TorchModel::load(options.model);
+  auto model = salient::cli::load_model(options.model);
   const auto preprocessing = options.input.preprocessing();
   int64_t photos_total = 0;
   const auto photos = salient::cli::list_photos(options.images, options.limit, options.shard, photos_total);

@@ -37,7 +37,7 @@ TEST_CASE("the inference-optimised copy computes the plain forward", "[shared][m
   auto shared = salient::test::shared_dir();
   if (!shared) return;
   auto path = *shared / "models" / "mobilenet_v2_imagenet.pt";
-  auto optimized = salient::TorchModel::load(path, {.optimize_for_inference = true});
+  auto optimized = salient::TorchModel::load(path, {.optimize_for_inference = true, .inference_batch = 1});
   auto plain = salient::TorchModel::load(path, {.optimize_for_inference = false});
   auto x = torch::randn({2, 3, 224, 224}, torch::TensorOptions().dtype(torch::kFloat32));
   auto a = optimized.forward(x), b = plain.forward(x);
@@ -45,6 +45,41 @@ TEST_CASE("the inference-optimised copy computes the plain forward", "[shared][m
   REQUIRE_FALSE(a.requires_grad());
   // The autograd path is the plain module.
   REQUIRE(torch::allclose(plain(x), b, 1e-5, 1e-5));
+}
+
+TEST_CASE("the inference-optimised copy: for calls of enough inputs, shared by copies, remade after in-place changes", "[model]") {
+  const auto path = fs::path(SALIENT_MODELS_DIR) / "resnet18.pt";  // batch norms: folding changes the last digits
+  auto model = salient::TorchModel::load(path, {.optimize_for_inference = true, .inference_batch = 3});
+  auto plain = salient::TorchModel::load(path);
+  torch::manual_seed(3);
+  const auto x = torch::rand({3, 3, 64, 64});
+  const auto expected = plain.forward(x);
+  // Calls of fewer than 3 inputs run the plain module (bit for bit), before and after.
+  const auto two = x.slice(0, 0, 2);
+  REQUIRE(torch::equal(model.forward(two), plain.forward(two)));
+  const auto optimized = model.forward(x);
+  CHECK_FALSE(torch::equal(optimized, expected));  // folded batch norms round differently
+  CHECK(torch::allclose(optimized, expected, 1e-4, 1e-5));
+  CHECK(torch::equal(model.forward(x), optimized));
+  REQUIRE(torch::equal(model.forward(two), plain.forward(two)));
+  // A copy shares the module and its optimised copy; a parameter changed in place through one
+  // is seen by every copy's next forward (the frozen constants are made again).
+  auto copy = model;
+  {
+    torch::NoGradGuard no_grad;
+    model.named_parameters().front().second.mul_(0.5);
+  }
+  const auto changed = plain.forward(x);  // `plain` is another load: unchanged
+  const auto after = copy.forward(x);
+  CHECK_FALSE(torch::allclose(after, changed, 1e-3, 1e-3));
+  CHECK(torch::allclose(after, model(x).detach(), 1e-4, 1e-5));  // the autograd path runs the changed module
+
+  // MKLDNN's adaptive pooling in the optimised VGG refuses 64x64 inputs (2x2 -> 7x7): the plain
+  // module answers instead, now and from then on.
+  auto vgg = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "vgg11_bn.pt", {.optimize_for_inference = true, .inference_batch = 1});
+  const auto vgg_plain = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "vgg11_bn.pt").forward(x);
+  CHECK(torch::equal(vgg.forward(x), vgg_plain));
+  CHECK(torch::equal(vgg.forward(x), vgg_plain));
 }
 
 TEST_CASE("model adapters: torch::nn modules and callables", "[model]") {

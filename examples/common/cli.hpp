@@ -154,6 +154,14 @@ inline void configure_process(int threads) {
   torch::jit::getExecutorMode() = false;
 }
 
+// A tool's model: forward-only calls of 8 inputs or more (perturbation methods, Score-CAM's
+// masked inputs, metrics) run on the frozen, inference-optimised copy, gradients and single
+// predictions on the module itself. Certificates (salient-topk) keep the plain module: a claim must hold
+// for whoever runs the model as it is.
+inline TorchModel load_model(const std::filesystem::path& path) {
+  return TorchModel::load(path, {.optimize_for_inference = true});
+}
+
 // A classifier's scores [N, classes], checked alike by every tool: floating point and finite
 // (a model that outputs NaN is refused, not explained as all-NaN maps).
 inline torch::Tensor checked_scores(torch::Tensor scores) {
