@@ -660,7 +660,7 @@ int run(Options options, salient::cli::Processes& processes) {
         auto [values, shape] = file.map(method.name, row);
         shape.insert(shape.begin(), 1);
         const auto attribution = torch::from_blob(values.data(), shape, torch::kFloat32);
-        const auto files = salient::cli::write_attribution(*output, stems[index], method.name, attribution, item.photo,
+        const auto files = salient::cli::write_attribution(place, stems[index], method.name, attribution, item.photo,
                                                            method.is_signed, false);
         cells.push_back({method.name, files.heatmap, entry.seconds[m]});
       }

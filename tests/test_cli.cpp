@@ -1071,6 +1071,14 @@ bool killed_after(const std::string& name, const std::string& args, std::chrono:
   waitpid(pid, &status, 0);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+#ifdef SALIENT_HAVE_MPI
+// Runs `tool args` as two MPI processes on this machine, their output in `log`; the exit status.
+int mpirun_two(const std::string& tool, const std::string& args, const fs::path& log) {
+  const std::string command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                              std::string(SALIENT_BIN_DIR) + "/" + tool + " " + args + " > " + log.string() + " 2>&1";
+  return std::system(command.c_str());
+}
+#endif
 bool explain_killed_after(const std::string& args, std::chrono::milliseconds delay) {
   return killed_after("salient-explain", args, delay);
 }
@@ -1154,15 +1162,12 @@ TEST_CASE("salient-evaluate resumes after SIGKILL with the uninterrupted run's v
 
 #ifdef SALIENT_HAVE_MPI
   // Two MPI processes taking parts from one counter: the one-process rows.
-  const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
-                             std::string(SALIENT_BIN_DIR) + "/salient-evaluate " + common;
-  const int status = std::system((mpirun + " --mpi --part-size 2 --out " + (work / "mpi").string() + " > " + (work / "mpi.log").string() +
-                                  " 2>&1").c_str());
+  const int status = mpirun_two("salient-evaluate", common + " --mpi --part-size 2 --out " + (work / "mpi").string(), work / "mpi.log");
   INFO(read(work / "mpi.log"));
   REQUIRE(status == 0);
   CHECK(same_rows(work / "mpi"));
   CHECK(read(work / "mpi.log").find("rank 1: photo") != std::string::npos);  // both ranks took photos
-  CHECK(std::system((mpirun + " --out " + (work / "mpi_twice").string() + " > " + (work / "mpi.log").string() + " 2>&1").c_str()) != 0);
+  CHECK(mpirun_two("salient-evaluate", common + " --out " + (work / "mpi_twice").string(), work / "mpi.log") != 0);
   CHECK(read(work / "mpi.log").find("add --mpi") != std::string::npos);
   CHECK_FALSE(fs::exists(work / "mpi_twice"));
 #else
@@ -1215,10 +1220,7 @@ TEST_CASE("salient-explain's files format resumes after SIGKILL with the uninter
 #ifdef SALIENT_HAVE_MPI
   // Two MPI processes sharing the parts write the one-process files (rank 0 recorded every name).
   const auto mpi = work / "mpi";
-  const std::string command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
-                              std::string(SALIENT_BIN_DIR) + "/salient-explain " + common + " --mpi --out " + mpi.string() +
-                              " > " + (work / "mpi.log").string() + " 2>&1";
-  const int status = std::system(command.c_str());
+  const int status = mpirun_two("salient-explain", common + " --mpi --out " + mpi.string(), work / "mpi.log");
   INFO(read(work / "mpi.log"));
   REQUIRE(status == 0);
   CHECK(nlohmann::json::parse(read(mpi / "summary.json"))["processes"] == 2);
@@ -1341,10 +1343,7 @@ TEST_CASE("salient-sanity over many photos: parts, resume after SIGKILL, shards 
   CHECK(fs::exists(work / "bad_skipped" / "maps.png"));
 
 #ifdef SALIENT_HAVE_MPI
-  const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
-                             std::string(SALIENT_BIN_DIR) + "/salient-sanity " + common;
-  const int status = std::system((mpirun + " --mpi --part-size 1 --out " + (work / "mpi").string() + " > " + (work / "mpi.log").string() +
-                                  " 2>&1").c_str());
+  const int status = mpirun_two("salient-sanity", common + " --mpi --part-size 1 --out " + (work / "mpi").string(), work / "mpi.log");
   INFO(read(work / "mpi.log"));
   REQUIRE(status == 0);
   CHECK(same_rows(work / "mpi"));
@@ -1479,19 +1478,13 @@ TEST_CASE("salient-explain --format hdf5 resumes after SIGKILL, and salient-merg
 #ifdef SALIENT_HAVE_MPI
   // Two MPI processes sharing the parts: the one-process file.
   const auto mpi = work / "mpi";
-  const std::string command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
-                              std::string(SALIENT_BIN_DIR) + "/salient-explain " + common + " --mpi --out " + mpi.string() +
-                              " > " + (work / "mpi.log").string() + " 2>&1";
-  const int status = std::system(command.c_str());
+  const int status = mpirun_two("salient-explain", common + " --mpi --out " + mpi.string(), work / "mpi.log");
   INFO(read(work / "mpi.log"));
   REQUIRE(status == 0);
   CHECK(nlohmann::json::parse(read(mpi / "summary.json"))["processes"] == 2);
   CHECK(same_attributions(work / "whole" / "attributions.h5", mpi / "attributions.h5"));
   // Started twice without --mpi, both processes would write one folder: refused.
-  const std::string twice = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
-                            std::string(SALIENT_BIN_DIR) + "/salient-explain " + common + " --out " +
-                            (work / "mpi_twice").string() + " > " + (work / "mpi.log").string() + " 2>&1";
-  CHECK(std::system(twice.c_str()) != 0);
+  CHECK(mpirun_two("salient-explain", common + " --out " + (work / "mpi_twice").string(), work / "mpi.log") != 0);
   CHECK(read(work / "mpi.log").find("add --mpi") != std::string::npos);
   CHECK_FALSE(fs::exists(work / "mpi_twice"));
 #else

@@ -61,12 +61,6 @@ inline WrittenFiles write_attribution(const FilePlace& place, const std::string&
   save_png(overlay(shown, map, is_signed ? Colormap::diverging : Colormap::inferno, 0.8f), place(files.heatmap));
   return files;
 }
-inline WrittenFiles write_attribution(OutputFolder& out, const std::string& stem, const std::string& method,
-                                      const torch::Tensor& attribution, const Image& photo, bool is_signed,
-                                      bool npy = true) {
-  return write_attribution([&](const std::string& relative) { return out.file(relative); }, stem, method, attribution,
-                           photo, is_signed, npy);
-}
 
 struct ReportCell {
   std::string method, heatmap;
