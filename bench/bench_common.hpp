@@ -3,6 +3,7 @@
 // interleaved best-of-N timing.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -11,9 +12,12 @@
 
 namespace salient::bench {
 
-// All cores, simple TorchScript executor, freed memory kept in the heap; returns the threads.
+// All cores (or SALIENT_BENCH_THREADS, 1..cores), simple TorchScript executor, freed memory
+// kept in the heap; returns the threads.
 inline int configure() {
-  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = cores;
+  if (const char* text = std::getenv("SALIENT_BENCH_THREADS")) threads = std::clamp(std::atoi(text), 1, cores);
   cli::configure_process(threads);
   return threads;
 }

@@ -794,6 +794,13 @@ int run(Options options, salient::cli::Processes& processes) {
   if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
   if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (!skipped.empty()) summary["skipped"] = skipped;
+  // What incremental inference (occlusion, small segments) saved in this process, and where
+  // its rectangles ended or why the model cannot use it: said once per run, here.
+  if (const auto stats = salient::incremental_stats(*model); stats.runs > 0 || !stats.refused.empty() || !stats.declined.empty())
+    summary["incremental"] = {{"runs", stats.runs},          {"items", stats.items},
+                              {"multiply_adds", stats.macs}, {"full_multiply_adds", stats.full_macs},
+                              {"ended", stats.ended},        {"declined", stats.declined},
+                              {"refused", stats.refused}};
   std::ofstream(output->file("summary.json")) << summary.dump(2) << "\n";
   if (pictures) report.write(output->file("index.html"), summary);
   output->finish();

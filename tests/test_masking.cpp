@@ -286,3 +286,95 @@ TEST_CASE("the TorchScript driver and the AnalyticCnn driver of layer masking ag
   CHECK(salient::test::max_relative(by_torch, by_analytic) <= 1e-5);
   CHECK(salient::test::max_relative(by_torch[0], model.forward(x)[0].to(torch::kDouble)) > 1e-3);  // masking did something
 }
+
+TEST_CASE("incremental forwards equal full forwards on every covered model", "[masking][incremental]") {
+  torch::NoGradGuard no_grad;
+  for (const auto& path : covered_models()) {
+    INFO(path.string());
+    const bool tuple = path.filename() == "googlenet.script.pt";
+    auto model = salient::TorchModel::load(path, {.output_element = tuple ? 0 : -1});
+    torch::manual_seed(4);
+    auto image = torch::randn({1, 3, 128, 128});
+    auto inputs = image.repeat({6, 1, 1, 1});
+    // 9x9 windows at the corners, edges and inside (strided layers see them at every phase);
+    // one filled with noise instead of zeros.
+    const int64_t places[6][2] = {{0, 0}, {119, 119}, {40, 13}, {5, 100}, {70, 71}, {120, 30}};
+    for (int i = 0; i < 6; ++i)
+      inputs[i].narrow(1, places[i][0], std::min<int64_t>(9, 128 - places[i][0])).narrow(2, places[i][1], 9).zero_();
+    inputs[5].narrow(1, 120, 8).narrow(2, 30, 9).normal_();
+    auto incremental = salient::forward_changed(model, image, inputs);
+    if (!incremental) {
+      // Squeeze-and-excitation nets: a whole-map scale early on makes it not worth it; the
+      // rules must still be exact there.
+      INFO(salient::incremental_stats(model).refused);
+      CHECK_FALSE(salient::incremental_stats(model).declined.empty());
+      incremental = salient::detail::forward_changed(model, image, inputs, /*decide=*/false);
+    }
+    const auto stats = salient::incremental_stats(model);
+    INFO(stats.refused);
+    REQUIRE(incremental);
+    CHECK(salient::test::max_relative(*incremental, model.forward(inputs)) <= 1e-4);
+    // Networks without global pooling or concatenation early on compute a fraction of the work.
+    const auto name = path.filename().string();
+    if (name.rfind("resnet", 0) == 0 || name.rfind("mobilenet_v2", 0) == 0 || name.rfind("vgg", 0) == 0) {
+      INFO(stats.ended);
+      CHECK(stats.macs < 0.75 * stats.full_macs);
+    }
+    // Changes over more than a quarter of the image run the ordinary forward.
+    auto large = image.repeat({2, 1, 1, 1});
+    large.narrow(2, 0, 80).narrow(3, 0, 80).zero_();
+    CHECK_FALSE(salient::forward_changed(model, image, large));
+  }
+}
+
+TEST_CASE("occlusion and feature ablation run incrementally, as exact as the full recompute", "[masking][incremental]") {
+  const auto path = fs::path(SALIENT_MODELS_DIR) / "resnet18.pt";
+  auto incremental = salient::TorchModel::load(path);
+  auto full = salient::TorchModel::load(path, {.incremental = false});
+  torch::manual_seed(5);
+  auto x = torch::randn({1, 3, 128, 128});
+  const salient::OcclusionOptions<salient::TorchModel> occlusion{.window = {16, 16}, .strides = {16, 16}, .evaluation = {.batch_size = 16}};
+  auto check = [&] {
+    auto a = salient::occlusion(incremental, x, 3, occlusion), b = salient::occlusion(full, x, 3, occlusion);
+    CHECK(salient::test::max_relative(a, b) <= 1e-4);
+    CHECK(b.abs().max().item<double>() > 0);
+    auto segments = salient::to_tensor(salient::grid_segments(128, 128, 16));
+    auto c = salient::feature_ablation(incremental, x, 3, {.segments = segments});
+    auto d = salient::feature_ablation(full, x, 3, {.segments = segments});
+    CHECK(salient::test::max_relative(c, d) <= 1e-4);
+  };
+  check();
+  auto stats = salient::incremental_stats(incremental);
+  INFO(stats.ended);
+  CHECK(stats.runs >= 1);
+  CHECK(stats.macs < 0.75 * stats.full_macs);
+  CHECK(salient::incremental_stats(full).runs == 0);
+}
+
+TEST_CASE("incremental forwards see changed parameters", "[masking][incremental]") {
+  auto model = salient::TorchModel::load(fs::path(SALIENT_MODELS_DIR) / "resnet18.pt");
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(6);
+  auto image = torch::randn({1, 3, 128, 128});
+  auto inputs = image.repeat({2, 1, 1, 1});
+  inputs[0].narrow(1, 10, 9).narrow(2, 20, 9).zero_();
+  inputs[1].narrow(1, 60, 9).narrow(2, 0, 9).zero_();
+  auto before = salient::forward_changed(model, image, inputs);
+  REQUIRE(before);
+  CHECK(salient::test::max_relative(*before, model.forward(inputs)) <= 1e-4);
+  // Through the parameter capability (parameters_changed) and in place (version counters).
+  auto [name, weight] = model.named_parameters().front();
+  std::vector<double> values(static_cast<std::size_t>(weight.numel()));
+  auto scaled = (weight * 1.5).to(torch::kDouble).contiguous();
+  std::copy(scaled.data_ptr<double>(), scaled.data_ptr<double>() + values.size(), values.begin());
+  salient::set_parameter(model, name, values);
+  auto after = salient::forward_changed(model, image, inputs);
+  REQUIRE(after);
+  CHECK(salient::test::max_relative(*after, model.forward(inputs)) <= 1e-4);
+  CHECK(salient::test::max_relative(*after, *before) > 1e-3);
+  model.named_parameters().at(1).second.mul_(-1.0);  // bn1.weight: every kept activation changes
+  auto flipped = salient::forward_changed(model, image, inputs);
+  REQUIRE(flipped);
+  CHECK(salient::test::max_relative(*flipped, model.forward(inputs)) <= 1e-4);
+  CHECK(salient::test::max_relative(*flipped, *after) > 1e-3);
+}

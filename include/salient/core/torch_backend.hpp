@@ -7,6 +7,7 @@
 // inference-optimised copy (torch::jit::freeze + optimize_for_inference), made once on
 // first use. The adapter never changes global thread settings.
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -255,6 +256,10 @@ struct ModelOptions {
   // every item as the whole run does).
   bool optimize_for_inference = false;
   int64_t inference_batch = 8;
+  // Masked inputs that differ from their image only inside a small rectangle (occlusion
+  // windows, small segments) are evaluated incrementally from the image's kept activations
+  // (masking/incremental.hpp): equal to a full forward up to the order of floating-point sums.
+  bool incremental = true;
   // For models returning a tuple or list (scripted GoogLeNet: (logits, aux2, aux1)): the
   // element that is the output to explain. -1: the model must return a single tensor.
   int output_element = -1;
@@ -350,7 +355,13 @@ class TorchModel {
   // The inference-optimised copy folded the parameters' values into constants: it is made
   // again when any parameter or buffer changed in place since (seen by the tensors' version
   // counters; this call drops it at once, e.g. after changes through .data()).
-  void parameters_changed() { inference_->drop(); }
+  void parameters_changed() {
+    inference_->drop();
+    ++*generation_;
+  }
+  // How many times parameters_changed() was called on this model or its copies (caches of
+  // values computed from the parameters compare it).
+  int64_t parameter_generation() const { return generation_->load(); }
   // What another part of the library derives from the model once (the graph executor's
   // program: graph/layers.hpp), by type: made by `make()` on first use, shared by copies.
   template <class T, class Make>
@@ -457,6 +468,7 @@ class TorchModel {
   Function forward_;
   std::optional<torch::jit::Module> module_;
   std::shared_ptr<InferenceCopy> inference_ = std::make_shared<InferenceCopy>();
+  std::shared_ptr<std::atomic<int64_t>> generation_ = std::make_shared<std::atomic<int64_t>>(0);
   std::shared_ptr<torch::nn::Module> nn_module_;
   std::shared_ptr<std::map<std::type_index, std::shared_ptr<const void>>> derived_ =
       std::make_shared<std::map<std::type_index, std::shared_ptr<const void>>>();

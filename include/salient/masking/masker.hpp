@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -75,6 +76,15 @@ typename B::Tensor masked_chunks(int64_t total, const MaskerOptions& options, Fn
 }
 }  // namespace detail
 
+// The incremental capability: ADL `forward_changed(model, image [1,C,H,W], inputs [k,C,H,W])`
+// gives the outputs of inputs that differ from the image only inside small rectangles,
+// computed from the image's kept activations, or none where it does not apply
+// (masking/incremental.hpp for TorchModel).
+template <class M>
+concept IncrementalModel = ForwardModel<M> && requires(M& model, const TensorOf<M>& t) {
+  { forward_changed(model, t, t) } -> std::same_as<std::optional<TensorOf<M>>>;
+};
+
 // Replaces removed pixels in the input by a fill made from the image(s).
 template <TensorBackend B>
 class BasicFillMasker {
@@ -132,8 +142,12 @@ class BasicFillMasker {
     detail::check_image_count<B>(image, count);
     auto fill = fill_(image);
     return detail::masked_chunks<B>(count, options, [&](int64_t begin, int64_t end) {
-      return Tensor(model.forward(B::blend(detail::rows_for<B>(image, begin, end), B::slice_rows(m, begin, end),
-                                           detail::rows_for<B>(fill, begin, end))));
+      auto inputs = B::blend(detail::rows_for<B>(image, begin, end), B::slice_rows(m, begin, end),
+                             detail::rows_for<B>(fill, begin, end));
+      if constexpr (IncrementalModel<M>)
+        if (B::rows(image) == 1)
+          if (auto outputs = forward_changed(model, image, inputs)) return Tensor(*outputs);
+      return Tensor(model.forward(inputs));
     });
   }
 

@@ -22,6 +22,7 @@
 #include "salient/core/torch_backend.hpp"
 #include "salient/graph/layers.hpp"
 #include "salient/masking/imputation.hpp"
+#include "salient/masking/incremental.hpp"
 #include "salient/graph/masked_rules.hpp"
 #include "salient/masking/masker.hpp"
 
@@ -63,7 +64,7 @@ class FillMasker : public BasicFillMasker<TorchBackend> {
 
 // Any LibTorch masker, chosen at run time.
 using AnyMasker = BasicAnyMasker<TorchModel>;
-static_assert(LayerMaskingModel<TorchModel> && Masker<FillMasker, TorchModel> && Masker<LayerMasker, TorchModel> &&
+static_assert(LayerMaskingModel<TorchModel> && IncrementalModel<TorchModel> && Masker<FillMasker, TorchModel> && Masker<LayerMasker, TorchModel> &&
               Masker<BasicImputationMasker<TorchBackend>, TorchModel> && Masker<AnyMasker, TorchModel>);
 
 // "layer", "imputation" (noisy linear imputation, noise 0.01, seeded by options.seed), or a fill:
