@@ -26,7 +26,10 @@
 // Values outside the rectangles are exactly the kept ones, so outputs equal a full forward of
 // the changed inputs up to the order of floating-point sums inside the recomputed ops.
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
