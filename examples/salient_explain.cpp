@@ -267,6 +267,7 @@ std::string unique_stem(std::string stem, std::set<std::string>& used) {
 }
 
 int run(Options options, salient::cli::Processes& processes) {
+  const auto process_start = std::chrono::steady_clock::now();
   salient::cli::configure_process(options.input.threads);
   // Before any work: a folder we may write (rank 0 keeps it; the other ranks write only parts).
   std::optional<salient::cli::OutputFolder> output;
@@ -354,10 +355,22 @@ int run(Options options, salient::cli::Processes& processes) {
   // the time spent waiting for it, and writing, hold the run up.
   // Writing runs beside explaining too: `write` is the writing thread's time, `write_wait` the
   // time the run waited for it.
+  // The first call of a process pays its warm-up (fresh memory, the inference-optimised copy,
+  // the graph programs): `first_call` is its explain time (the mean over processes), `warm_up`
+  // what it took beyond the later calls' mean (null without later calls).
   struct Timing {
     double explain = 0, decode = 0, decode_wait = 0, write = 0, write_wait = 0;
+    double first_calls = 0, first_calls_explain = 0, calls = 0;  // summed over processes
     json to_json() const {
-      return {{"explain", explain}, {"decode", decode}, {"decode_wait", decode_wait}, {"write", write}, {"write_wait", write_wait}};
+      json out{{"explain", explain}, {"decode", decode}, {"decode_wait", decode_wait}, {"write", write},
+               {"write_wait", write_wait}, {"first_call", nullptr}, {"warm_up", nullptr}};
+      if (first_calls > 0) out["first_call"] = first_calls_explain / first_calls;
+      if (calls > first_calls)
+        out["warm_up"] = first_calls_explain / first_calls - (explain - first_calls_explain) / (calls - first_calls);
+      return out;
+    }
+    std::vector<double*> sums() {
+      return {&explain, &decode, &decode_wait, &write, &write_wait, &first_calls, &first_calls_explain, &calls};
     }
   };
   const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
@@ -550,7 +563,9 @@ int run(Options options, salient::cli::Processes& processes) {
       if (call.items.empty()) continue;
       start = std::chrono::steady_clock::now();
       auto results = explain(call.indices, call.items);
-      timing.explain += seconds_since(start);
+      const double call_seconds = seconds_since(start);
+      if (timing.calls++ == 0) timing.first_calls = 1, timing.first_calls_explain = call_seconds;
+      timing.explain += call_seconds;
       start = std::chrono::steady_clock::now();
       writing.wait();  // the previous call's files (and any error writing them)
       timing.write_wait += seconds_since(start);
@@ -615,7 +630,7 @@ int run(Options options, salient::cli::Processes& processes) {
         }
         return json(std::move(part));
       });
-      for (double* t : {&timing.explain, &timing.decode, &timing.decode_wait, &timing.write, &timing.write_wait}) *t = processes.sum(*t);
+      for (double* t : timing.sums()) *t = processes.sum(*t);
       if (processes.root()) {
         rows = parts.rows();
         parts.remove(*output);  // summary.json holds every row now
@@ -756,7 +771,7 @@ int run(Options options, salient::cli::Processes& processes) {
       processes.barrier();
     }
     // This run's time over all processes (each call a collective: every rank makes it).
-    for (double* t : {&timing.explain, &timing.decode, &timing.decode_wait, &timing.write, &timing.write_wait}) *t = processes.sum(*t);
+    for (double* t : timing.sums()) *t = processes.sum(*t);
     if (!processes.root()) return 0;  // rank 0 writes the rest
     const auto merge_start = std::chrono::steady_clock::now();
     const auto final_path = output->file(final_name), final_partial = output->file(final_name + ".partial");
@@ -791,6 +806,7 @@ int run(Options options, salient::cli::Processes& processes) {
 #endif
   if (!hdf5) summary["timing"] = timing.to_json();
   summary["timing"]["wall"] = seconds_since(run_start);  // rank 0's, from the first item's decoding
+  summary["timing"]["startup"] = std::chrono::duration<double>(run_start - process_start).count();  // model, labels, folder
   if (explained == 0) fail("no image of the ", todo.size(), " given could be read (see the reasons above)");
   if (options.shard.count > 1) summary["shard"] = {{"index", options.shard.index}, {"count", options.shard.count}};
   if (!skipped.empty()) summary["skipped"] = skipped;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,6 +98,12 @@ TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
     }
   }
   REQUIRE(pngs == 8);
+  // Warm-up apart: the first call's time and what it took beyond the second's.
+  const auto& timing = summary["timing"];
+  CHECK(timing["startup"].get<double>() >= 0);
+  CHECK(timing["first_call"].get<double>() > 0);
+  CHECK(timing["warm_up"].is_number());
+  CHECK(timing["explain"].get<double>() >= timing["first_call"].get<double>());
   // Re-running into its own report replaces what it wrote there (the hot dog's files go) and
   // nothing else (a file the user added stays).
   std::ofstream(out / "my_notes.txt") << "mine";
@@ -117,6 +124,32 @@ std::vector<std::string> summary_keys(const nlohmann::json& summary) {
   return keys;
 }
 }  // namespace
+
+// --threads N bounds every pool of the process (LibTorch's intra- and inter-op threads,
+// OpenBLAS's, the noise generators'): at --threads 1 the tool uses one core's time, however
+// many cores the machine has (CPU time over wall time; a busy machine can only lower it).
+TEST_CASE("salient-explain --threads 1 keeps to one core", "[cli][shared]") {
+  auto shared = salient::test::shared_dir();
+  if (!shared) return;
+  const auto image = (*shared / "images" / "bird.png").string();
+  const auto cpu_seconds = [] {
+    rusage use{};
+    getrusage(RUSAGE_CHILDREN, &use);  // the finished tools' user + system time
+    return use.ru_utime.tv_sec + use.ru_stime.tv_sec + 1e-6 * (use.ru_utime.tv_usec + use.ru_stime.tv_usec);
+  };
+  const double cpu_before = cpu_seconds();
+  const auto start = std::chrono::steady_clock::now();
+  const auto run = explain("--model " + (*shared / "models" / "mobilenet_v2_imagenet.pt").string() + " --image " + image +
+                           " --image " + image + " --method smoothgrad,lime --samples 64 --threads 1 --out " +
+                           (work / "one_thread").string());
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const double cores = (cpu_seconds() - cpu_before) / wall;
+  INFO("cores used: " << cores << " over " << wall << " s");
+  CHECK(cores < 1.15);
+  fs::remove_all(work);
+}
 
 TEST_CASE("salient-explain explains a dataset: ImageFolder labels, shards, samples, lists, unreadable files",
           "[cli][shared][dataset]") {

@@ -4,8 +4,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <vector>
 
 #include "salient/io/detail/sha256.hpp"
 #include "salient/io/idx.hpp"
@@ -66,6 +69,23 @@ TEST_CASE("io: SHA-256 of bytes and files", "[io]") {
   CHECK(sha256_hex(std::string(64, 'x')) == "7ce100971f64e7001e8fe5a51973ecdfe1ced42befe7ee8d5fd6219506b5393c");
   CHECK(sha256_hex(std::string(119, 'x')) == "000b48d4edf0fa7bee3c6236ecd2785baa5db4eeb8bb54341b029e0d9fa5fb0c");
   CHECK(sha256_hex(std::string(1000000, 'a')) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  // Fed in pieces of any size, with the SHA extensions or the portable rounds: the same digests.
+  std::mt19937 random(7);
+  for (std::size_t size = 0; size < 700; size += 1 + size / 8) {
+    std::vector<unsigned char> bytes(size);
+    for (auto& b : bytes) b = static_cast<unsigned char>(random());
+    salient::detail::Sha256 portable(false), pieces;
+    portable.update(bytes.data(), size);
+    for (std::size_t at = 0; at < size;) {
+      const std::size_t take = std::min<std::size_t>(size - at, random() % 150);
+      pieces.update(bytes.data() + at, take);
+      at += take;
+    }
+    INFO(size << " bytes, SHA extensions: " << salient::detail::sha256_hardware_available());
+    const auto expected = std::move(portable).hex();
+    CHECK(std::move(pieces).hex() == expected);
+    CHECK(sha256_hex(bytes.data(), size) == expected);
+  }
   const auto file = std::filesystem::temp_directory_path() / "salient_sha256.txt";
   std::ofstream(file, std::ios::binary) << "abc";
   CHECK(salient::detail::file_sha256(file, "file") == sha256_hex("abc"));

@@ -306,7 +306,7 @@ class TorchModel {
   torch::Tensor forward(const torch::Tensor& x) {
     torch::NoGradGuard no_grad;
     if (module_ && options_.optimize_for_inference) {
-      if (auto optimized = x.dim() > 0 && x.size(0) >= options_.inference_batch ? inference_->module(*module_) : std::nullopt) {
+      if (auto optimized = x.dim() > 0 && x.size(0) >= options_.inference_batch ? inference_->module(*module_, parameter_versions()) : std::nullopt) {
         try {
           return output_tensor(optimized->forward({x}), options_.output_element);
         } catch (const std::exception&) {
@@ -362,6 +362,21 @@ class TorchModel {
   // How many times parameters_changed() was called on this model or its copies (caches of
   // values computed from the parameters compare it).
   int64_t parameter_generation() const { return generation_->load(); }
+  // What values derived from the parameters depend on: parameter_generation() and every
+  // parameter's and buffer's version counter (bumped by each in-place change). Equal lists mean
+  // nothing changed since (a plain function has only the generation).
+  std::vector<int64_t> parameter_versions() const {
+    std::vector<int64_t> all{parameter_generation()};
+    auto add = [&](const torch::Tensor& t) { all.push_back(static_cast<int64_t>(t._version())); };
+    if (module_) {
+      for (const auto& p : module_->parameters(/*recurse=*/true)) add(p);
+      for (const auto& b : module_->buffers(/*recurse=*/true)) add(b);
+    } else if (nn_module_) {
+      for (const auto& p : nn_module_->parameters(/*recurse=*/true)) add(p);
+      for (const auto& b : nn_module_->buffers(/*recurse=*/true)) add(b);
+    }
+    return all;
+  }
   // What another part of the library derives from the model once (the graph executor's
   // program: graph/layers.hpp), by type: made by `make()` on first use, shared by copies.
   template <class T, class Make>
@@ -427,14 +442,15 @@ class TorchModel {
   // (they share the module, so a change through one is a change for all).
   class InferenceCopy {
    public:
-    // The copy of `source` as it is now (made on first use, and again after a change), or
-    // none once it failed. A handle: a drop() meanwhile does not end a forward running on it.
-    std::optional<torch::jit::Module> module(const torch::jit::Module& source) {
+    // The copy of `source` as it is now (made on first use, and again when `versions`, the
+    // source model's parameter_versions(), changed), or none once it failed. A handle: a drop()
+    // meanwhile does not end a forward running on it.
+    std::optional<torch::jit::Module> module(const torch::jit::Module& source, std::vector<int64_t> versions) {
       const std::lock_guard<std::mutex> hold(mutex_);
       if (refused_) return std::nullopt;
-      if (optimized_ && versions(source) != versions_) optimized_.reset();  // a parameter changed in place
+      if (optimized_ && versions != versions_) optimized_.reset();  // a parameter changed in place
       if (!optimized_) {
-        versions_ = versions(source);
+        versions_ = std::move(versions);
         auto frozen = torch::jit::freeze(source);  // a frozen copy; `source` is unchanged
         optimized_ = torch::jit::optimize_for_inference(frozen);
       }
@@ -451,13 +467,6 @@ class TorchModel {
     }
 
    private:
-    // Every parameter's and buffer's version counter (bumped by each in-place change).
-    static std::vector<int64_t> versions(const torch::jit::Module& module) {
-      std::vector<int64_t> all;
-      for (const auto& p : module.parameters(/*recurse=*/true)) all.push_back(static_cast<int64_t>(p._version()));
-      for (const auto& b : module.buffers(/*recurse=*/true)) all.push_back(static_cast<int64_t>(b._version()));
-      return all;
-    }
     std::mutex mutex_;
     std::optional<torch::jit::Module> optimized_;
     std::vector<int64_t> versions_;

@@ -56,7 +56,7 @@ class IncrementalCache {
     const std::lock_guard<std::mutex> hold(shared_->mutex);
     auto& s = *shared_;
     if (!s.stats.refused.empty()) return nullptr;
-    auto versions = parameter_versions(model);
+    auto versions = model.parameter_versions();
     if (s.base && versions == s.versions && s.image.sizes() == image.sizes() &&
         s.image.options().type_equal(image.options()) && torch::equal(s.image, image))
       return s.base;
@@ -140,19 +140,6 @@ class IncrementalCache {
           if (program.is_tensor[v]) return "a tensor passes through control flow ('" + op.kind + "' at '" + std::string(op.where()) + "')";
     return {};
   }
-  static std::vector<int64_t> parameter_versions(const TorchModel& model) {
-    std::vector<int64_t> all{model.parameter_generation()};
-    auto add = [&](const torch::Tensor& t) { all.push_back(static_cast<int64_t>(t._version())); };
-    if (model.module()) {
-      for (const auto& p : model.module()->parameters(/*recurse=*/true)) add(p);
-      for (const auto& b : model.module()->buffers(/*recurse=*/true)) add(b);
-    } else if (model.nn_module()) {
-      for (const auto& p : model.nn_module()->parameters(/*recurse=*/true)) add(p);
-      for (const auto& b : model.nn_module()->buffers(/*recurse=*/true)) add(b);
-    }
-    return all;
-  }
-
   struct Shared {
     std::mutex mutex;
     torch::Tensor image;

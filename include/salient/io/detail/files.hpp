@@ -2,6 +2,7 @@
 // Whole-file reads and writes whose errors name the file and the cause (missing, a directory,
 // permission denied, empty, disk full), shared by the image and .npy readers and writers.
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,9 +15,10 @@
 
 namespace salient::detail {
 
-// Reads a whole file; `kind` ("image", "array") only words the error messages.
-inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& path,
-                                                  std::string_view kind) {
+// Reads a file in pieces of at most 64 KiB, handing each to `piece(bytes, count)`; `kind`
+// ("image", "array", "model") only words the error messages. An empty file is an error.
+template <class Piece>
+void read_file_pieces(const std::filesystem::path& path, std::string_view kind, Piece&& piece) {
   namespace fs = std::filesystem;
   const std::string name = path.string();
   std::error_code ec;
@@ -33,14 +35,25 @@ inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& p
     fail_io("cannot read ", kind, " '", name, "': cannot open the file (",
          err != 0 ? std::strerror(err) : "unknown reason", ")");
   }
-  std::vector<unsigned char> bytes;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    bytes.insert(bytes.end(), buffer, buffer + in.gcount());
+  std::vector<char> buffer(std::size_t{1} << 16);
+  std::size_t total = 0;
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+    const auto count = static_cast<std::size_t>(in.gcount());
+    piece(reinterpret_cast<const unsigned char*>(buffer.data()), count);
+    total += count;
     if (in.eof()) break;
   }
   if (in.bad()) fail_io("cannot read ", kind, " '", name, "': read error");
-  if (bytes.empty()) fail_io("cannot read ", kind, " '", name, "': the file is empty");
+  if (total == 0) fail_io("cannot read ", kind, " '", name, "': the file is empty");
+}
+
+// Reads a whole file (errors as read_file_pieces).
+inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& path,
+                                                  std::string_view kind) {
+  std::vector<unsigned char> bytes;
+  std::error_code ec;
+  if (const auto size = std::filesystem::file_size(path, ec); !ec) bytes.reserve(size);
+  read_file_pieces(path, kind, [&](const unsigned char* piece, std::size_t count) { bytes.insert(bytes.end(), piece, piece + count); });
   return bytes;
 }
 
