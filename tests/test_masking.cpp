@@ -153,9 +153,15 @@ TEST_CASE("the planned neighbour fill and mask pooling agree with their tensor-o
   auto x = torch::randn({7, 5, 23, 31});
   for (int64_t rounds : {1, 2, 4, 6}) {
     INFO("rounds " << rounds);
-    auto planned = neighbour_fill(x + 100 * (1 - masks), plan_neighbour_fill(masks, rounds), true);  // removed: anything
+    const auto plans = plan_neighbour_fill(masks, rounds);
+    auto planned = neighbour_fill(x + 100 * (1 - masks), plans, true);  // removed: anything
     auto dense = neighbour_fill_dense(x * masks, masks, rounds);
     CHECK((planned - dense).abs().max().item<float>() <= 1e-5f);
+    // In place (an activation no one reads afterwards): the same values, in the same tensor.
+    auto owned = x + 100 * (1 - masks);
+    auto filled = neighbour_fill(owned, plans, true, /*in_place=*/true);
+    CHECK(filled.is_same(owned));
+    CHECK(torch::equal(filled, planned));
     // The fill changed removed positions near kept ones and nothing else.
     CHECK(torch::equal(planned * masks, x * masks));
     CHECK((planned - x * masks).abs().sum().item<float>() > 0);

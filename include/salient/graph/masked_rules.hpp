@@ -143,14 +143,14 @@ inline FillPlans plan_neighbour_fill(const torch::Tensor& mask, int64_t rounds) 
   return plans;
 }
 
-// Neighbour fill by the plans: a copy of x [N,C,h,w] with each item's ring filled (same
-// values as neighbour_fill_dense up to rounding) and, when `zero_removed`, the other removed
-// positions 0 whatever x held there. Each channel plane is filled right after it is copied,
-// while it is in cache: filling in place and clearing afterwards measured slower, as the
-// ring's scattered reads then miss.
-inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlans& plans, bool zero_removed) {
+// Neighbour fill by the plans: x [N,C,h,w] with each item's ring filled (same values as
+// neighbour_fill_dense up to rounding) and, when `zero_removed`, the other removed positions 0
+// whatever x held there. In place when `in_place` (x contiguous and seen by no one else: the
+// caller checks), else in a copy, each channel plane filled right after it is copied, while it
+// is in cache.
+inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlans& plans, bool zero_removed, bool in_place = false) {
   auto x = input.contiguous();
-  auto filled = torch::empty_like(x, at::MemoryFormat::Contiguous);
+  auto filled = in_place && x.is_same(input) ? x : torch::empty_like(x, at::MemoryFormat::Contiguous);
   const int64_t channels = x.size(1), plane_size = x.size(2) * x.size(3);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neighbour_fill", [&] {
     const scalar_t* source = x.data_ptr<scalar_t>();
@@ -158,12 +158,24 @@ inline torch::Tensor neighbour_fill(const torch::Tensor& input, const FillPlans&
     at::parallel_for(0, x.size(0) * channels, 8, [&](int64_t begin, int64_t end) {
       for (int64_t plane = begin; plane < end; ++plane) {
         scalar_t* p = target + plane * plane_size;
-        std::copy_n(source + plane * plane_size, plane_size, p);
+        if (p != source + plane * plane_size) std::copy_n(source + plane * plane_size, plane_size, p);
         masking::neighbour_fill(p, plans[static_cast<std::size_t>(plane / channels)], zero_removed);
       }
     });
   });
   return filled;
+}
+
+// Whether the rule may change input `i` of `op` in place: this is its last use (the executor
+// releases it after the op), it is that op's input once, and no other value, view or caller
+// holds the tensor or its memory (the frame's and the stack's references only).
+inline bool owned_by_op(const Op& op, std::size_t i, const torch::jit::Stack& stack) {
+  const ValueId v = op.inputs[i];
+  if (std::find(op.release.begin(), op.release.end(), v) == op.release.end() ||
+      std::count(op.inputs.begin(), op.inputs.end(), v) != 1 || !stack[i].isTensor())
+    return false;
+  const auto& x = stack[i].toTensor();
+  return x.use_count() <= 2 && x.storage().use_count() == 1 && x.is_contiguous() && !x.requires_grad();
 }
 
 }  // namespace detail
@@ -261,7 +273,11 @@ class MaskedRules {
         const bool planned = x.device().is_cpu() &&
                              (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
                              !(x.requires_grad() && torch::GradMode::is_enabled());
-        stack[0] = planned ? neighbour_fill(x, state_->fill_plan(m, rounds), state_->dirty[static_cast<std::size_t>(op.inputs[0])])
+        // An activation no one reads after this convolution is filled in place (MobileNets'
+        // depthwise convolutions read wide expanded activations: the copy was most of the
+        // cost of masking them).
+        stack[0] = planned ? neighbour_fill(x, state_->fill_plan(m, rounds), state_->dirty[static_cast<std::size_t>(op.inputs[0])],
+                                            owned_by_op(op, 0, stack))
                            : neighbour_fill_dense(state_->clean(op.inputs[0], x), m, rounds);
       }  // a pointwise convolution needs no fill: its outputs at removed positions are removed
       op.implementation(stack);
