@@ -58,6 +58,19 @@ Run tool(const std::string& name, const std::string& args, std::string* out = nu
 }
 
 Run explain(const std::string& args, std::string* out = nullptr) { return tool("salient-explain", args, out); }
+
+// Starts `name args` (output discarded) with `environment` (VAR=value ...) added; its pid, for
+// tests that watch or interrupt a running tool.
+pid_t start_tool(const std::string& name, const std::string& args, const std::string& environment = "") {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = "exec env " + environment + " " + std::string(SALIENT_BIN_DIR) + "/" + name + " " + args +
+                                " > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
 }  // namespace
 
 TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
@@ -163,13 +176,7 @@ TEST_CASE("the tools' heap is marked for transparent huge pages, unless SALIENT_
                            (work / "huge_pages").string();
   const auto huge_heap_seen = [&](const std::string& environment, std::chrono::milliseconds watch) {
     fs::remove_all(work / "huge_pages");
-    const pid_t pid = fork();
-    if (pid == 0) {
-      const std::string command = "exec env " + environment + " " + std::string(SALIENT_BIN_DIR) + "/salient-explain " + args +
-                                  " > /dev/null 2>&1";
-      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    const pid_t pid = start_tool("salient-explain", args, environment);
     bool seen = false;
     int status = 0;
     const auto start = std::chrono::steady_clock::now();
@@ -186,7 +193,7 @@ TEST_CASE("the tools' heap is marked for transparent huge pages, unless SALIENT_
     waitpid(pid, &status, 0);
     return seen;
   };
-  CHECK(huge_heap_seen("SALIENT_TEST=1", std::chrono::seconds(30)));
+  CHECK(huge_heap_seen("", std::chrono::seconds(30)));
   // Watched for as long as the marked run needed to show it, and more: the tool is running by then.
   CHECK_FALSE(huge_heap_seen("SALIENT_NO_THP=1", std::chrono::seconds(4)));
   fs::remove_all(work);
@@ -1130,12 +1137,7 @@ TEST_CASE("the tools list the library's methods and shared flags in --help", "[c
 namespace {
 // Starts `name` and SIGKILLs it after `delay`; true when it had finished by then.
 bool killed_after(const std::string& name, const std::string& args, std::chrono::milliseconds delay) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string command = "exec " + std::string(SALIENT_BIN_DIR) + "/" + name + " " + args + " > /dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = start_tool(name, args);
   int status = 0;
   for (auto waited = std::chrono::milliseconds(0); waited < delay; waited += std::chrono::milliseconds(10)) {
     if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
