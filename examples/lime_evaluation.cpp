@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/input_settings.hpp"
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
 #include "common/output.hpp"
@@ -30,7 +31,7 @@ using salient::cli::fail;
 namespace lime_eval_tool {
 
 const char* usage = R"(usage: salient-lime-eval --model m.pt --images DIR [options]
-  --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input)
+  --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input; default: data/'s MobileNetV2)
   --images DIR      folder of photos (../shared/images)
   --samples N       LIME samples per explanation (default 1000, at most 100000)
   --segments SPEC   superpixels (default slic:50)
@@ -90,7 +91,8 @@ int run(int argc, char** argv) {
     else if (flag == "--json") json_path = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
-  if (model_path.empty() || images.empty()) fail("--model and --images are required (see --help)");
+  if (images.empty()) fail("--images is required (see --help)");
+  if (model_path.empty()) model_path = salient::cli::shipped_model("salient-lime-eval");
   if (!json_path.empty()) salient::cli::check_output_file(json_path, "salient-lime-eval");  // before any work
   salient::cli::configure_process(threads);
   auto model = salient::TorchModel::load(model_path);

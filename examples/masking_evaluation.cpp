@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/input_settings.hpp"
 #include "common/cli.hpp"
 #include "common/evaluation.hpp"
 #include "common/output.hpp"
@@ -40,7 +41,7 @@ using salient::cli::number;
 using salient::cli::print_row;
 
 const char* usage = R"(usage: salient-masking-eval --model m.pt --images DIR [options]
-  --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input)
+  --model m.pt      ImageNet classifier (TorchScript, ImageNet-normalised 224x224 input; default: data/'s MobileNetV2)
   --images DIR      folder of photos (../shared/images; *_mask.png files are silhouettes)
   --masks N         random masks per photo for the colour test (default 8, at most 10000)
   --seed S          seed for masks and noise (default 0)
@@ -115,7 +116,8 @@ int run(int argc, char** argv) {
     else if (flag == "--json") json_path = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
-  if (model_path.empty() || images.empty()) fail("--model and --images are required (see --help)");
+  if (images.empty()) fail("--images is required (see --help)");
+  if (model_path.empty()) model_path = salient::cli::shipped_model("salient-masking-eval");
   if (!json_path.empty()) salient::cli::check_output_file(json_path, "salient-masking-eval");  // before any work
   salient::cli::configure_process(threads);
   auto model = salient::TorchModel::load(model_path);

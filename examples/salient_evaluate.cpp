@@ -269,7 +269,7 @@ std::string metric_names(const std::vector<Metric>& metrics) {
 
 std::string usage() {
   return std::string(R"(usage: salient-evaluate --model m.pt --images DIR|FILE ... --methods m1,m2,... --metrics x,y,... [options]
-  --model m.pt          TorchScript classifier
+  --model m.pt          TorchScript classifier (default: data/'s MobileNetV2)
   --images DIR|FILE     photos (a folder: every image below it but *_mask files, in ImageFolder order); repeatable
   --limit N             use the first N photos (default: all, at most 100000)
   --methods m1,m2,...   methods to compare (default gradient,ig,gradcam); any of
@@ -724,9 +724,10 @@ int run(int argc, char** argv) {
     output.finish();
     return 0;
   }
-  if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
+  if (options.images.empty()) fail("--images is required (see --help)");
   if (options.methods.empty() || options.metrics.empty()) fail("--methods and --metrics need at least one name each");
   if (options.methods.size() > 100 || options.metrics.size() > 100) fail("at most 100 methods and 100 metrics");
+  if (options.model.empty()) options.model = salient::cli::shipped_model("salient-evaluate");
   options.settings.normalization = options.input.normalization;
   // Every name and option is checked before any work.
   std::vector<std::string> method_names;

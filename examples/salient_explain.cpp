@@ -1,7 +1,9 @@
 // salient-explain: explain a TorchScript image classifier's predictions on photos.
 // Writes a heatmap PNG and the raw attribution (.npy) per image and method, summary.json
-// and index.html. Without --model it explains Fashion-MNIST test images with a small CNN
-// trained in C++ (once, cached). Bad input: one line on stderr, exit code 2, no output.
+// and index.html. Without --model it uses the MobileNetV2 shipped in data/, and without images
+// too it explains data/'s photos with the main methods (the demo); --fashion-mnist explains
+// Fashion-MNIST test images with a small CNN trained in C++ (once, cached). Bad input: one line
+// on stderr, exit code 2, no output.
 #include <malloc.h>
 #include <unistd.h>
 
@@ -52,7 +54,11 @@ namespace explain_tool {
 // --help: the method list and the shared method flags come from the library's registry.
 std::string usage() {
   return std::string(R"(usage: salient-explain [options]
-  --model m.pt          TorchScript classifier (default: the embedded Fashion-MNIST demo CNN)
+  --model m.pt          TorchScript classifier (default: data/'s MobileNetV2, ImageNet; SALIENT_DATA=DIR
+                          names another data folder)
+                        With neither --model nor images: the demo, data/'s photos with the main methods
+  --fashion-mnist       the embedded demo CNN, trained here on Fashion-MNIST (once, cached), on 4 test images
+                          with every method
   --image f             image to explain (PNG/JPEG/BMP, or a .npy model input); repeatable
   --images DIR          every image below DIR, recursively (an ImageFolder tree's class folders give the labels)
   --list FILE           the images named in FILE, one `path[,label]` per line (paths relative to FILE's folder)
@@ -75,7 +81,8 @@ std::string usage() {
   --target top1|<index>              class to explain (default top1)
   --device cpu|cuda[:I] where the model runs (default cpu). cuda needs a CUDA build of LibTorch (untested:
                           Debian's LibTorch is CPU-only); maps come back to the CPU to be written
-  --method m1,m2,...    methods (default: ig), from:
+  --method m1,m2,...    methods (default: ig); a method's own settings follow its name, e.g.
+                          lime:masker=layer:samples=500 (the flags below without --). From:
 )") + salient::method_list("                          ") +
          R"(  --list-layers         print the model's layers (name, output shape for --size, aliases) and exit
 )" + salient::cli::method_flags_help() +
@@ -98,22 +105,31 @@ struct Options {
   salient::cli::InputSettings input;
   std::string target = "top1";
   torch::Device device = torch::kCPU;
-  std::vector<std::string> methods = {"integrated_gradients"};
+  salient::cli::MethodList methods;  // empty: the default (ig; the demo's list; every method for --fashion-mnist)
   salient::MethodSettings settings = salient::cli::tool_method_settings();
   std::string out = "salient-report";
-  bool list_layers = false;
+  bool list_layers = false, fashion_mnist = false;
+
+  salient::MethodSettings settings_for(const std::string& method) const { return methods.settings(method, settings); }
 };
+
+// The demo's methods (salient-explain with no --model and no images): under 3 minutes for data/'s
+// eight photos on 2 cores, with enough samples to look like the method.
+const char* demo_methods =
+    "saliency,integrated_gradients,smoothgrad:samples=25,gradcam,guided_gradcam,occlusion,"
+    "lime:masker=layer:samples=500,rise:samples=1000";
 
 Options parse(int argc, char** argv) {
   Options o;
   static const std::string help = usage();
-  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad", "--half", "--png", "--mpi"}, [&](const std::string& flag, const std::string& value) {
+  salient::cli::parse_options(argc, argv, help.c_str(), {"--list-layers", "--skip-bad", "--half", "--png", "--mpi", "--fashion-mnist"}, [&](const std::string& flag, const std::string& value) {
     if (salient::cli::input_flag(flag, value, o.input) || salient::cli::method_flag(flag, value, o.settings)) return;
     if (flag == "--list-layers") o.list_layers = true;
     else if (flag == "--skip-bad") o.skip_bad = true;
     else if (flag == "--half") o.half = true;
     else if (flag == "--png") o.png = true;
     else if (flag == "--mpi") o.mpi = true;
+    else if (flag == "--fashion-mnist") o.fashion_mnist = true;
     else if (flag == "--format") {
       if (value != "files" && value != "hdf5") fail("--format is files or hdf5, not '", value, "'");
       o.format = value;
@@ -133,11 +149,10 @@ Options parse(int argc, char** argv) {
     else if (flag == "--shard") o.shard = salient::parse_shard(value);
     else if (flag == "--target") o.target = value;
     else if (flag == "--device") o.device = salient::cli::parse_device(flag, value);
-    else if (flag == "--method") o.methods = split_commas(value);
+    else if (flag == "--method") o.methods = salient::cli::parse_method_list(flag, value);
     else if (flag == "--out") o.out = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
-  if (o.methods.empty()) fail("--method needs at least one method name");
 #ifndef SALIENT_HAVE_HDF5
   if (o.format == "hdf5") fail("--format hdf5: this salient-explain was built without HDF5 (install libhdf5-dev and rebuild)");
 #endif
@@ -149,8 +164,9 @@ Options parse(int argc, char** argv) {
   if (sources > 1) fail("give the images one way: --image files, --images DIR, --list FILE or --dataset");
   if (!o.images.empty() && (o.sample || o.limit || o.shard.count > 1))
     fail("--sample, --limit and --shard select from a dataset (--images DIR, --list FILE or --dataset), not from --image files");
+  if (o.fashion_mnist && (!o.model.empty() || sources > 0))
+    fail("--fashion-mnist explains the embedded CNN on its own test images: no --model, --image, --images, --list or --dataset");
   o.settings.normalization = o.input.normalization;
-  for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
   return o;
 }
 
@@ -272,9 +288,24 @@ int run(Options options, salient::cli::Processes& processes) {
   // Before any work: a folder we may write (rank 0 keeps it; the other ranks write only parts).
   std::optional<salient::cli::OutputFolder> output;
   if (processes.root()) output.emplace(options.out, "salient-explain");
-  const bool demo = options.model.empty();
+  // The embedded Fashion-MNIST CNN: --fashion-mnist, or --dataset fashion-mnist without --model.
+  const bool embedded = options.model.empty() && (options.fashion_mnist || !options.dataset.empty());
+  if (options.model.empty() && !embedded) {
+    options.model = salient::cli::shipped_model("salient-explain");
+    if (options.images.empty() && options.images_dir.empty() && options.list_file.empty()) {  // the demo
+      options.images = salient::cli::shipped_photos();
+      if (options.methods.names.empty()) options.methods = salient::cli::parse_method_list("--method", demo_methods);
+      std::cerr << "salient-explain: the demo: " << options.images.size() << " photos of "
+                << fs::path(options.images[0]).parent_path().string() << ", " << options.methods.names.size() << " methods\n";
+    }
+  }
+  if (options.methods.names.empty()) {
+    std::string every;
+    for (const auto& m : salient::methods()) every += (every.empty() ? "" : ",") + m.name;
+    options.methods = salient::cli::parse_method_list("--method", embedded ? every : "integrated_gradients");
+  }
   if (options.list_layers) {
-    if (demo) fail("--list-layers needs --model");
+    if (embedded) fail("--list-layers lists a TorchScript model's layers: give --model (or none for data/'s MobileNetV2)");
     auto model = salient::TorchModel::load(options.model);
     const int64_t size = options.input.size;
     auto layers = salient::list_layers(model, torch::zeros({1, 3, size, size}));
@@ -299,11 +330,9 @@ int run(Options options, salient::cli::Processes& processes) {
   json summary{{"tool", "salient-explain"}, {"threads", options.input.threads}};
   std::optional<salient::demo::Dataset> fashion;  // the Fashion-MNIST test set, when it is explained
 
-  if (demo) {
-    if (!options.images.empty() || !options.images_dir.empty() || !options.list_file.empty())
-      fail("--image, --images and --list need --model (the embedded demo explains Fashion-MNIST test images)");
+  if (embedded) {
     const fs::path cache = fs::canonical("/proc/self/exe").parent_path().parent_path() / "cache";
-    std::cerr << "salient-explain: no --model given: using the embedded Fashion-MNIST CNN (cache: " << cache.string() << ")\n";
+    std::cerr << "salient-explain: the embedded Fashion-MNIST CNN (cache: " << cache.string() << ")\n";
     auto trained = salient::demo::fashion_cnn(cache, [](const std::string& line) { std::cerr << "  training: " << line << "\n"; });
     std::cerr << "  test accuracy " << trained.test_accuracy << (trained.from_cache ? " (cached model)" : "") << "\n";
     std::cout << "embedded model: Fashion-MNIST CNN, test accuracy " << trained.test_accuracy << "\n";
@@ -313,10 +342,6 @@ int run(Options options, salient::cli::Processes& processes) {
     labels = salient::demo::fashion_mnist_labels;
     options.settings.normalization = salient::Normalization::none();
     options.input.normalize = "none";
-    if (options.methods == std::vector<std::string>{"integrated_gradients"}) {
-      options.methods.clear();
-      for (const auto& m : salient::methods()) options.methods.push_back(m.name);
-    }
     if (options.dataset.empty()) {  // the demo's four test images
       options.dataset = "fashion-mnist";
       if (options.limit == 0 && options.sample == 0) options.limit = 4;
@@ -325,8 +350,9 @@ int run(Options options, salient::cli::Processes& processes) {
     if (options.images.empty() && options.images_dir.empty() && options.list_file.empty() && options.dataset.empty())
       fail("no --image, --images, --list or --dataset given (see --help)");
     model.emplace(salient::cli::load_model(options.model));
-    const auto layer = salient::cli::requested_layer(options.settings);
-    if (!layer.empty()) salient::program_of(*model).layer(layer);  // fail early
+    for (const auto& name : options.methods.names)  // fail early
+      if (const auto layer = salient::cli::requested_layer(options.settings_for(name)); !layer.empty())
+        salient::program_of(*model).layer(layer);
     summary["model"] = options.model;
     labels = options.dataset.empty() ? salient::cli::class_labels(options.model, options.input) : salient::demo::fashion_mnist_labels;
   }
@@ -441,9 +467,9 @@ int run(Options options, salient::cli::Processes& processes) {
                                  (count > 1 ? "-" + std::to_string(indices.back() + 1) : std::string()) + "/" +
                                  std::to_string(todo.size()) + "] " + stems[indices.front()];
     std::vector<json> method_reports(items.size(), json::array());
-    for (const auto& name : options.methods) {
+    for (const auto& name : options.methods.names) {
       const auto& method = salient::find_method(name);
-      auto settings = options.settings;
+      auto settings = options.settings_for(name);
       std::string layer_used;
       settings.on_layer = [&](const std::string& layer) { layer_used = layer; };
       int64_t segment_count = 0;
@@ -460,7 +486,7 @@ int run(Options options, salient::cli::Processes& processes) {
         entry["parameters"]["layer"] = layer_used;
         if (explained_so_far == 1)  // the same layer for every image of one model
           std::cerr << "  " << method.name << ": layer " << layer_used
-                    << (salient::cli::requested_layer(options.settings).empty() ? " (automatic)" : "") << "\n";
+                    << (salient::cli::requested_layer(options.settings_for(name)).empty() ? " (automatic)" : "") << "\n";
       }
       std::vector<double> deltas(items.size(), std::numeric_limits<double>::quiet_NaN()), sums;
       if (method.delta) {
@@ -587,9 +613,9 @@ int run(Options options, salient::cli::Processes& processes) {
                 {"part_size", options.part_size}, {"compression", options.compression}, {"items", todo.size()},
                 {"items_per_call", options.items_per_call},
                 {"methods", json::array()}};
-  identity["model_sha256"] = demo ? "embedded" : salient::detail::file_sha256(options.model, "model");
-  for (const auto& name : options.methods)
-    identity["methods"].push_back({{"method", name}, {"parameters", salient::find_method(name).parameters(options.settings)}});
+  identity["model_sha256"] = embedded ? "embedded" : salient::detail::file_sha256(options.model, "model");
+  for (const auto& name : options.methods.names)
+    identity["methods"].push_back({{"method", name}, {"parameters", salient::find_method(name).parameters(options.settings_for(name))}});
   identity["selection"] = {{"image", options.images}, {"images", options.images_dir}, {"list", options.list_file},
                            {"dataset", options.dataset}, {"sample", options.sample}, {"limit", options.limit},
                            {"shard", {options.shard.index, options.shard.count}}};
@@ -611,7 +637,7 @@ int run(Options options, salient::cli::Processes& processes) {
       if (output && processes.size() > 1)  // every file any process may write, recorded before it is written
         for (std::size_t index = 0; index < todo.size(); ++index) {
           output->file(stems[index] + ".input.png");
-          for (const auto& method : options.methods) {
+          for (const auto& method : options.methods.names) {
             const auto files = salient::cli::attribution_files(stems[index], method);
             output->file(files.attribution), output->file(files.heatmap);
           }
@@ -670,8 +696,8 @@ int run(Options options, salient::cli::Processes& processes) {
       const std::string input_png = stems[index] + ".input.png";
       salient::save_png(salient::cli::display_size(item.photo), output->file(input_png));
       std::vector<salient::cli::ReportCell> cells;
-      for (std::size_t m = 0; m < options.methods.size(); ++m) {
-        const auto& method = salient::find_method(options.methods[m]);
+      for (std::size_t m = 0; m < options.methods.names.size(); ++m) {
+        const auto& method = salient::find_method(options.methods.names[m]);
         auto [values, shape] = file.map(method.name, row);
         shape.insert(shape.begin(), 1);
         const auto attribution = torch::from_blob(values.data(), shape, torch::kFloat32);
@@ -755,7 +781,7 @@ int run(Options options, salient::cli::Processes& processes) {
           continue;
         }
         fs::remove(partials[k], error);  // an unfinished part of an earlier run (this tool's own file)
-        salient::AttributionWriter writer(partials[k], options.methods, options.half, identity.dump(),
+        salient::AttributionWriter writer(partials[k], options.methods.names, options.half, identity.dump(),
                                           static_cast<int>(options.compression));
         json skipped_here = json::array();
         explain_range(first, end, skipped_here, [&](std::size_t, Explained&& result) {
@@ -821,7 +847,7 @@ int run(Options options, salient::cli::Processes& processes) {
   if (pictures) report.write(output->file("index.html"), summary);
   output->finish();
   std::cout << "wrote " << fs::path(options.out) / (hdf5 ? "attributions.h5" : "index.html") << " (" << explained
-            << " images, " << options.methods.size() << " methods)\n";
+            << " images, " << options.methods.names.size() << " methods)\n";
   return 0;
 }
 

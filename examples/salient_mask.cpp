@@ -31,7 +31,7 @@ std::string usage() {
   const salient::cli::InputSettings defaults;
   return R"(usage: salient-mask --model m.pt --image f --mask keep.png [options]
        salient-mask --model m.pt --image f --method m1,m2,... [--keep P] [options]
-  --model m.pt          TorchScript classifier
+  --model m.pt          TorchScript classifier (default: data/'s MobileNetV2)
   --image f             photo (PNG/JPEG/BMP)
   --mask keep.png       same size as the photo; white (>= 0.5) = keep, black = remove
   --method m1,m2,...    instead of --mask: keep the pixels each method finds most important for
@@ -81,11 +81,12 @@ Options parse(int argc, char** argv) {
     else if (flag == "--json") o.json = value;
     else fail("unknown option '", flag, "' (see --help)");
   });
-  if (o.model.empty() || o.image.empty() || o.mask.empty() == o.methods.empty())
-    fail("--model, --image and one of --mask or --method are required (see --help)");
+  if (o.image.empty() || o.mask.empty() == o.methods.empty())
+    fail("--image and one of --mask or --method are required (see --help)");
   if (o.maskers.empty()) fail("--masker needs at least one masker name");
   for (auto& m : o.methods) m = salient::find_method(m).name;  // validates, canonical names
   o.settings.normalization = o.input.normalization;
+  if (o.model.empty()) o.model = salient::cli::shipped_model("salient-mask");
   return o;
 }
 

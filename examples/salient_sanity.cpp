@@ -53,7 +53,7 @@ namespace sanity_tool {
 std::string usage() {
   return std::string(R"(usage: salient-sanity --model m.pt --images DIR|FILE [options]
        salient-sanity --data-randomisation [options]
-  --model m.pt          TorchScript classifier
+  --model m.pt          TorchScript classifier (default: data/'s MobileNetV2)
   --images DIR|FILE     photos (a folder: every image below it but *_mask files, in ImageFolder order); repeatable
   --limit N             use the first N photos (default: all, at most 100000)
   --part-size N         photos per part (default 8, at most 1000): decoded together, the cascade run once for them,
@@ -342,7 +342,7 @@ SanityRun merge_shards(const std::vector<fs::path>& dirs, salient::cli::OutputFo
 }
 
 int run_parameter_randomisation(const Options& options, salient::cli::Processes& processes) {
-  if (options.model.empty() || options.images.empty()) fail("--model and --images are required (see --help)");
+  if (options.images.empty()) fail("--images is required (see --help)");
   std::optional<salient::cli::OutputFolder> output;  // rank 0's, claimed before any work
   if (processes.root()) output.emplace(options.out, "salient-sanity");
   auto model = salient::cli::load_model(options.model);
@@ -572,6 +572,8 @@ int run(int argc, char** argv) {
     return 0;
   }
   salient::cli::Processes::check_launch("salient-sanity", options.mpi);
+  if (options.model.empty() && !options.data_randomisation && !options.images.empty())
+    options.model = salient::cli::shipped_model("salient-sanity");
   if (options.mpi && options.data_randomisation) fail("--mpi goes with the parameter randomisation test (not --data-randomisation)");
   salient::cli::configure_process(options.input.threads);
   if (options.data_randomisation) {

@@ -43,7 +43,7 @@ namespace topk_tool {
 std::string usage() {
   return R"(usage: salient-topk --model m.pt --image FILE [options]
        salient-topk verify --model m.pt --image FILE --certificate c.json
-  --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised input)
+  --model m.pt          TorchScript ImageNet classifier (ImageNet-normalised input; default: data/'s MobileNetV2)
   --image FILE          the photo (PNG/JPEG)
   --k K                 top-k classes to disambiguate (default 5, at most 20)
   --method M            attribution method for entity relevance (default gradcam), from:
@@ -145,7 +145,7 @@ std::map<std::string, std::string> subject_of(const Options& o) {
 // Exit 0: the certificate proves its verdict about these files; 1: it does not (the reason is
 // printed); 2: the model, image or options themselves are bad.
 int run_verify(const Options& o) {
-  if (o.model.empty() || o.image.empty() || o.certificate.empty()) fail("verify needs --model, --image and --certificate (see --help)");
+  if (o.image.empty() || o.certificate.empty()) fail("verify needs --image and --certificate (see --help)");
   auto model = salient::TorchModel::load(o.model);
   const auto labels = salient::cli::class_labels(o.model, o.input);
   const auto subject = subject_of(o);
@@ -191,7 +191,7 @@ int run_verify(const Options& o) {
 }
 
 int run_analysis(const Options& o) {
-  if (o.model.empty() || o.image.empty()) fail("--model and --image are required (see --help)");
+  if (o.image.empty()) fail("--image is required (see --help)");
   const auto start = std::chrono::steady_clock::now();
   salient::cli::OutputFolder output(o.out, "salient-topk");  // before any work: a folder we may write
   auto model = salient::TorchModel::load(o.model);
@@ -337,6 +337,7 @@ int run(int argc, char** argv) {
   });
   salient::make_masker(o.topk.masker);  // an unknown name fails before any work
   o.settings.normalization = o.input.normalization;
+  if (o.model.empty() && !o.image.empty()) o.model = salient::cli::shipped_model("salient-topk");
   salient::cli::configure_process(o.input.threads);
   return verify ? run_verify(o) : run_analysis(o);
 }

@@ -5,7 +5,9 @@
 // lookup and the top-k JSON built on them.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +59,37 @@ inline bool input_flag(const std::string& flag, const std::string& value, InputS
     return false;
   }
   return true;
+}
+
+// The repository's data/ folder (MobileNetV2, its class names, eight photos): SALIENT_DATA, else
+// the source tree the tools were built from.
+inline std::filesystem::path shipped_data() {
+  if (const char* env = std::getenv("SALIENT_DATA"); env && *env) return env;
+  return SALIENT_DATA_DIR;
+}
+
+// --model's default: data/'s MobileNetV2 (said on stderr, once), or why it cannot be.
+inline std::string shipped_model(const std::string& tool) {
+  const auto model = shipped_data() / "models" / "mobilenet_v2_imagenet.pt";
+  if (!std::filesystem::is_regular_file(model))
+    fail("no --model given and the shipped MobileNetV2 is not at '", model.string(),
+         "' (give --model, or set SALIENT_DATA to the repository's data folder)");
+  std::cerr << tool << ": no --model given: MobileNetV2 (ImageNet) from " << model.string() << "\n";
+  return model.string();
+}
+
+// The shipped photos (data/images/*.png, *.jpg), sorted by name.
+inline std::vector<std::string> shipped_photos() {
+  const auto folder = shipped_data() / "images";
+  std::vector<std::string> photos;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    const auto extension = entry.path().extension();
+    if (entry.is_regular_file() && (extension == ".png" || extension == ".jpg")) photos.push_back(entry.path().string());
+  }
+  if (photos.empty()) fail("no photos in '", folder.string(), "' (set SALIENT_DATA to the repository's data folder)");
+  std::sort(photos.begin(), photos.end());
+  return photos;
 }
 
 // The class names for `model`: --labels, else imagenet_classes.txt beside the model; none when

@@ -3,7 +3,9 @@
 // fills one salient::MethodSettings, which the library's registry applies to whichever
 // methods run (attribution/registry.hpp). Methods and their defaults come from the registry.
 #include <array>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "salient/attribution/torch_registry.hpp"
@@ -108,6 +110,56 @@ inline bool method_flag(const std::string& flag, const std::string& value, Metho
     return false;
   }
   return true;
+}
+
+// A --method list: "m1,m2:flag=value:flag=value,...". A method with flags of its own runs with
+// them over the shared ones: "lime:masker=layer:samples=500" is LIME with --masker layer
+// --samples 500, whatever the other methods use. A value may hold ':' (segments=slic:50:10),
+// not ','. Names are canonical; a method named twice is an error (its files would collide).
+struct MethodList {
+  std::vector<std::string> names;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> own_flags;  // name -> (--flag, value)
+
+  MethodSettings settings(const std::string& name, MethodSettings shared) const {
+    if (auto it = own_flags.find(name); it != own_flags.end())
+      for (const auto& [flag, value] : it->second) method_flag(flag, value, shared);
+    return shared;
+  }
+};
+
+inline MethodList parse_method_list(const std::string& flag, const std::string& value) {
+  MethodList list;
+  for (const auto& entry : split_commas(value)) {
+    std::vector<std::string> pieces;
+    for (std::size_t start = 0;;) {
+      const auto colon = entry.find(':', start);
+      pieces.push_back(entry.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+    const auto name = find_method(pieces[0]).name;
+    for (const auto& known : list.names)
+      if (known == name) fail(flag, " names '", name, "' twice (give one entry per method)");
+    list.names.push_back(name);
+    auto& flags = list.own_flags[name];
+    for (std::size_t i = 1; i < pieces.size(); ++i) {
+      const auto equals = pieces[i].find('=');
+      if (equals == std::string::npos) {  // the rest of the previous value (slic:50)
+        if (flags.empty()) fail(flag, ": '", entry, "' needs setting=value after the method's name");
+        flags.back().second += ":" + pieces[i];
+        continue;
+      }
+      flags.emplace_back("--" + pieces[i].substr(0, equals), pieces[i].substr(equals + 1));
+    }
+    MethodSettings check;  // each flag and value checked now, before any work
+    for (const auto& [own, own_value] : flags)
+      if (own == "--" || !method_flag(own, own_value, check))
+        fail(flag, ": '", own.substr(2), "' in '", entry, "' is not a method setting (one of: steps, ig-method, baseline, ",
+             "lrp-composite, deeplift-max-pool, samples, grid, stdev, masker, segments, window, strides, layer, batch-size, seed)");
+    if (flags.empty()) list.own_flags.erase(name);
+  }
+  if (list.names.empty()) fail(flag, " needs at least one method name");
+  return list;
 }
 
 // The layer named by --layer, or "" for each method's default.
