@@ -545,6 +545,7 @@ int run(Options options, salient::cli::Processes& processes) {
                                                          result.attributions[m], result.photo, method.is_signed);
       entry["heatmap"] = files.heatmap;
       entry["attribution"] = files.attribution;
+      entry["colour_scale"] = files.scale;
     }
     result.attributions.clear();
   };
@@ -676,7 +677,8 @@ int run(Options options, salient::cli::Processes& processes) {
       for (const auto& m : image.at("methods")) {
         output->file(m.at("attribution").get<std::string>());
         output->file(m.at("heatmap").get<std::string>());
-        cells.push_back({m.at("method"), m.at("heatmap"), m.at("seconds")});
+        cells.push_back({m.at("method"), m.at("heatmap"), m.at("attribution"), m.at("seconds"),
+                         m.value("colour_scale", std::numeric_limits<double>::quiet_NaN()), m.value("parameters", json::object())});
       }
       report.rows.push_back({image.at("source"), image.at("input"), image.at("top5"), std::move(cells)});
       image_reports.push_back(std::move(image));
@@ -703,7 +705,8 @@ int run(Options options, salient::cli::Processes& processes) {
         const auto attribution = torch::from_blob(values.data(), shape, torch::kFloat32);
         const auto files = salient::cli::write_attribution(place, stems[index], method.name, attribution, item.photo,
                                                            method.is_signed, false);
-        cells.push_back({method.name, files.heatmap, entry.seconds[m]});
+        cells.push_back({method.name, files.heatmap, "", entry.seconds[m], files.scale,
+                         method.parameters(options.settings_for(method.name))});
       }
       json top5 = json::array();
       for (std::size_t k = 0; k < entry.top_classes.size(); ++k)
@@ -844,7 +847,7 @@ int run(Options options, salient::cli::Processes& processes) {
                               {"ended", stats.ended},        {"declined", stats.declined},
                               {"refused", stats.refused}};
   std::ofstream(output->file("summary.json")) << summary.dump(2) << "\n";
-  if (pictures) report.write(output->file("index.html"), summary);
+  if (pictures) report.write(output->file("index.html"), output->file("compare.html"), summary);
   output->finish();
   std::cout << "wrote " << fs::path(options.out) / (hdf5 ? "attributions.h5" : "index.html") << " (" << explained
             << " images, " << options.methods.names.size() << " methods)\n";

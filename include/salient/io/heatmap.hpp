@@ -131,7 +131,8 @@ inline double percentile_linear(std::vector<float>& values, double percentile) {
 //   signed_map = true:  result v / q clipped to [-1, 1], q taken over |v|; the sign is kept.
 // If q is 0 (e.g. a sparse map whose 99th percentile is 0) the largest magnitude is used instead;
 // an all-zero map gives zeros. NaN values become 0 and do not count towards q.
-inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double percentile = 99.0) {
+// percentile_scale is q: the map value drawn at full colour (a report's colour bar ends).
+inline double percentile_scale(const Map2D& map, bool signed_map, double percentile = 99.0) {
   detail::check_map(map, "normalize_percentile");
   if (!(percentile > 0.0 && percentile <= 100.0))
     detail::fail("normalize_percentile: percentile ", percentile, " is outside (0, 100]");
@@ -142,9 +143,13 @@ inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double perc
   magnitudes.reserve(map.data.size());
   for (const float v : map.data)
     if (std::isfinite(v)) magnitudes.push_back(magnitude(v));
-  double q = detail::percentile_linear(magnitudes, percentile);
-  if (!(q > 0.0))
-    q = magnitudes.empty() ? 0.0 : double{*std::max_element(magnitudes.begin(), magnitudes.end())};
+  const double q = detail::percentile_linear(magnitudes, percentile);
+  if (q > 0.0) return q;
+  return magnitudes.empty() ? 0.0 : double{*std::max_element(magnitudes.begin(), magnitudes.end())};
+}
+
+inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double percentile = 99.0) {
+  const double q = percentile_scale(map, signed_map, percentile);
   Map2D out{map.height, map.width, std::vector<float>(map.data.size(), 0.f)};
   if (!(q > 0.0)) {
     // Only zeros (and perhaps infinities): keep the infinities' direction, the rest is 0.
