@@ -42,6 +42,7 @@
 #include "common/output.hpp"
 #include "common/parts.hpp"
 #include "common/processes.hpp"
+#include "common/report.hpp"
 #include "salient/evaluation/complexity.hpp"
 #include "salient/evaluation/curves.hpp"
 #include "salient/evaluation/faithfulness.hpp"
@@ -392,17 +393,7 @@ std::string cell(const Summary& s) {
   return salient::cli::number(s.mean) + " [" + salient::cli::number(s.low) + ", " + salient::cli::number(s.high) + "]";
 }
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char ch : text) {
-    if (ch == '<') out += "&lt;";
-    else if (ch == '>') out += "&gt;";
-    else if (ch == '&') out += "&amp;";
-    else if (ch == '"') out += "&quot;";
-    else out += ch;
-  }
-  return out;
-}
+using salient::cli::html_escape;
 
 // What a report is made from: one run's rows, or the rows of one run's shards joined.
 struct MetricInfo {
@@ -656,14 +647,14 @@ void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const
 
   // index.html: the table, the ranking, the charts, the timings and the definitions.
   std::ofstream html(output.file("index.html"));
-  html << "<!doctype html><html><head><meta charset=\"utf-8\"><title>salient-evaluate</title><style>"
-          "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}"
-          "img{max-width:100%}.charts img{width:440px;margin:4px}</style></head><body>\n"
-       << "<h1>salient-evaluate</h1><p>Model <code>" << html_escape(e.model) << "</code>, " << photos << " photos ("
-       << with_masks << " with masks" << (e.skipped.empty() ? std::string() : ", " + std::to_string(e.skipped.size()) + " unreadable ones skipped")
-       << "), top-1 class of each; mean over photos and 95% interval (Student's t). "
-       << e.seconds << " s with " << e.threads << " threads.</p>\n<table><tr><th>method</th>";
+  std::ostringstream header;
+  header << "<p>Model <code>" << html_escape(e.model) << "</code>, " << photos << " photos (" << with_masks << " with masks"
+         << (e.skipped.empty() ? std::string() : ", " + std::to_string(e.skipped.size()) + " unreadable ones skipped")
+         << "), top-1 class of each; mean over photos and 95% interval (Student's t). "
+         << salient::cli::three_digits(e.seconds) << " s with " << e.threads << " threads.</p>\n";
+  salient::cli::page_start(html, "salient-evaluate", header.str(),
+                           "td{text-align:right}td:first-child,th{text-align:left}.charts img{width:400px;margin:4px}\n");
+  html << "<table><tr><th>method</th>";
   for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "<br><small>" << (m.higher_is_better ? "higher" : "lower") << " is better</small></th>";
   html << "</tr>\n";
   for (size_t k = 0; k < methods; ++k) {
@@ -673,12 +664,12 @@ void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const
   }
   html << "</table><h2>Ranking</h2><img src=\"ranking.png\" alt=\"rank per metric\"><h2>Per metric</h2><div class=\"charts\">";
   for (const auto& m : metrics) html << "<img src=\"charts/" << html_escape(m.name) << ".png\" alt=\"" << html_escape(m.name) << "\">";
-  html << "</div><h2>Seconds per photo</h2><table><tr><th>method</th><th>explain</th>";
+  html << "</div><h2>Time per photo</h2><table><tr><th>method</th><th>explain</th>";
   for (const auto& m : metrics) html << "<th>" << html_escape(m.name) << "</th>";
   html << "</tr>\n";
   for (size_t k = 0; k < methods; ++k) {
-    html << "<tr><td>" << html_escape(method_names[k]) << "</td><td>" << salient::cli::number(summarise(method_seconds[k]).mean) << "</td>";
-    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << salient::cli::number(summarise(seconds[k][j]).mean) << "</td>";
+    html << "<tr><td>" << html_escape(method_names[k]) << "</td><td>" << salient::cli::milliseconds(summarise(method_seconds[k]).mean) << "</td>";
+    for (size_t j = 0; j < metrics.size(); ++j) html << "<td>" << salient::cli::milliseconds(summarise(seconds[k][j]).mean) << "</td>";
     html << "</tr>\n";
   }
   html << "</table><h2>Metrics</h2><ul>";
@@ -686,7 +677,8 @@ void write_report(salient::cli::OutputFolder& output, const Evaluation& e, const
     html << "<li><b>" << html_escape(m.name) << "</b> (" << m.category << "): " << html_escape(m.definition) << "; options <code>"
          << html_escape(m.options.dump()) << "</code></li>";
   html << "</ul><p>Every value: <a href=\"values.csv\">values.csv</a>; the table: <a href=\"summary.csv\">summary.csv</a>, "
-          "<a href=\"results.json\">results.json</a>.</p></body></html>\n";
+          "<a href=\"results.json\">results.json</a>.</p>\n";
+  salient::cli::page_end(html);
   html.close();
   std::cerr << "salient-evaluate: wrote " << (out / "index.html").string() << " (" << e.seconds << " s)\n";
 }

@@ -20,4 +20,8 @@ inline std::optional<std::filesystem::path> shared_dir() {
   return std::nullopt;
 }
 
+// The repository's own data/ (MobileNetV2, its labels, eight photos), laid out like ../shared:
+// a test that needs only these switches by changing which folder it asks for.
+inline std::filesystem::path shipped_dir() { return std::filesystem::path(SALIENT_SOURCE_DIR) / "data"; }
+
 }  // namespace salient::test

@@ -47,11 +47,12 @@ std::string read(const fs::path& path) {
   return text.str();
 }
 
-Run tool(const std::string& name, const std::string& args, std::string* out = nullptr) {
+// Runs `name args` with `environment` (VAR=value ...) added; its exit code and stderr.
+Run tool(const std::string& name, const std::string& args, std::string* out = nullptr, const std::string& environment = "") {
   fs::create_directories(work);
   const auto err = work / "stderr.txt", std_out = work / "stdout.txt";
-  std::string command = std::string(SALIENT_BIN_DIR) + "/" + name + " " + args + " > " + std_out.string() + " 2> " +
-                        err.string();
+  std::string command = "env " + environment + " " + std::string(SALIENT_BIN_DIR) + "/" + name + " " + args + " > " +
+                        std_out.string() + " 2> " + err.string();
   int status = std::system(command.c_str());
   if (out) *out = read(std_out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(err)};
@@ -74,12 +75,11 @@ pid_t start_tool(const std::string& name, const std::string& args, const std::st
 }  // namespace
 
 TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
+  const auto data = salient::test::shipped_dir();
   const auto out = work / "report";
-  const auto model = *shared / "models" / "mobilenet_v2_imagenet.pt";
-  auto run = explain("--model " + model.string() + " --image " + (*shared / "images" / "hot_dog.jpg").string() +
-                     " --image " + (*shared / "images" / "bird.png").string() +
+  const auto model = data / "models" / "mobilenet_v2_imagenet.pt";
+  auto run = explain("--model " + model.string() + " --image " + (data / "images" / "hot_dog.jpg").string() +
+                     " --image " + (data / "images" / "bird.png").string() +
                      " --method saliency,ixg,ig,smoothgrad --steps 8 --samples 4 --threads 2 --device cpu --out " + out.string());
   INFO(run.err);
   REQUIRE(run.code == 0);
@@ -120,12 +120,125 @@ TEST_CASE("salient-explain writes a consistent report", "[cli][shared]") {
   // Re-running into its own report replaces what it wrote there (the hot dog's files go) and
   // nothing else (a file the user added stays).
   std::ofstream(out / "my_notes.txt") << "mine";
-  REQUIRE(explain("--model " + model.string() + " --image " + (*shared / "images" / "bird.png").string() +
+  REQUIRE(explain("--model " + model.string() + " --image " + (data / "images" / "bird.png").string() +
                   " --method saliency --out " + out.string()).code == 0);
   REQUIRE(nlohmann::json::parse(read(out / "summary.json"))["images"].size() == 1);
   CHECK(read(out / "my_notes.txt") == "mine");
   CHECK_FALSE(fs::exists(out / "hot_dog.saliency.png"));
   CHECK(fs::exists(out / "bird.saliency.png"));
+  fs::remove_all(work);
+}
+
+namespace {
+// Every src="..." and href="..." of an HTML page in `folder`: a file that exists there, or an
+// anchor (#id, page.html#id) that the page names. Returns what does not resolve.
+std::vector<std::string> broken_links(const fs::path& folder, const std::string& page) {
+  const std::string html = read(folder / page);
+  std::vector<std::string> broken;
+  const std::regex link("(src|href)=\"([^\"]*)\"");
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), link); it != std::sregex_iterator(); ++it) {
+    const std::string target = (*it)[2];
+    const auto hash = target.find('#');
+    const std::string file = target.substr(0, hash), anchor = hash == std::string::npos ? "" : target.substr(hash + 1);
+    if (target.rfind("http", 0) == 0 || (!file.empty() && !fs::is_regular_file(folder / file))) {
+      broken.push_back(target);
+      continue;
+    }
+    if (!anchor.empty() && read(folder / (file.empty() ? page : file)).find("id=\"" + anchor + "\"") == std::string::npos)
+      broken.push_back(target);
+  }
+  return broken;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+}  // namespace
+
+// The demo (scripts/demo runs salient-explain with no arguments) needs only the repository's
+// data/: here a copy of it with two of its photos (SALIENT_DATA), and an empty ../shared.
+TEST_CASE("the demo explains data/'s photos with the main methods from data/ alone", "[cli]") {
+  const auto data = salient::test::shipped_dir(), copy = work / "data", empty = work / "empty_shared";
+  fs::create_directories(copy / "images");
+  fs::create_directories(empty);
+  fs::copy(data / "models", copy / "models", fs::copy_options::recursive);
+  for (const char* photo : {"cat.png", "hot_dog.jpg"}) fs::copy_file(data / "images" / photo, copy / "images" / photo);
+  const auto out = work / "demo";
+  const auto run = tool("salient-explain", "--out " + out.string(), nullptr,
+                        "SALIENT_DATA=" + copy.string() + " SALIENT_SHARED=" + empty.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  CHECK(run.err.find("the demo: 2 photos") != std::string::npos);
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["model"] == (copy / "models" / "mobilenet_v2_imagenet.pt").string());
+  REQUIRE(summary["images"].size() == 2);
+  const auto expected = nlohmann::json::parse(read(data / "models" / "expected_predictions.json"))["top5"];
+  CHECK(summary["images"][0]["top5"][0]["index"] == expected["cat.png"][0][0]);
+  CHECK(summary["images"][1]["top5"][0]["index"] == expected["hot_dog.jpg"][0][0]);
+  std::vector<std::string> methods;
+  for (const auto& method : summary["images"][0]["methods"]) methods.push_back(method["method"]);
+  CHECK(methods == std::vector<std::string>{"saliency", "integrated_gradients", "smoothgrad", "gradcam", "guided_gradcam",
+                                            "occlusion", "lime", "rise"});
+  // The demo's own settings per method: LIME with layer masking, the others with theirs.
+  const auto& entries = summary["images"][0]["methods"];
+  CHECK(entries[6]["parameters"]["masker"] == "layer");
+  CHECK(entries[6]["parameters"]["samples"] == 500);
+  CHECK(entries[5]["parameters"]["masker"] == "zero");
+  CHECK(entries[7]["parameters"]["masks"] == 1000);
+  CHECK(entries[2]["parameters"]["samples"] == 25);
+  CHECK(broken_links(out, "index.html").empty());
+  CHECK(broken_links(out, "compare.html").empty());
+  fs::remove_all(work);
+}
+
+// A 2-image run with every method (31): one section per image, a tile per method with its
+// heatmap, .npy link, time in ms (3 significant digits) and colour-bar ends; the compare view
+// has a row per method; every link resolves.
+TEST_CASE("salient-explain's report: sections, tiles, compare view, links", "[cli]") {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")) FAIL("scripts/setup installs dataset-fashion-mnist");
+  std::string out_text, all;
+  REQUIRE(tool("salient-explain", "--help", &out_text).code == 0);
+  const std::regex entry("\n {26}([a-z_]+) ");  // the method list's lines
+  for (auto it = std::sregex_iterator(out_text.begin(), out_text.end(), entry); it != std::sregex_iterator(); ++it)
+    all += (all.empty() ? "" : ",") + std::string((*it)[1]);
+  const auto out = work / "many";
+  const auto run = explain("--model " + std::string(SALIENT_MODELS_DIR) + "/tiny_fashion.pt --dataset fashion-mnist --limit 2 --method " +
+                           all + " --steps 4 --samples 16 --window 7 --strides 7 --segments grid:7 --out " + out.string());
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  const auto methods = summary["images"][0]["methods"].size();
+  CHECK(methods >= 25);
+  const auto html = read(out / "index.html");
+  CHECK(occurrences(html, "<section id=\"image-") == 2);
+  CHECK(occurrences(html, "<figure class=\"tile\">") == 2 * methods);
+  CHECK(occurrences(html, "class=\"prob\"") == 2 * 5);  // the top-5 bars
+  for (const auto& image : summary["images"])
+    for (const auto& method : image["methods"]) {
+      const std::string name = method["method"];
+      INFO(name);
+      CHECK(html.find("<img src=\"" + method["heatmap"].get<std::string>() + "\"") != std::string::npos);
+      CHECK(html.find("<a href=\"" + method["attribution"].get<std::string>() + "\"") != std::string::npos);
+      CHECK(html.find("id=\"method-" + name + "\"") != std::string::npos);
+      CHECK(method["colour_scale"].get<double>() >= 0);
+    }
+  // Times: 3 significant digits in ms; no raw seconds like 0.00253927 s.
+  const std::regex time("<span class=\"time\">([^<]*)</span>");
+  std::size_t times = 0;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), time); it != std::sregex_iterator(); ++it, ++times) {
+    const std::string text = (*it)[1];
+    INFO(text);
+    CHECK(std::regex_match(text, std::regex("([0-9]\\.[0-9]{2}|[0-9]{2}\\.[0-9]|[1-9][0-9]{2,}|[0-9]\\.[0-9]{2}e-[0-9]+) ms")));
+  }
+  CHECK(times == 2 * methods);
+  CHECK(html.find("<span>?</span>") == std::string::npos);  // every colour bar has its ends
+  const auto compare = read(out / "compare.html");
+  CHECK(occurrences(compare, "<tr class=\"m") == methods);
+  CHECK(occurrences(compare, "<td class=\"i") == 2 * methods);
+  CHECK(broken_links(out, "index.html").empty());
+  CHECK(broken_links(out, "compare.html").empty());
   fs::remove_all(work);
 }
 
@@ -142,9 +255,8 @@ std::vector<std::string> summary_keys(const nlohmann::json& summary) {
 // OpenBLAS's, the noise generators'): at --threads 1 the tool uses one core's time, however
 // many cores the machine has (CPU time over wall time; a busy machine can only lower it).
 TEST_CASE("salient-explain --threads 1 keeps to one core", "[cli][shared]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
-  const auto image = (*shared / "images" / "bird.png").string();
+  const auto data = salient::test::shipped_dir();
+  const auto image = (data / "images" / "bird.png").string();
   const auto cpu_seconds = [] {
     rusage use{};
     getrusage(RUSAGE_CHILDREN, &use);  // the finished tools' user + system time
@@ -152,7 +264,7 @@ TEST_CASE("salient-explain --threads 1 keeps to one core", "[cli][shared]") {
   };
   const double cpu_before = cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
-  const auto run = explain("--model " + (*shared / "models" / "mobilenet_v2_imagenet.pt").string() + " --image " + image +
+  const auto run = explain("--model " + (data / "models" / "mobilenet_v2_imagenet.pt").string() + " --image " + image +
                            " --image " + image + " --method smoothgrad,lime --samples 64 --threads 1 --out " +
                            (work / "one_thread").string());
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -169,10 +281,10 @@ TEST_CASE("salient-explain --threads 1 keeps to one core", "[cli][shared]") {
 // image's extra time); SALIENT_NO_THP=1 turns it off. Seen from outside in /proc/PID/smaps: a
 // mapping of >= 512 MB whose VmFlags include "hg".
 TEST_CASE("the tools' heap is marked for transparent huge pages, unless SALIENT_NO_THP is set", "[cli][shared]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared || !fs::exists("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without THP
-  const std::string args = "--model " + (*shared / "models" / "mobilenet_v2_imagenet.pt").string() + " --image " +
-                           (*shared / "images" / "bird.png").string() + " --method occlusion --threads 1 --out " +
+  const auto data = salient::test::shipped_dir();
+  if (!fs::exists("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without THP
+  const std::string args = "--model " + (data / "models" / "mobilenet_v2_imagenet.pt").string() + " --image " +
+                           (data / "images" / "bird.png").string() + " --method occlusion --threads 1 --out " +
                            (work / "huge_pages").string();
   const auto huge_heap_seen = [&](const std::string& environment, std::chrono::milliseconds watch) {
     fs::remove_all(work / "huge_pages");
@@ -590,12 +702,11 @@ TEST_CASE("salient-mask reports the prediction without the removed pixels", "[cl
 }
 
 TEST_CASE("salient-sanity writes the cascading randomisation figure, maps and numbers", "[cli][shared]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
+  const auto data = salient::test::shipped_dir();
   const auto out = work / "sanity";
-  const auto model = (*shared / "models" / "mobilenet_v2_imagenet.pt").string();
+  const auto model = (data / "models" / "mobilenet_v2_imagenet.pt").string();
   std::string printed;
-  auto run = tool("salient-sanity", "--model " + model + " --images " + (*shared / "images" / "cat.png").string() +
+  auto run = tool("salient-sanity", "--model " + model + " --images " + (data / "images" / "cat.png").string() +
                                         " --methods gradient,gradcam --threads 2 --out " + out.string(),
                   &printed);
   INFO(run.err);
@@ -616,11 +727,11 @@ TEST_CASE("salient-sanity writes the cascading randomisation figure, maps and nu
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 21 * 3);
   CHECK(printed.find("| gradient |") != std::string::npos);
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
-           {"--model " + model + " --images " + (*shared / "images" / "cat.png").string() + " --mode sideways",
+           {"--model " + model + " --images " + (data / "images" / "cat.png").string() + " --mode sideways",
             "--mode expects cascading or independent"},
-           {"--model " + model + " --images " + (*shared / "images" / "cat.png").string() + " --methods magic",
+           {"--model " + model + " --images " + (data / "images" / "cat.png").string() + " --methods magic",
             "unknown method 'magic'"},
-           {"--images " + (*shared / "images" / "cat.png").string(), "--model and --images are required"}}) {
+           {"--model " + model, "--images is required"}}) {
     auto bad = tool("salient-sanity", args + " --out " + (work / "bad").string());
     CHECK(bad.code == 2);
     CHECK(bad.err.find(message) != std::string::npos);
@@ -819,11 +930,10 @@ TEST_CASE("salient-guidance trains with and without a guidance loss and writes r
 }
 
 TEST_CASE("salient-topk takes the method flags of salient-explain", "[cli][shared]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
+  const auto data = salient::test::shipped_dir();
   const auto out = work / "topk_flags";
-  const auto model = (*shared / "models" / "mobilenet_v2_imagenet.pt").string();
-  const auto image = (*shared / "images" / "pets.jpg").string();
+  const auto model = (data / "models" / "mobilenet_v2_imagenet.pt").string();
+  const auto image = (data / "images" / "pets.jpg").string();
   auto run = tool("salient-topk", "--model " + model + " --image " + image +
                                       " --k 2 --method occlusion --window 56 --strides 56 --batch-size 8 --normalize imagenet"
                                       " --entities attribution --segments grid:4 --masker grey --threads 2 --out " + out.string());

@@ -150,10 +150,9 @@ TEST_CASE("randomisation is seeded, restores after a throwing visitor, and refre
 }
 
 TEST_CASE("cascading randomisation decorrelates MobileNetV2's gradient map", "[randomisation][shared]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
-  auto model = salient::TorchModel::load(*shared / "models/mobilenet_v2_imagenet.pt");
-  auto input = salient::load_input(*shared / "images/cat.png");
+  const auto data = salient::test::shipped_dir();
+  auto model = salient::TorchModel::load(data / "models/mobilenet_v2_imagenet.pt");
+  auto input = salient::load_input(data / "images/cat.png");
   auto before = snapshot(model);
   auto result = salient::parameter_randomisation_test(model, input, salient::top1,
                                                       {gradient_method(), {"edges", [](salient::TorchModel&, const torch::Tensor& x, const salient::Target&) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "salient/io/image.hpp"
+#include "shared_data.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
@@ -41,18 +42,6 @@ Image random_u8_image(int64_t c, int64_t h, int64_t w, unsigned seed) {
 }
 
 // The error message must mention `part`; the exception type must be salient::error.
-
-fs::path find_shared_image(const std::string& name) {
-  std::vector<fs::path> roots;
-  if (const char* env = std::getenv("SALIENT_SHARED")) roots.emplace_back(env);
-#ifdef SALIENT_SHARED_DIR
-  roots.emplace_back(SALIENT_SHARED_DIR);
-#endif
-  roots.emplace_back("../shared");
-  for (const auto& root : roots)
-    if (fs::exists(root / "images" / name)) return root / "images" / name;
-  return {};
-}
 
 Image row(const std::vector<float>& values) {
   Image im(1, 1, static_cast<int64_t>(values.size()));
@@ -229,12 +218,7 @@ TEST_CASE("save_png reports bad input", "[io][image]") {
 }
 
 TEST_CASE("a real photo loads as RGB in [0, 1]", "[io][image]") {
-  const fs::path cat = find_shared_image("cat.png");
-  if (cat.empty()) {
-    WARN("shared images not found (set SALIENT_SHARED); real-photo check skipped");
-    SUCCEED();
-    return;
-  }
+  const fs::path cat = salient::test::shipped_dir() / "images" / "cat.png";
   const Image im = salient::load_image(cat);
   CHECK(im.channels == 3);
   CHECK(im.height > 16);

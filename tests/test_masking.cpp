@@ -65,8 +65,8 @@ TEST_CASE("an all-ones mask gives the plain forward on every covered model", "[m
 }
 
 TEST_CASE("under layer masking the output does not depend on the removed pixels' colour", "[masking]") {
-  std::vector<std::pair<fs::path, int64_t>> models{{fs::path(SALIENT_MODELS_DIR) / "resnet18.pt", 128}};
-  if (auto shared = salient::test::shared_dir()) models.emplace_back(*shared / "models/mobilenet_v2_imagenet.pt", 224);
+  const std::vector<std::pair<fs::path, int64_t>> models{{fs::path(SALIENT_MODELS_DIR) / "resnet18.pt", 128},
+                                                         {salient::test::shipped_dir() / "models/mobilenet_v2_imagenet.pt", 224}};
   for (const auto& [path, size] : models) {
     INFO(path.string());
     auto model = salient::TorchModel::load(path);

@@ -90,15 +90,14 @@ TEST_CASE("LRP conserves relevance through MobileNetV2's depthwise blocks and re
   // zero padding, depthwise convolutions, ReLU6, residual additions and average pooling; the
   // model's first op multiplies by the ImageNet-to-TF scale per channel, which the relevance
   // (a modified gradient) carries to the input.
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
-  auto model = salient::TorchModel::load(*shared / "models" / "mobilenet_v2_imagenet.pt");
+  const auto data = salient::test::shipped_dir();
+  auto model = salient::TorchModel::load(data / "models" / "mobilenet_v2_imagenet.pt");
   {
     torch::NoGradGuard no_grad;
     for (auto p : model.module()->named_parameters())
       if (p.name.ends_with("bias")) p.value.zero_();
   }
-  const auto input = salient::load_input(*shared / "images" / "cat.png");
+  const auto input = salient::load_input(data / "images" / "cat.png");
   const auto scale = torch::tensor({0.458, 0.448, 0.450}, torch::kFloat).view({1, 3, 1, 1});  // ImageNetToTF
   for (const char* composite : {"epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box"}) {
     INFO(composite);

@@ -86,10 +86,9 @@ TEST_CASE("noise tunnel on LibTorch: seeded and batch-size independent", "[noise
 }
 
 TEST_CASE("IG on MobileNetV2: convergence delta below 5% of f(x) - f(b)", "[shared][ig]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
-  auto model = salient::TorchModel::load(*shared / "models" / "mobilenet_v2_imagenet.pt");
-  auto x = salient::load_input(*shared / "images" / "cat.png");
+  const auto data = salient::test::shipped_dir();
+  auto model = salient::TorchModel::load(data / "models" / "mobilenet_v2_imagenet.pt");
+  auto x = salient::load_input(data / "images" / "cat.png");
   auto ig = salient::integrated_gradients(model, x, salient::top1, {.steps = 64});
   auto delta = salient::convergence_delta(model, ig, x, salient::top1);
   auto ends = salient::target_scores(model, torch::cat({x, torch::zeros_like(x)}),
@@ -99,11 +98,10 @@ TEST_CASE("IG on MobileNetV2: convergence delta below 5% of f(x) - f(b)", "[shar
 }
 
 TEST_CASE("the attribution of a batch equals the per-image attributions (MobileNetV2)", "[shared][batch]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
-  auto model = salient::TorchModel::load(*shared / "models" / "mobilenet_v2_imagenet.pt");
-  auto x = torch::cat({salient::load_input(*shared / "images" / "bird.png"),
-                       salient::load_input(*shared / "images" / "hot_dog.jpg")});
+  const auto data = salient::test::shipped_dir();
+  auto model = salient::TorchModel::load(data / "models" / "mobilenet_v2_imagenet.pt");
+  auto x = torch::cat({salient::load_input(data / "images" / "bird.png"),
+                       salient::load_input(data / "images" / "hot_dog.jpg")});
   salient::IntegratedGradientsOptions<torch::Tensor> options{.steps = 6, .batch_size = 5};
   auto batch = salient::integrated_gradients(model, x, salient::top1, options);
   auto grads = salient::saliency(model, x, salient::top1);

@@ -33,10 +33,29 @@ TEST_CASE("MobileNetV2 reproduces the expected top-1 through salient's image loa
   REQUIRE(checked >= 15);
 }
 
+TEST_CASE("the shipped MobileNetV2 gives data/'s expected top-1 on every shipped photo", "[model]") {
+  const auto data = salient::test::shipped_dir();
+  auto model = salient::TorchModel::load(data / "models" / "mobilenet_v2_imagenet.pt");
+  std::ifstream in(data / "models" / "expected_predictions.json");
+  const auto expected = nlohmann::json::parse(in)["top5"];
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(data / "images")) {
+    if (entry.path().extension() != ".png" && entry.path().extension() != ".jpg") continue;
+    const auto name = entry.path().filename().string();
+    INFO(name);
+    REQUIRE(expected.contains(name));  // every shipped photo has its expected prediction
+    const auto probabilities = torch::softmax(model.forward(salient::load_input(entry.path())), 1)[0];
+    CHECK(probabilities.argmax().item<int64_t>() == expected[name][0][0].get<int64_t>());
+    CHECK(probabilities.max().item<double>() == Approx(expected[name][0][2].get<double>()).margin(0.02));
+    ++checked;
+  }
+  CHECK(checked == 8);
+  CHECK(expected.size() == 8);
+}
+
 TEST_CASE("the inference-optimised copy computes the plain forward", "[shared][model]") {
-  auto shared = salient::test::shared_dir();
-  if (!shared) return;
-  auto path = *shared / "models" / "mobilenet_v2_imagenet.pt";
+  const auto data = salient::test::shipped_dir();
+  auto path = data / "models" / "mobilenet_v2_imagenet.pt";
   auto optimized = salient::TorchModel::load(path, {.optimize_for_inference = true, .inference_batch = 1});
   auto plain = salient::TorchModel::load(path, {.optimize_for_inference = false});
   auto x = torch::randn({2, 3, 224, 224}, torch::TensorOptions().dtype(torch::kFloat32));

@@ -121,7 +121,8 @@ img{max-width:100%;height:auto}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(176px,1fr));gap:12px}
 figure.tile{margin:0;border:1px solid #ddd;border-radius:4px;padding:6px;background:#fafafa;min-width:0}
 figure.tile img{width:100%;image-rendering:pixelated;display:block}
-figcaption{font-size:85%;margin-top:4px;overflow-wrap:anywhere}figcaption .name{font-weight:600}figcaption .time{float:right;color:#555}
+figcaption{font-size:85%;margin-top:4px}figcaption .head{display:flex;justify-content:space-between;gap:6px}
+figcaption .name{font-weight:600;overflow-wrap:anywhere;min-width:0}figcaption .time{color:#555;white-space:nowrap}
 .scale{height:10px;margin-top:4px;border:1px solid #ccc}.ends{display:flex;justify-content:space-between;font-size:80%;color:#555}
 details{font-size:85%;margin-top:2px}summary{cursor:pointer;color:#1558b0}details table td{padding:1px 4px;border:0}
 dl.methods dt{font-weight:600;margin-top:6px}dl.methods dd{margin-left:16px}
@@ -231,10 +232,10 @@ struct Report {
     const bool is_signed = facts ? facts->is_signed : true;
     html << "<figure class=\"tile\">";
     if (!cell.attribution.empty()) html << "<a href=\"" << html_escape(cell.attribution) << "\" title=\"the exact map (.npy)\">";
-    html << "<img src=\"" << html_escape(cell.heatmap) << "\" alt=\"" << html_escape(cell.method) << "\" loading=\"lazy\">";
+    html << "<img src=\"" << html_escape(cell.heatmap) << "\" alt=\"" << html_escape(cell.method) << "\">";
     if (!cell.attribution.empty()) html << "</a>";
-    html << "<figcaption><a class=\"name\" href=\"index.html#" << method_anchor(cell.method) << "\">" << html_escape(cell.method)
-         << "</a><span class=\"time\">" << milliseconds(cell.seconds) << "</span>"
+    html << "<figcaption><div class=\"head\"><a class=\"name\" href=\"index.html#" << method_anchor(cell.method) << "\">"
+         << html_escape(cell.method) << "</a><span class=\"time\">" << milliseconds(cell.seconds) << "</span></div>"
          << "<div class=\"scale\" style=\"background:" << css_gradient(is_signed ? Colormap::diverging : Colormap::inferno)
          << "\"></div><div class=\"ends\">";
     const std::string end = std::isnan(cell.scale) ? "?" : three_digits(cell.scale);
@@ -325,7 +326,7 @@ struct Report {
         html << "<td class=\"i" << i << "\">";
         for (const auto& cell : rows[i].cells)
           if (cell.method == order[m])
-            html << "<img src=\"" << html_escape(cell.heatmap) << "\" alt=\"" << html_escape(cell.method) << "\" loading=\"lazy\"><br><small>"
+            html << "<img src=\"" << html_escape(cell.heatmap) << "\" alt=\"" << html_escape(cell.method) << "\"><br><small>"
                  << milliseconds(cell.seconds) << "</small>";
         html << "</td>";
       }
