@@ -198,10 +198,13 @@ TEST_CASE("the demo explains data/'s photos with the main methods from data/ alo
 // has a row per method; every link resolves.
 TEST_CASE("salient-explain's report: sections, tiles, compare view, links", "[cli]") {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")) FAIL("scripts/setup installs dataset-fashion-mnist");
-  std::string out_text, all;
-  REQUIRE(tool("salient-explain", "--help", &out_text).code == 0);
-  const std::regex entry("\n {26}([a-z_]+) ");  // the method list's lines
-  for (auto it = std::sregex_iterator(out_text.begin(), out_text.end(), entry); it != std::sregex_iterator(); ++it)
+  std::string help, all;
+  REQUIRE(tool("salient-explain", "--help", &help).code == 0);
+  const auto from = help.find("From:\n"), to = help.find("--list-layers");
+  REQUIRE((from != std::string::npos && to != std::string::npos));
+  const std::string list = help.substr(from, to - from);
+  const std::regex entry("\n {26}([a-z_]+) ");  // the method list's lines: a name, then its aliases and summary
+  for (auto it = std::sregex_iterator(list.begin(), list.end(), entry); it != std::sregex_iterator(); ++it)
     all += (all.empty() ? "" : ",") + std::string((*it)[1]);
   const auto out = work / "many";
   const auto run = explain("--model " + std::string(SALIENT_MODELS_DIR) + "/tiny_fashion.pt --dataset fashion-mnist --limit 2 --method " +
@@ -239,6 +242,17 @@ TEST_CASE("salient-explain's report: sections, tiles, compare view, links", "[cl
   CHECK(occurrences(compare, "<td class=\"i") == 2 * methods);
   CHECK(broken_links(out, "index.html").empty());
   CHECK(broken_links(out, "compare.html").empty());
+  // In a browser (scripts/check-report, where chromium is installed): no sideways scrolling at
+  // 1280 px and every image loaded; the check fails when a heatmap is missing.
+  if (std::system("command -v chromium > /dev/null") == 0) {
+    const std::string check = std::string(SALIENT_SOURCE_DIR) + "/scripts/check-report " + out.string() + " ";
+    CHECK(std::system((check + (work / "shot.png").string() + " > /dev/null 2>&1").c_str()) == 0);
+    CHECK(fs::file_size(work / "shot.png") > 10000);
+    fs::rename(out / summary["images"][1]["methods"][0]["heatmap"].get<std::string>(), work / "moved.png");
+    CHECK(std::system((check + (work / "shot2.png").string() + " > /dev/null 2>&1").c_str()) != 0);
+  } else {
+    WARN("chromium is not installed: the browser check (scripts/check-report) did not run");
+  }
   fs::remove_all(work);
 }
 

@@ -121,8 +121,8 @@ img{max-width:100%;height:auto}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(176px,1fr));gap:12px}
 figure.tile{margin:0;border:1px solid #ddd;border-radius:4px;padding:6px;background:#fafafa;min-width:0}
 figure.tile img{width:100%;image-rendering:pixelated;display:block}
-figcaption{font-size:85%;margin-top:4px}figcaption .head{display:flex;justify-content:space-between;gap:6px}
-figcaption .name{font-weight:600;overflow-wrap:anywhere;min-width:0}figcaption .time{color:#555;white-space:nowrap}
+figcaption{font-size:85%;margin-top:4px}figcaption .head{display:flex;flex-wrap:wrap;justify-content:space-between;column-gap:6px}
+figcaption .name{font-weight:600}figcaption .time{color:#555;white-space:nowrap;margin-left:auto}
 .scale{height:10px;margin-top:4px;border:1px solid #ccc}.ends{display:flex;justify-content:space-between;font-size:80%;color:#555}
 details{font-size:85%;margin-top:2px}summary{cursor:pointer;color:#1558b0}details table td{padding:1px 4px;border:0}
 dl.methods dt{font-weight:600;margin-top:6px}dl.methods dd{margin-left:16px}
@@ -258,8 +258,10 @@ struct Report {
     const auto order = method_order();
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& row = rows[i];
-      html << "<section id=\"" << image_anchor(i) << "\"><h2>" << html_escape(std::filesystem::path(row.source).filename().string())
-           << " <small>" << html_escape(row.source) << "</small></h2>\n<div class=\"photo\"><img src=\"" << html_escape(row.input)
+      const auto name = std::filesystem::path(row.source).filename().string();
+      html << "<section id=\"" << image_anchor(i) << "\"><h2>" << html_escape(name);
+      if (name != row.source) html << " <small>" << html_escape(row.source) << "</small>";
+      html << "</h2>\n<div class=\"photo\"><img src=\"" << html_escape(row.input)
            << "\" alt=\"the photo as the model sees it\"><div class=\"top5\"><b>Top-5</b>\n";
       for (const auto& entry : row.top5) {
         const double p = entry.value("probability", 0.0);
