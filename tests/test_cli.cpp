@@ -1067,7 +1067,7 @@ TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an
            {"--model " + model + " --image " + image + " --k 1001", "--k must be at most 20, got 1001"},
            {"--model " + model + " --image " + image + " --masker sparkle", "unknown masker 'sparkle'"},
            {"--model " + model + " --image " + image + " --entities magic", "--entities expects attribution or model:FILE.pt"},
-           {"verify --model " + model + " --image " + image, "verify needs --model, --image and --certificate"}}) {
+           {"verify --model " + model + " --image " + image, "verify needs --image and --certificate"}}) {
     auto bad = tool("salient-topk", args + " --out " + (work / "bad").string());
     INFO(args);
     CHECK(bad.code == 2);
