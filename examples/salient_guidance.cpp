@@ -27,6 +27,7 @@
 #include "common/evaluation.hpp"
 #include "common/fashion_mnist.hpp"
 #include "common/output.hpp"
+#include "common/report.hpp"
 #include "salient/salient.hpp"
 
 namespace fs = std::filesystem;
@@ -282,16 +283,19 @@ int run(int argc, char** argv) {
     for (double f : config.annotated) runs.push_back({loss, f, config.lambda >= 0 ? config.lambda : default_lambda(loss)});
   }
   json results = json::array();
-  salient::cli::print_row({"loss", "annotated", "lambda", "test accuracy (no shortcut)", "test accuracy (shortcut)",
-                           "energy pointing game", "train accuracy", "seconds"});
+  const std::vector<std::string> header{"loss", "annotated", "lambda", "test accuracy (no shortcut)", "test accuracy (shortcut)",
+                                        "energy pointing game", "train accuracy", "seconds"};
+  std::vector<std::vector<std::string>> rows;
+  salient::cli::print_row(header);
   salient::cli::print_row(std::vector<std::string>(8, "---"));
   for (const auto& run : runs) {
     auto r = train_and_evaluate(config, run, train, test_free, test_shortcut);
     using salient::cli::number;
-    salient::cli::print_row({run.loss, run.loss == "none" ? "-" : number(run.annotated), number(run.lambda),
-                             number(r["test_accuracy"].get<double>()), number(r["test_accuracy_with_shortcut"].get<double>()),
-                             number(r["energy_pointing_game"].get<double>()), number(r["train_accuracy"].get<double>()),
-                             number(r["seconds"].get<double>(), 3)});
+    rows.push_back({run.loss, run.loss == "none" ? "-" : number(run.annotated), number(run.lambda),
+                    number(r["test_accuracy"].get<double>()), number(r["test_accuracy_with_shortcut"].get<double>()),
+                    number(r["energy_pointing_game"].get<double>()), number(r["train_accuracy"].get<double>()),
+                    number(r["seconds"].get<double>(), 3)});
+    salient::cli::print_row(rows.back());
     std::cout.flush();
     results.push_back(r);
     json summary{{"dataset", "Fashion-MNIST items on a 64x64 canvas, a 4x4 square at a class position in the top band"},
@@ -300,6 +304,18 @@ int run(int argc, char** argv) {
                  {"score", config.attribution.score == salient::GuidedScore::logit ? "logit" : "logprob"},
                  {"seed", config.seed}, {"threads", config.threads}, {"runs", results}};
     std::ofstream(output.file("results.json")) << summary.dump(1) << "\n";  // after every run
+    std::ofstream html(output.file("index.html"));
+    salient::cli::page_start(html, "salient-guidance: training with explanation losses",
+                             "<p>Fashion-MNIST items on a 64x64 canvas with a shortcut (a 4x4 square at a class position, in " +
+                                 salient::cli::three_digits(config.correlation * 100) + "% of the training images); " +
+                                 std::to_string(config.train) + " training and " + std::to_string(config.test) + " test images, " +
+                                 std::to_string(config.epochs) + " epochs, attributions by " + salient::cli::html_escape(method) +
+                                 ". A guidance loss that works keeps the test accuracy without the shortcut and puts the "
+                                 "attribution's energy in the object's box.</p>\n");
+    html << "<h2>Runs</h2>\n" << salient::cli::html_table(header, rows)
+         << "<h2>Training images with their boxes</h2><img src=\"training_examples.png\" alt=\"training images\">\n"
+         << "<p>Every number: <a href=\"results.json\">results.json</a>.</p>\n";
+    salient::cli::page_end(html);
   }
   output.finish();
   return 0;

@@ -36,6 +36,7 @@
 #include "common/output.hpp"
 #include "common/parts.hpp"
 #include "common/processes.hpp"
+#include "common/report.hpp"
 #include "salient/evaluation/randomisation.hpp"
 #include "salient/evaluation/sanity.hpp"
 #include "salient/evaluation/training.hpp"
@@ -247,11 +248,30 @@ void write_report(salient::cli::OutputFolder& output, const SanityRun& run) {
 
   // The table: mean Spearman (absolute maps) at the original model, halfway, fully randomised.
   const size_t last = run.steps.size() - 1, half = last / 2;
-  salient::cli::print_row({"method", "original", "after " + run.steps[half], "after " + run.steps[last]});
-  salient::cli::print_row({"---", "---", "---", "---"});
+  const std::vector<std::string> header{"method", "original", "after " + run.steps[half], "after " + run.steps[last]};
+  std::vector<std::vector<std::string>> rows;
   for (size_t m = 0; m < run.methods.size(); ++m)
-    salient::cli::print_row({run.methods[m], salient::cli::number(mean[0][m].spearman_abs), salient::cli::number(mean[half][m].spearman_abs),
-                             salient::cli::number(mean[last][m].spearman_abs)});
+    rows.push_back({run.methods[m], salient::cli::number(mean[0][m].spearman_abs), salient::cli::number(mean[half][m].spearman_abs),
+                    salient::cli::number(mean[last][m].spearman_abs)});
+  salient::cli::print_row(header);
+  salient::cli::print_row({"---", "---", "---", "---"});
+  for (const auto& row : rows) salient::cli::print_row(row);
+
+  // index.html: the same table, the charts and the maps, in the reports' common frame.
+  std::ofstream html(output.file("index.html"));
+  salient::cli::page_start(html, "salient-sanity: " + mode + " model-parameter randomisation",
+                           "<p>Model <code>" + salient::cli::html_escape(run.header.value("model", "")) + "</code>, " +
+                               std::to_string(run.images.size()) + " photos, " + std::to_string(run.methods.size()) + " methods, " +
+                               salient::cli::three_digits(run.seconds) + " s. A method that passes the test (Adebayo et al. 2018) "
+                               "gives maps less and less like the original as more of the model is randomised.</p>\n");
+  html << "<h2>Mean Spearman rank correlation with the original map (absolute maps)</h2>\n"
+       << salient::cli::html_table(header, rows);
+  for (const char* chart : {"randomisation.png", "spearman_signed.png", "ssim.png", "hog.png"})
+    html << "<img src=\"" << chart << "\" alt=\"" << chart << "\">\n";
+  if (fs::exists(output.file("maps.png")))
+    html << "<h2>The first photo's maps, step by step</h2><img src=\"maps.png\" alt=\"maps per step\">\n";
+  html << "<p>Every value: <a href=\"results.csv\">results.csv</a>, <a href=\"results.json\">results.json</a>.</p>\n";
+  salient::cli::page_end(html);
 }
 
 // A results.json of salient-sanity (a run or a shard), as the report's input.

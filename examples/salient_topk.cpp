@@ -26,6 +26,7 @@
 #include "common/evaluation.hpp"
 #include "common/method_settings.hpp"
 #include "common/output.hpp"
+#include "common/report.hpp"
 #include "salient/analysis/torch_topk.hpp"
 #include "salient/io/certificate.hpp"
 #include "salient/io/detail/sha256.hpp"
@@ -243,7 +244,7 @@ int run_analysis(const Options& o) {
                           {"removed_top_k", list_names(result.top_k_removed[static_cast<size_t>(e)], labels)}});
   summary["entity_top_k"] = per_entity;
 
-  std::ostringstream table;
+  std::ostringstream table, rows_html;  // verdicts.md's table, index.html's
   table << "| class a | class b | verdict | certificate |\n| --- | --- | --- | --- |\n";
   json pairs = json::array();
   for (const auto& pair : result.pairs) {
@@ -293,6 +294,15 @@ int run_analysis(const Options& o) {
     } else {
       entry["reason"] = pair.reason;
     }
+    using salient::cli::html_escape;
+    rows_html << "<tr><td>" << html_escape(short_name(labels, pair.class_a)) << "</td><td>" << html_escape(short_name(labels, pair.class_b))
+              << "</td><td>" << salient::to_string(pair.relation) << (pair.split_entity ? " (split entity)" : "") << "</td><td>";
+    if (entry.contains("certificate"))
+      rows_html << "<img src=\"" << html_escape(entry["overlay"].get<std::string>()) << "\" alt=\"the certificate's masks\" style=\"max-width:480px\"><br><a href=\""
+                << html_escape(entry["certificate"].get<std::string>()) << "\">certificate</a> (check it: <code>salient-topk verify</code>)";
+    else
+      rows_html << html_escape(pair.reason);
+    rows_html << "</td></tr>\n";
     pairs.push_back(entry);
     table << "| " << short_name(labels, pair.class_a) << " | " << short_name(labels, pair.class_b) << " | "
           << salient::to_string(pair.relation) << (pair.split_entity ? " (split entity)" : "") << " | " << certificate_text << " |\n";
@@ -300,6 +310,21 @@ int run_analysis(const Options& o) {
   summary["pairs"] = pairs;
   std::ofstream(output.file("summary.json")) << summary.dump(1) << "\n";
   std::ofstream(output.file("verdicts.md")) << table.str();
+  {
+    std::ofstream html(output.file("index.html"));
+    using salient::cli::html_escape;
+    salient::cli::page_start(html, "salient-topk: one entity or two?",
+                             "<p>Photo <code>" + html_escape(o.image) + "</code>, model <code>" + html_escape(o.model) + "</code>; entities: " +
+                                 html_escape(entity_source) + ", relevance by " + html_escape(method.name) + "; " +
+                                 std::to_string(result.masked_inputs) + " masked inputs, " + salient::cli::three_digits(seconds) +
+                                 " s.</p>\n");
+    html << "<div class=\"photo\"><img src=\"entities.png\" alt=\"the photo and its entities\" style=\"width:auto;max-width:640px\">"
+         << salient::cli::top_classes_html(top, "Top-" + std::to_string(o.topk.k)) << "</div>\n<h2>Every pair of the top-"
+         << o.topk.k << "</h2>\n<table><tr><th>class a</th><th>class b</th><th>verdict</th><th>certificate or reason</th></tr>\n"
+         << rows_html.str() << "</table>\n<p>The same as Markdown: <a href=\"verdicts.md\">verdicts.md</a>; every number: "
+         << "<a href=\"summary.json\">summary.json</a>.</p>\n";
+    salient::cli::page_end(html);
+  }
   output.finish();
   std::cout << "top-" << o.topk.k << ":";
   for (size_t i = 0; i < classes.size(); ++i)

@@ -750,6 +750,12 @@ TEST_CASE("salient-sanity writes the cascading randomisation figure, maps and nu
   auto csv = read(out / "results.csv");
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 21 * 3);
   CHECK(printed.find("| gradient |") != std::string::npos);
+  // The report: the printed table, every chart and the maps, in the common frame.
+  const auto html = read(out / "index.html");
+  CHECK(html.find("<td>gradient</td>") != std::string::npos);
+  for (const auto* file : {"randomisation.png", "ssim.png", "hog.png", "spearman_signed.png", "maps.png"})
+    CHECK(html.find(std::string("src=\"") + file + "\"") != std::string::npos);
+  CHECK(broken_links(out, "index.html").empty());
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {"--model " + model + " --images " + (data / "images" / "cat.png").string() + " --mode sideways",
             "--mode expects cascading or independent"},
@@ -940,6 +946,8 @@ TEST_CASE("salient-guidance trains with and without a guidance loss and writes r
   }
   CHECK(salient::load_image(out / "training_examples.png").width > 100);
   CHECK(printed.find("| energy | 0.5 |") != std::string::npos);
+  CHECK(read(out / "index.html").find("<td>energy</td><td>0.5</td>") != std::string::npos);
+  CHECK(broken_links(out, "index.html").empty());
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {"--loss l2", "unknown guidance loss 'l2'"},
            {"--annotated 1.5", "--annotated fractions must be in (0, 1]"},
@@ -994,6 +1002,8 @@ TEST_CASE("salient-topk decides pets.jpg's pairs and its certificates verify; an
   CHECK(printed.find("| Italian greyhound | Boston bull | two_entities |") != std::string::npos);
   CHECK(salient::load_image(out / "entities.png").width == 2 * 224 + 3 * 4);
   CHECK(salient::load_image(out / "pair_171_195.png").width > 224);
+  CHECK(read(out / "index.html").find("<td>Italian greyhound</td><td>Boston bull</td><td>two_entities</td>") != std::string::npos);
+  CHECK(broken_links(out, "index.html").empty());
   const auto certificate = out / "certificates" / "pair_171_195.json";
   REQUIRE(fs::exists(certificate));
   CHECK(salient::load_image(out / "certificates" / "pair_171_195_A.png").width == 224);

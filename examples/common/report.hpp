@@ -141,6 +141,31 @@ inline void page_start(std::ostream& html, const std::string& title, const std::
 }
 inline void page_end(std::ostream& html) { html << "</body></html>\n"; }
 
+// A table: a header row and rows of (escaped) text cells.
+inline std::string html_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::string html = "<table><tr>";
+  for (const auto& cell : header) html += "<th>" + html_escape(cell) + "</th>";
+  html += "</tr>\n";
+  for (const auto& row : rows) {
+    html += "<tr>";
+    for (const auto& cell : row) html += "<td>" + html_escape(cell) + "</td>";
+    html += "</tr>\n";
+  }
+  return html + "</table>\n";
+}
+
+// A top-k list ([{index, label, probability}], as every tool writes it) as labelled bars.
+inline std::string top_classes_html(const nlohmann::json& top, const std::string& title) {
+  std::string html = "<div class=\"top5\"><b>" + html_escape(title) + "</b>\n";
+  for (const auto& entry : top) {
+    const double p = entry.value("probability", 0.0);
+    html += "<div class=\"prob\"><span>" + html_escape(entry.value("label", "")) + " <small>(" +
+            std::to_string(entry.value("index", int64_t{-1})) + ")</small></span><span class=\"bar\"><span style=\"width:" +
+            three_digits(std::clamp(p, 0.0, 1.0) * 100) + "%\"></span></span><span>" + three_digits(p * 100) + "%</span></div>\n";
+  }
+  return html + "</div>";
+}
+
 // A colour map as a CSS gradient (the report's colour bars need no image files).
 inline std::string css_gradient(Colormap colormap) {
   const bool diverging = colormap == Colormap::diverging;
@@ -262,14 +287,7 @@ struct Report {
       html << "<section id=\"" << image_anchor(i) << "\"><h2>" << html_escape(name);
       if (name != row.source) html << " <small>" << html_escape(row.source) << "</small>";
       html << "</h2>\n<div class=\"photo\"><img src=\"" << html_escape(row.input)
-           << "\" alt=\"the photo as the model sees it\"><div class=\"top5\"><b>Top-5</b>\n";
-      for (const auto& entry : row.top5) {
-        const double p = entry.value("probability", 0.0);
-        html << "<div class=\"prob\"><span>" << html_escape(entry.value("label", "")) << " <small>(" << entry.value("index", int64_t{-1})
-             << ")</small></span><span class=\"bar\"><span style=\"width:" << three_digits(std::clamp(p, 0.0, 1.0) * 100)
-             << "%\"></span></span><span>" << three_digits(p * 100) << "%</span></div>\n";
-      }
-      html << "</div></div>\n";
+           << "\" alt=\"the photo as the model sees it\">" << top_classes_html(row.top5, "Top-5") << "</div>\n";
       for (const auto* group : {"Gradients", "Class activation maps", "Propagation rules and baselines", "Perturbation", "Other"}) {
         bool opened = false;
         for (const auto& name : order)
