@@ -533,18 +533,34 @@ int run_data_randomisation(const Options& options, salient::cli::OutputFolder& o
   }
   salient::save_png(salient::grid(tiles, 9, 2), output.file("data_randomisation_maps.png"));
   json per_method = json::object();
-  salient::cli::print_row({"method", "Spearman (abs)", "Spearman (signed)", "SSIM", "HOG"});
+  const std::vector<std::string> header{"method", "Spearman (abs)", "Spearman (signed)", "SSIM", "HOG"};
+  std::vector<std::vector<std::string>> rows;
+  salient::cli::print_row(header);
   salient::cli::print_row({"---", "---", "---", "---", "---"});
   for (size_t m = 0; m < methods.size(); ++m) {
     const auto mean = salient::mean_similarity(result.similarity[m]);
     per_method[result.methods[m]] = similarity_json(mean);
-    salient::cli::print_row({result.methods[m], salient::cli::number(mean.spearman_abs), salient::cli::number(mean.spearman),
-                             salient::cli::number(mean.ssim), salient::cli::number(mean.hog)});
+    rows.push_back({result.methods[m], salient::cli::number(mean.spearman_abs), salient::cli::number(mean.spearman),
+                    salient::cli::number(mean.ssim), salient::cli::number(mean.hog)});
+    salient::cli::print_row(rows.back());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json summary{{"test", "data randomisation"}, {"train_images", n}, {"accuracy", accuracy}, {"similarity", per_method},
                {"threads", options.input.threads}, {"seconds", seconds}};
   std::ofstream(output.file("data_randomisation.json")) << summary.dump(1) << "\n";
+  // Its page beside the parameter randomisation's index.html, in the common frame.
+  std::ofstream html(output.file("data_randomisation.html"));
+  salient::cli::page_start(html, "salient-sanity: data randomisation",
+                           "<p>Two copies of a small CNN trained on " + std::to_string(n) + " Fashion-MNIST images, one with the "
+                           "true labels (test accuracy " + salient::cli::three_digits(accuracy["true_labels"]["test"].get<double>()) +
+                           "), one with permuted labels it memorised (train accuracy " +
+                           salient::cli::three_digits(accuracy["permuted_labels"]["train"].get<double>()) + "); " +
+                           salient::cli::three_digits(seconds) + " s. A method that passes the test (Adebayo et al. 2018) gives "
+                           "maps unlike each other for the two models.</p>\n");
+  html << "<h2>Mean similarity of the two models' maps (16 test images)</h2>\n" << salient::cli::html_table(header, rows)
+       << "<img src=\"data_randomisation_maps.png\" alt=\"maps under both models\">\n"
+       << "<p>Every number: <a href=\"data_randomisation.json\">data_randomisation.json</a>.</p>\n";
+  salient::cli::page_end(html);
   output.finish(/*keep_earlier=*/true);  // the parameter randomisation's files stay beside these
   return 0;
 }
