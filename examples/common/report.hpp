@@ -118,8 +118,9 @@ img{max-width:100%;height:auto}
 .photo{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}.photo>img{width:224px;image-rendering:pixelated}
 .top5{min-width:300px;max-width:520px;flex:1}.prob{display:grid;grid-template-columns:minmax(120px,1fr) 120px 52px;gap:6px;align-items:center;font-size:90%;margin:2px 0}
 .prob .bar{background:#eee;height:12px}.prob .bar span{display:block;height:12px;background:#4a7bd0}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(176px,1fr));gap:12px}
-figure.tile{margin:0;border:1px solid #ddd;border-radius:4px;padding:6px;background:#fafafa;min-width:0}
+.groups{display:flex;flex-wrap:wrap;gap:4px 24px;margin-top:8px}.group{max-width:100%}.group h3{margin:6px 0}
+.grid{display:flex;flex-wrap:wrap;gap:12px}
+figure.tile{margin:0;border:1px solid #ddd;border-radius:4px;padding:6px;background:#fafafa;width:176px;box-sizing:border-box}
 figure.tile img{width:100%;image-rendering:pixelated;display:block}
 figcaption{font-size:85%;margin-top:4px}figcaption .head{display:flex;flex-wrap:wrap;justify-content:space-between;column-gap:6px}
 figcaption .name{font-weight:600}figcaption .time{color:#555;white-space:nowrap;margin-left:auto}
@@ -288,6 +289,8 @@ struct Report {
       if (name != row.source) html << " <small>" << html_escape(row.source) << "</small>";
       html << "</h2>\n<div class=\"photo\"><img src=\"" << html_escape(row.input)
            << "\" alt=\"the photo as the model sees it\">" << top_classes_html(row.top5, "Top-5") << "</div>\n";
+      // The families side by side, each a wrapping row of tiles: a few methods fit one row.
+      html << "<div class=\"groups\">\n";
       for (const auto* group : {"Gradients", "Class activation maps", "Propagation rules and baselines", "Perturbation", "Other"}) {
         bool opened = false;
         for (const auto& name : order)
@@ -295,13 +298,13 @@ struct Report {
             if (cell.method != name) continue;
             const auto* facts = method_facts_of(cell.method);
             if ((facts ? method_group(facts->needs) : std::string("Other")) != group) continue;
-            if (!opened) html << "<h3>" << group << "</h3>\n<div class=\"grid\">\n";
+            if (!opened) html << "<div class=\"group\"><h3>" << group << "</h3>\n<div class=\"grid\">\n";
             opened = true;
             write_tile(html, cell);
           }
-        if (opened) html << "</div>\n";
+        if (opened) html << "</div></div>\n";
       }
-      html << "</section>\n";
+      html << "</div></section>\n";
     }
     html << "<section id=\"methods\"><h2>Methods</h2><dl class=\"methods\">\n";
     for (const auto& name : order) {
