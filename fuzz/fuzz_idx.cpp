@@ -4,7 +4,11 @@
 #include "fuzz_input.hpp"
 #include "salient/io/idx.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+#ifndef SALIENT_FUZZ_ENTRY
+#define SALIENT_FUZZ_ENTRY LLVMFuzzerTestOneInput  // tests/fuzz_replay.cpp renames it
+#endif
+
+extern "C" int SALIENT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
   const auto path = salient::fuzz::input_file(data, size, ".idx");
   try {
     salient::fuzz::check_count(salient::load_idx(path));

@@ -11,9 +11,8 @@
 namespace salient::fuzz {
 
 inline std::filesystem::path input_file(const uint8_t* data, size_t size, const std::string& suffix) {
-  static const std::filesystem::path path =
-      std::filesystem::path(std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp") /
-      ("salient-fuzz-" + std::to_string(::getpid()) + suffix);
+  static const std::filesystem::path folder = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+  const auto path = folder / ("salient-fuzz-" + std::to_string(::getpid()) + suffix);  // one per suffix (target)
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) __builtin_trap();
   if (size > 0 && std::fwrite(data, 1, size, f) != size) __builtin_trap();
