@@ -528,6 +528,11 @@ TEST_CASE("salient-explain rejects bad input with exit code 2", "[cli][shared][e
       {"--model " + model + " --image " + image + " --target 1000", "target class 1000 out of range [0, 1000)"},
       {"--model " + model + " --image " + (work / "nan.npy").string(), "contains NaN"},
       {"--model " + model + " --image " + image + " --method magic", "unknown method 'magic'"},
+      // A method's own settings (--method m:flag=value): each checked before any work.
+      {"--model " + model + " --image " + image + " --method lime:foo=1", "'foo' in 'lime:foo=1' is not a method setting"},
+      {"--model " + model + " --image " + image + " --method lime:samples=0", "--samples must be at least 1"},
+      {"--model " + model + " --image " + image + " --method lime:500", "needs setting=value after the method's name"},
+      {"--model " + model + " --image " + image + " --method saliency,ig:steps=8,saliency", "names 'saliency' twice"},
       {"--model " + model + " --image " + image + " --steps zero", "--steps expects an integer"},
       {"--model " + model + " --image " + image + " --method gradcam --layer features.99",
        "unknown layer 'features.99'"},
