@@ -180,6 +180,18 @@ TEST_CASE("load_image reports bad files with their path", "[io][image]") {
   write_text(dir / "huge.bmp", std::string(bmp.begin(), bmp.end()));
   require_error_mentioning([&] { salient::load_image(dir / "huge.bmp"); }, "20000x20000");
 
+  // A BMP whose header claims more rows than the file holds (stb would decode them as black):
+  // refused, with the sizes; the whole file loads.
+  {
+    std::vector<unsigned char> whole;
+    const auto rgb = salient::detail::interleave_u8(random_u8_image(3, 40, 30, 9), "test", "x", 4, true);
+    REQUIRE(stbi_write_bmp_to_func(salient::detail::append_bytes, &whole, 30, 40, 3, rgb.data()));
+    write_text(dir / "whole.bmp", std::string(whole.begin(), whole.end()));
+    CHECK(salient::load_image(dir / "whole.bmp").height == 40);
+    write_text(dir / "cut.bmp", std::string(whole.begin(), whole.end() - 100));
+    require_error_mentioning([&] { salient::load_image(dir / "cut.bmp"); }, "truncated BMP");
+  }
+
   // An unknown critical PNG chunk whose type is an escape sequence (ESC [ 2 J clears a
   // terminal): stb quotes the type in its reason; only printable characters may reach the user.
   {
