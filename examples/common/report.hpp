@@ -57,13 +57,13 @@ using FilePlace = std::function<std::filesystem::path(const std::string& relativ
 inline WrittenFiles write_attribution(const FilePlace& place, const std::string& stem, const std::string& method,
                                       const torch::Tensor& attribution, const Image& photo, bool is_signed,
                                       bool npy = true) {
-  const auto files = attribution_files(stem, method, npy);  // (its scale is filled in below)
+  const auto files = attribution_files(stem, method, npy);
   auto values = attribution.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   if (npy) save_npy(place(files.attribution), values.data_ptr<float>(), values.sizes().vec());
   auto image = to_image(values);
   auto map = reduce_channels(image, ChannelReduction::sum);
-  const double scale = percentile_scale(map, is_signed, 99.0);
-  map = normalize_percentile(map, is_signed, 99.0);
+  const double scale = percentile_scale(map, is_signed, 99.0);  // one percentile pass: the bar's end and the colours
+  map = normalize_by_scale(map, is_signed, scale);
   auto shown = display_size(photo);
   if (shown.height != map.height || shown.width != map.width) map = resize(map, shown.height, shown.width);
   save_png(overlay(shown, map, is_signed ? Colormap::diverging : Colormap::inferno, 0.8f), place(files.heatmap));

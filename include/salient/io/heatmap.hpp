@@ -148,8 +148,8 @@ inline double percentile_scale(const Map2D& map, bool signed_map, double percent
   return magnitudes.empty() ? 0.0 : double{*std::max_element(magnitudes.begin(), magnitudes.end())};
 }
 
-inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double percentile = 99.0) {
-  const double q = percentile_scale(map, signed_map, percentile);
+// The map divided by a scale q (percentile_scale's), clipped as normalize_percentile does.
+inline Map2D normalize_by_scale(const Map2D& map, bool signed_map, double q) {
   Map2D out{map.height, map.width, std::vector<float>(map.data.size(), 0.f)};
   if (!(q > 0.0)) {
     // Only zeros (and perhaps infinities): keep the infinities' direction, the rest is 0.
@@ -165,6 +165,10 @@ inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double perc
     out.data[i] = static_cast<float>(std::clamp(scaled, double{lower}, 1.0));
   }
   return out;
+}
+
+inline Map2D normalize_percentile(const Map2D& map, bool signed_map, double percentile = 99.0) {
+  return normalize_by_scale(map, signed_map, percentile_scale(map, signed_map, percentile));
 }
 
 // viridis and inferno: perceptually uniform, for unsigned maps in [0, 1]; gray: black to white;
