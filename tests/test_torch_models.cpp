@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -153,4 +154,58 @@ TEST_CASE("model errors are clear", "[model][errors]") {
   auto nan = torch::randn({1, 3, 8, 8});
   nan[0][1][2][3] = std::numeric_limits<float>::quiet_NaN();
   REQUIRE_THROWS_WITH(salient::integrated_gradients(model, nan, 0), Catch::Contains("input contains NaN"));
+}
+
+TEST_CASE("one TorchModel used from 4 threads at once gives the serial results", "[model][threads]") {
+  // Every lazily made part of a model (the executor's program, the canonical program of the
+  // relevance rules, the inference-optimised copy, the incremental cache) is first made while
+  // four threads ask for it, each running the methods in another order.
+  const salient::ModelOptions options{.optimize_for_inference = true, .inference_batch = 8};
+  const auto path = fs::path(SALIENT_MODELS_DIR) / "resnet18.pt";
+  torch::manual_seed(21);
+  const auto x = torch::randn({1, 3, 64, 64});
+  const std::vector<std::pair<std::string, salient::MethodSettings>> methods{
+      {"saliency", {}},
+      {"integrated_gradients", {.options = {{"steps", "8"}}}},
+      {"smoothgrad", {.options = {{"samples", "4"}}, .seed = 3}},
+      {"gradcam", {}},
+      {"lrp", {}},
+      {"occlusion", {.options = {{"window", "16"}, {"stride", "16"}}, .batch_size = 8}},
+      {"feature_ablation", {.batch_size = 8, .segments = "grid:16"}},
+      {"lime", {.options = {{"samples", "16"}}, .batch_size = 8, .seed = 5, .masker = "layer", .segments = "grid:16"}},
+      {"rise", {.options = {{"masks", "16"}}, .batch_size = 8, .seed = 7}},
+  };
+  auto run_all = [&](salient::TorchModel& model, std::size_t first) {
+    std::vector<torch::Tensor> maps(methods.size());
+    for (std::size_t k = 0; k < methods.size(); ++k) {
+      const auto i = (first + k) % methods.size();
+      maps[i] = salient::find_method(methods[i].first).bind(methods[i].second)(model, x, 7);
+    }
+    return maps;
+  };
+  auto serial_model = salient::TorchModel::load(path, options);
+  const auto serial = run_all(serial_model, 0);
+
+  auto shared_model = salient::TorchModel::load(path, options);
+  constexpr int threads = 4;
+  std::vector<std::vector<torch::Tensor>> results(threads);
+  std::vector<std::string> errors(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      try {
+        results[t] = run_all(shared_model, static_cast<std::size_t>(t) * 2);
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  for (auto& thread : pool) thread.join();
+  for (int t = 0; t < threads; ++t) {
+    CAPTURE(t, errors[t]);
+    REQUIRE(errors[t].empty());
+    for (std::size_t i = 0; i < methods.size(); ++i) {
+      CAPTURE(methods[i].first);
+      CHECK(torch::equal(results[t][i], serial[i]));
+    }
+  }
 }

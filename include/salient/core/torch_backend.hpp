@@ -350,7 +350,7 @@ class TorchModel {
     else if (nn_module_) nn_module_->to(device);
     else detail::fail("a model made from a plain function cannot be moved to ", device.str(), "; move what it computes with");
     inference_->drop();
-    derived_ = std::make_shared<std::map<std::type_index, std::shared_ptr<const void>>>();
+    derived_ = std::make_shared<Derived>();
   }
   // The inference-optimised copy folded the parameters' values into constants: it is made
   // again when any parameter or buffer changed in place since (seen by the tensors' version
@@ -379,9 +379,12 @@ class TorchModel {
   }
   // What another part of the library derives from the model once (the graph executor's
   // program: graph/layers.hpp), by type: made by `make()` on first use, shared by copies.
+  // Safe from several threads at once: the first caller makes it while the others wait (a
+  // `make` may itself ask for another derived value, hence the recursive lock).
   template <class T, class Make>
   const T& derived(Make&& make) {
-    auto& slot = (*derived_)[std::type_index(typeid(T))];
+    const std::lock_guard<std::recursive_mutex> hold(derived_->mutex);
+    auto& slot = derived_->values[std::type_index(typeid(T))];
     if (!slot) slot = std::make_shared<const T>(make());
     return *static_cast<const T*>(slot.get());
   }
@@ -479,8 +482,11 @@ class TorchModel {
   std::shared_ptr<InferenceCopy> inference_ = std::make_shared<InferenceCopy>();
   std::shared_ptr<std::atomic<int64_t>> generation_ = std::make_shared<std::atomic<int64_t>>(0);
   std::shared_ptr<torch::nn::Module> nn_module_;
-  std::shared_ptr<std::map<std::type_index, std::shared_ptr<const void>>> derived_ =
-      std::make_shared<std::map<std::type_index, std::shared_ptr<const void>>>();
+  struct Derived {
+    std::recursive_mutex mutex;
+    std::map<std::type_index, std::shared_ptr<const void>> values;
+  };
+  std::shared_ptr<Derived> derived_ = std::make_shared<Derived>();
 };
 static_assert(Model<TorchModel>);
 

@@ -7,6 +7,7 @@
 // ReLU) is named by its last call, and each call k also as "<path>@k". Several names can
 // refer to the same tensor ("layer4", "layer4.1" and "layer4.1.relu" all end with the same
 // ReLU); list_layers reports these aliases.
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,13 +61,14 @@ inline LayerRun<torch::Tensor> run_layers(TorchModel& model, const graph::Progra
   auto outputs = graph::run(program, rules, {inputs}, &watch);
   if (outputs.size() != 1) detail::fail(program.source, " returned ", outputs.size(), " values, expected one");
   run.output = TorchModel::output_tensor(outputs.front(), model.options().output_element);
-  if (program.check_against_forward && !program.checked) {
+  // Several threads may run one model: the flag is read and set atomically (checking twice is harmless).
+  if (program.check_against_forward && !std::atomic_ref<bool>(program.checked).load()) {
     torch::NoGradGuard no_grad;
     auto expected = model.forward(inputs);
     if (!expected.sizes().equals(run.output.sizes()) || !torch::allclose(expected, run.output.detach(), 1e-4, 1e-5))
       detail::fail_unsupported(program.source, ": running its children in registration order does not reproduce its "
                    "forward; wrap the model in a torch::nn::Sequential");
-    program.checked = true;
+    std::atomic_ref<bool>(program.checked).store(true);
   }
   for (std::size_t i = 0; i < layers.size(); ++i)
     if (!run.activations[i].defined())
