@@ -104,10 +104,9 @@ inline torch::Tensor neighbour_fill_dense(const torch::Tensor& input, torch::Ten
     auto weight = box(known);                        // the fraction of known neighbours
     auto reached = (weight > 0).to(known.dtype());
     auto scale = (reached - known) / weight.clamp_min(1e-12);  // 1/weight where newly reached, else 0
-    if (x.defined())
-      x.addcmul_(box(x), scale);
-    else
-      x = torch::addcmul(input, box(input), scale);  // the first round makes the copy
+    // Out of place: under autograd, an in-place round would change the x that the box
+    // filter's backward saved, tying the graph into a reference cycle that is never freed.
+    x = x.defined() ? torch::addcmul(x, box(x), scale) : torch::addcmul(input, box(input), scale);
     known = reached;
   }
   return x.defined() ? x : input;
