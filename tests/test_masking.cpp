@@ -43,7 +43,7 @@ std::vector<fs::path> covered_models() {
 }
 }  // namespace
 
-TEST_CASE("an all-ones mask gives the plain forward on every covered model", "[masking]") {
+TEST_CASE("an all-ones mask gives the plain forward on every covered model", "[masking][every_model]") {
   torch::NoGradGuard no_grad;
   for (const auto& path : covered_models()) {
     INFO(path.string());
@@ -293,7 +293,7 @@ TEST_CASE("the TorchScript driver and the AnalyticCnn driver of layer masking ag
   CHECK(salient::test::max_relative(by_torch[0], model.forward(x)[0].to(torch::kDouble)) > 1e-3);  // masking did something
 }
 
-TEST_CASE("incremental forwards equal full forwards on every covered model", "[masking][incremental]") {
+TEST_CASE("incremental forwards equal full forwards on every covered model", "[masking][incremental][every_model]") {
   torch::NoGradGuard no_grad;
   for (const auto& path : covered_models()) {
     INFO(path.string());
