@@ -4,13 +4,23 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "common/cli.hpp"
 
 namespace salient::bench {
+
+// A kiB figure of this process from /proc/self/status ("VmRSS:", "VmHWM:"); -1 when absent.
+inline long status_kib(const char* key) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
+  return -1;
+}
 
 // All cores (or SALIENT_BENCH_THREADS, 1..cores), simple TorchScript executor, freed memory
 // kept in the heap; returns the threads.

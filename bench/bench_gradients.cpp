@@ -30,6 +30,7 @@
 
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include "bench_common.hpp"
 #include "salient/salient.hpp"
 
 extern char** environ;
@@ -48,13 +49,6 @@ double best_seconds(int repeats, Fn&& fn) {
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return best;
-}
-
-long status_kib(const char* key) {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
-  return -1;
 }
 
 // The model's own forward+backward of `inputs`, straight on the TorchScript module.
@@ -77,9 +71,9 @@ int peak_mode(const std::string& path, int64_t batch_size, int threads) {
   auto model = salient::TorchModel::load(path, {.optimize_for_inference = false});
   auto x = example_input();
   salient::integrated_gradients(model, x, kClass, {.steps = 2, .batch_size = 1});  // load lazily-built state
-  const long before = status_kib("VmRSS:");
+  const long before = salient::bench::status_kib("VmRSS:");
   salient::integrated_gradients(model, x, kClass, {.steps = kSteps, .batch_size = batch_size});
-  std::cout << status_kib("VmHWM:") - before << "\n";
+  std::cout << salient::bench::status_kib("VmHWM:") - before << "\n";
   return 0;
 }
 

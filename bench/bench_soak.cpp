@@ -6,12 +6,9 @@
 //
 // Input: one 96x96 item (random, seeded), target class 7; each method's settings small enough
 // that 500 calls of every family take minutes. Warm-up: the first 10% of a method's calls.
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <string>
@@ -19,18 +16,6 @@
 
 #include "bench_common.hpp"
 #include "salient/salient.hpp"
-
-namespace {
-
-// Resident set size of this process, in MiB (/proc/self/statm).
-double resident_mib() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -76,7 +61,7 @@ int main(int argc, char** argv) {
       const auto start = std::chrono::steady_clock::now();
       for (long call = 1; call <= calls; ++call) {
         method(model, x, 7);
-        last = resident_mib();
+        last = static_cast<double>(salient::bench::status_kib("VmRSS:")) / 1024.0;
         if (call == warm_up) base = last;
         if (call > warm_up) largest = std::max(largest, last);
       }
