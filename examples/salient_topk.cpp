@@ -135,11 +135,18 @@ std::pair<salient::Image, torch::Tensor> load_photo(const Options& o, int64_t si
   return {photo, salient::to_tensor(salient::normalize(photo, preprocessing.normalization))};
 }
 
-// SHA-256 of the files a verdict is about: the model, the image and the composite's second image.
+// The files a verdict is about, by role, with their SHA-256: the model, the image and the
+// composite's second image.
+std::map<std::string, salient::SubjectFile> subject_files(const Options& o) {
+  std::map<std::string, salient::SubjectFile> files{{"model", salient::subject_file(o.model, "model")},
+                                                    {"image", salient::subject_file(o.image, "image")}};
+  if (!o.composite.empty()) files["composite"] = salient::subject_file(o.composite, "image");
+  return files;
+}
+
 std::map<std::string, std::string> subject_of(const Options& o) {
-  std::map<std::string, std::string> subject{{"model", salient::detail::file_sha256(o.model, "model")},
-                                             {"image", salient::detail::file_sha256(o.image, "image")}};
-  if (!o.composite.empty()) subject["composite"] = salient::detail::file_sha256(o.composite, "image");
+  std::map<std::string, std::string> subject;
+  for (const auto& [role, file] : subject_files(o)) subject[role] = file.sha256;
   return subject;
 }
 
@@ -149,19 +156,12 @@ int run_verify(const Options& o) {
   if (o.image.empty() || o.certificate.empty()) fail("verify needs --image and --certificate (see --help)");
   auto model = salient::TorchModel::load(o.model);
   const auto labels = salient::cli::class_labels(o.model, o.input);
-  const auto subject = subject_of(o);
+  const auto files = subject_files(o);
   salient::TopkCertificate certificate;
   salient::Verification verification;
   try {
     certificate = salient::load_certificate(o.certificate);
-    for (const auto& [role, digest] : subject)
-      if (!certificate.subject.count(role))
-        fail("the certificate does not name the ", role, " it is about (no sha256 of it)");
-      else if (certificate.subject.at(role) != digest)
-        fail("the certificate is about another ", role, " file (sha256 ", certificate.subject.at(role).substr(0, 12), "..., ",
-             role == "model" ? o.model : role == "image" ? o.image : o.composite, " has ", digest.substr(0, 12), "...)");
-    for (const auto& [role, _] : certificate.subject)
-      if (!subject.count(role)) fail("the certificate is about a ", role, " file that was not given (--", role, ")");
+    salient::check_certificate_subject(certificate, files);
   } catch (const salient::error& e) {
     std::cout << "certificate " << o.certificate << " is rejected: " << e.what() << "\n";
     return 1;

@@ -1,16 +1,5 @@
-// Replays the fuzz targets' seed corpus (fuzz/corpus/<target>/) and any inputs libFuzzer kept
-// (build/fuzz/corpus-<target>/, where scripts/fuzz ran) through the same target code, built with
-// the tests' compiler and, in scripts/test, AddressSanitizer + UndefinedBehaviorSanitizer: CI
-// re-checks every input in seconds without clang or libFuzzer. A target traps on a broken
-// promise; a sanitizer report or an exception other than salient::error ends the run too.
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <string>
-#include <vector>
-
+// The LibTorch-free fuzz targets' corpus, replayed (fuzz_replay.hpp); in scripts/test built with
+// AddressSanitizer + UndefinedBehaviorSanitizer.
 #define SALIENT_FUZZ_ENTRY fuzz_image
 #include "fuzz_image.cpp"
 #undef SALIENT_FUZZ_ENTRY
@@ -23,32 +12,14 @@
 #define SALIENT_FUZZ_ENTRY fuzz_segments
 #include "fuzz_segments.cpp"
 #undef SALIENT_FUZZ_ENTRY
+#define SALIENT_FUZZ_ENTRY fuzz_certificate
+#include "fuzz_certificate.cpp"
+#undef SALIENT_FUZZ_ENTRY
+
+#include "fuzz_replay.hpp"
 
 int main() {
-  namespace fs = std::filesystem;
-  struct Target {
-    const char* name;
-    int (*run)(const uint8_t*, size_t);
-  };
-  int failures = 0;
-  for (const Target target : {Target{"image", fuzz_image}, Target{"npy", fuzz_npy}, Target{"idx", fuzz_idx},
-                              Target{"segments", fuzz_segments}}) {
-    int inputs = 0;
-    for (const fs::path folder : {fs::path(SALIENT_SOURCE_DIR) / "fuzz" / "corpus" / target.name,
-                                  fs::path(SALIENT_SOURCE_DIR) / "build" / "fuzz" / ("corpus-" + std::string(target.name))}) {
-      if (!fs::is_directory(folder)) continue;
-      for (const auto& entry : fs::directory_iterator(folder)) {
-        std::ifstream in(entry.path(), std::ios::binary);
-        const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        target.run(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-        ++inputs;
-      }
-    }
-    std::printf("%s: %d inputs replayed\n", target.name, inputs);
-    if (inputs == 0) {
-      std::printf("%s: no seed inputs in fuzz/corpus/%s\n", target.name, target.name);
-      ++failures;
-    }
-  }
-  return failures == 0 ? 0 : 1;
+  using salient::fuzz::Target;
+  return salient::fuzz::replay({Target{"image", fuzz_image}, Target{"npy", fuzz_npy}, Target{"idx", fuzz_idx},
+                                Target{"segments", fuzz_segments}, Target{"certificate", fuzz_certificate}});
 }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <istream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -296,6 +297,16 @@ class TorchModel {
     } catch (const c10::Error& e) {
       detail::fail_io("cannot load model '", path.string(), "': not a TorchScript file or corrupt (",
                    first_line(e.what_without_backtrace()), ")");
+    }
+  }
+
+  // Loads a TorchScript module from a stream (e.g. the bytes of a Python ScriptModule's
+  // save_to_buffer()); `what` names it in errors.
+  static TorchModel load(std::istream& stream, const std::string& what, ModelOptions options = {}) {
+    try {
+      return TorchModel(Owned{torch::jit::load(stream, torch::kCPU)}, options);
+    } catch (const c10::Error& e) {
+      detail::fail_io("cannot load ", what, ": not a TorchScript module or corrupt (", first_line(e.what_without_backtrace()), ")");
     }
   }
 

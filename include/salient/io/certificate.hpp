@@ -1,8 +1,8 @@
 #pragma once
 // Top-k certificates on disk: a JSON file and one PNG per mask (white = keep) beside it, named
 // "<json stem>_<mask>.png". The JSON refers to the PNGs by file name, relative to itself. The
-// JSON form (to_json, certificate_from_json) is here too; analysis/certificate.hpp holds what a
-// certificate claims and how verify() checks it.
+// JSON form (to_json, certificate_from_json) is io/certificate_json.hpp; analysis/certificate.hpp
+// holds what a certificate claims and how verify() checks it.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -20,98 +20,13 @@
 #include "salient/analysis/certificate.hpp"
 #include "salient/analysis/torch_certificate.hpp"
 #include "salient/core/error.hpp"
+#include "salient/io/certificate_json.hpp"
 #include "salient/io/detail/files.hpp"
+#include "salient/io/detail/sha256.hpp"
 #include "salient/io/image.hpp"
 #include "salient/io/tensor_image.hpp"
 
 namespace salient {
-
-inline constexpr std::string_view certificate_format = "salient-topk-certificate/2";
-
-// JSON with the masks given by file name (mask name -> file).
-inline nlohmann::json to_json(const TopkCertificate& c, const std::map<std::string, std::string>& mask_files) {
-  nlohmann::json claims = nlohmann::json::array();
-  for (const auto& claim : c.claims)
-    claims.push_back({{"mask", claim.mask}, {"in_top_k", claim.in_top_k}, {"not_in_top_k", claim.not_in_top_k}});
-  nlohmann::json masks = nlohmann::json::object();
-  for (const auto& [name, _] : c.masks) masks[name] = mask_files.at(name);
-  nlohmann::json subject = nlohmann::json::object();
-  for (const auto& [role, digest] : c.subject) subject[role] = {{"sha256", digest}};
-  return {{"format", std::string(certificate_format)},
-          {"relation", std::string(to_string(c.relation))},
-          {"class_a", c.class_a},
-          {"class_b", c.class_b},
-          {"k", c.k},
-          {"masker", c.masker},
-          {"height", c.height},
-          {"width", c.width},
-          {"masks", masks},
-          {"claims", claims},
-          {"subject", subject}};
-}
-
-// The certificate of a JSON document; `load_mask(file)` returns the [H,W] mask of a file named
-// in it. Every field is read strictly (integers must be integers, no field may be missing or
-// unknown), and the result must pass detail::check_certificate; errors name the field.
-inline TopkCertificate certificate_from_json(const nlohmann::json& j,
-                                            const std::function<torch::Tensor(const std::string&)>& load_mask) {
-  using nlohmann::json;
-  auto object = [](const json& value, const std::string& what, std::initializer_list<const char*> known) {
-    if (!value.is_object()) detail::fail("certificate: ", what, " must be a JSON object");
-    for (const auto& [key, _] : value.items())
-      if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; }))
-        detail::fail("certificate: unknown field '", key, "' in ", what);
-    for (const char* k : known)
-      if (!value.contains(k)) detail::fail("certificate: missing field '", k, "' in ", what);
-  };
-  auto integer = [](const json& value, const std::string& what) {
-    if (!value.is_number_integer()) detail::fail("certificate: '", what, "' must be an integer, got ", value.dump());
-    return value.get<int64_t>();
-  };
-  auto text = [](const json& value, const std::string& what) {
-    if (!value.is_string()) detail::fail("certificate: '", what, "' must be a string, got ", value.dump());
-    return value.get<std::string>();
-  };
-  auto classes = [&](const json& value, const std::string& what) {
-    if (!value.is_array()) detail::fail("certificate: '", what, "' must be an array of classes, got ", value.dump());
-    std::vector<int64_t> list;
-    for (const auto& c : value) list.push_back(integer(c, what + " element"));
-    return list;
-  };
-  object(j, "the document",
-         {"format", "relation", "class_a", "class_b", "k", "masker", "height", "width", "masks", "claims", "subject"});
-  if (text(j["format"], "format") != certificate_format)
-    detail::fail("certificate: unknown format '", j["format"].get<std::string>(), "' (expected ", certificate_format, ")");
-  TopkCertificate c;
-  c.relation = parse_entity_relation(text(j["relation"], "relation"));
-  c.class_a = integer(j["class_a"], "class_a");
-  c.class_b = integer(j["class_b"], "class_b");
-  c.k = integer(j["k"], "k");
-  c.masker = text(j["masker"], "masker");
-  c.height = integer(j["height"], "height");
-  c.width = integer(j["width"], "width");
-  if (!j["claims"].is_array()) detail::fail("certificate: 'claims' must be an array");
-  for (const auto& claim : j["claims"]) {
-    object(claim, "a claim", {"mask", "in_top_k", "not_in_top_k"});
-    c.claims.push_back({text(claim["mask"], "mask"), classes(claim["in_top_k"], "in_top_k"),
-                        classes(claim["not_in_top_k"], "not_in_top_k")});
-  }
-  if (!j["subject"].is_object()) detail::fail("certificate: 'subject' must be an object of role -> {\"sha256\": ...}");
-  for (const auto& [role, entry] : j["subject"].items()) {
-    object(entry, "subject '" + role + "'", {"sha256"});
-    const auto digest = text(entry["sha256"], "sha256");
-    if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos)
-      detail::fail("certificate: the sha256 of '", role, "' is not 64 lower-case hex digits");
-    c.subject[role] = digest;
-  }
-  if (!j["masks"].is_object()) detail::fail("certificate: 'masks' must be an object of mask name -> file");
-  // The form is checked before any mask file is read (sizes are bounded, names are the relation's).
-  for (const auto& [name, file] : j["masks"].items()) c.masks[name] = torch::Tensor();
-  detail::check_certificate_form(c, /*classes=*/0);
-  for (const auto& [name, file] : j["masks"].items()) c.masks[name] = load_mask(text(file, "masks." + name));
-  detail::check_certificate<TorchBackend>(c, /*classes=*/0);
-  return c;
-}
 
 // The file name of mask `mask` of the certificate written to `json_path`.
 inline std::string certificate_mask_file(const std::filesystem::path& json_path, const std::string& mask) {
@@ -136,14 +51,9 @@ inline void save_certificate(const TopkCertificate& certificate, const std::file
 // unreadable mask files and masks of the wrong size give errors naming the file.
 inline TopkCertificate load_certificate(const std::filesystem::path& json_path) {
   const auto bytes = detail::read_file_bytes(json_path, "certificate");
-  nlohmann::json j;
+  const auto j = certificate_document(bytes.data(), bytes.size(), "certificate '" + json_path.string() + "'");
   try {
-    j = nlohmann::json::parse(bytes.begin(), bytes.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    detail::fail_io("cannot read certificate '", json_path.string(), "': malformed JSON (", e.what(), ")");
-  }
-  try {
-    return certificate_from_json(j, [&](const std::string& file) {
+    return certificate_from_json<TorchBackend>(j, [&](const std::string& file) {
       if (file.empty() || std::filesystem::path(file).filename() != file || file == "." || file == "..")
         detail::fail_io("mask file '", file, "' must be a file name in the certificate's folder");
       auto image = load_image(json_path.parent_path() / file);
@@ -153,6 +63,31 @@ inline TopkCertificate load_certificate(const std::filesystem::path& json_path) 
   } catch (const error& e) {
     detail::fail_io("cannot read certificate '", json_path.string(), "': ", e.what());
   }
+}
+
+// A file a certificate is about, and its SHA-256 (read once, before any check).
+struct SubjectFile {
+  std::filesystem::path path;
+  std::string sha256;
+};
+
+inline SubjectFile subject_file(const std::filesystem::path& path, std::string_view kind) {
+  return {path, detail::file_sha256(path, kind)};
+}
+
+// Checks that `certificate` is about exactly the files given (role -> file: "model", "image",
+// "composite"): every role it names must be given with the SHA-256 it holds, and every given
+// role must be named. A certificate about other files proves nothing about these.
+inline void check_certificate_subject(const TopkCertificate& certificate, const std::map<std::string, SubjectFile>& files) {
+  for (const auto& [role, file] : files) {
+    if (!certificate.subject.count(role))
+      detail::fail("the certificate does not name the ", role, " it is about (no sha256 of it)");
+    if (certificate.subject.at(role) != file.sha256)
+      detail::fail("the certificate is about another ", role, " file (sha256 ", certificate.subject.at(role).substr(0, 12),
+                   "..., ", file.path.string(), " has ", file.sha256.substr(0, 12), "...)");
+  }
+  for (const auto& [role, _] : certificate.subject)
+    if (!files.count(role)) detail::fail("the certificate is about a ", role, " file that was not given");
 }
 
 }  // namespace salient
