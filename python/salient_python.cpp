@@ -195,18 +195,43 @@ void check_inputs(const py::handle& object) {
 // Seconds the last attribute() call of this thread spent in C++ (the call overhead benchmark).
 thread_local double last_seconds = 0;
 
-torch::Tensor attribute(const std::string& method, const Model& model, const py::object& inputs, const py::object& target,
-                        const py::dict& options, const py::object& progress) {
+// The map, or (map, delta) with `return_delta`: sum(map) - (F(x) - F(baseline)) per input,
+// float64 [N], as Captum's return_convergence_delta.
+py::object attribute(const std::string& method, const Model& model, const py::object& inputs, const py::object& target,
+                     const py::dict& options, const py::object& progress, bool return_delta) {
   const auto& entry = find_method(method);
+  if (return_delta && !entry.has_delta) {
+    std::vector<std::string> with;
+    for (const auto& m : methods())
+      if (m.has_delta) with.push_back(m.name);
+    detail::fail(entry.name, " has no convergence delta (", joined(with), " have one)");
+  }
   check_inputs(inputs);
   const auto x = inputs.cast<torch::Tensor>().detach();  // the caller's autograd history stays theirs
   const auto settings = settings_of(entry, options, progress);
   const auto resolved = target_of(target);
+  torch::Tensor map, delta;
+  {
+    py::gil_scoped_release release;
+    const auto start = std::chrono::steady_clock::now();
+    map = entry.run(*model.model, x, resolved, settings);
+    last_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (return_delta)
+      delta = torch::tensor(entry.delta(*model.model, x, resolved, map, settings), torch::kDouble);
+  }
+  if (!return_delta) return py::cast(map);
+  return py::make_tuple(map, delta);
+}
+
+// Superpixels of one input [1,C,H,W] by a --segments spec (slic:N[:compactness],
+// felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL): an int64 label map [H,W], labels 0..count-1.
+torch::Tensor segment(const py::object& image, const std::string& spec, const std::string& normalization) {
+  check_inputs(image);
+  const auto x = image.cast<torch::Tensor>();
+  if (x.size(0) != 1) detail::fail("segment takes one input [1,C,H,W], got ", shape_string(x));
+  const auto normalized = parse_normalization(normalization);
   py::gil_scoped_release release;
-  const auto start = std::chrono::steady_clock::now();
-  auto map = entry.run(*model.model, x, resolved, settings);
-  last_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return map;
+  return segment_input(spec, x, normalized);
 }
 
 // The model's outputs on `image` [1,C,H,W] or [N,C,H,W] with `masks` (1 = keep; [K,1,H,W],
@@ -318,7 +343,8 @@ PYBIND11_MODULE(_salient, m) {
       .def_readonly("source", &Model::source)
       .def("__repr__", [](const Model& model) { return "salient.Model(" + model.source + ")"; });
   m.def("attribute", &attribute, py::arg("method"), py::arg("model"), py::arg("inputs"), py::arg("target"),
-        py::arg("options"), py::arg("progress"));
+        py::arg("options"), py::arg("progress"), py::arg("return_delta"));
+  m.def("segment", &segment, py::arg("image"), py::arg("spec"), py::arg("normalization"));
   m.def("masked_outputs", &masked_outputs, py::arg("model"), py::arg("image"), py::arg("masks"), py::arg("masker"),
         py::arg("batch_size"), py::arg("normalization"), py::arg("seed"));
   m.def("load_input", [](const std::string& path, int64_t size, const std::string& normalization) {

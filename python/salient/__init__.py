@@ -22,7 +22,7 @@ from . import _salient
 Error = _salient.Error
 Model = _salient.Model
 
-__all__ = ["Error", "Model", "load", "methods", "attribute", "masked_outputs", "load_input", "verify", "last_call_seconds"]
+__all__ = ["Error", "Model", "load", "methods", "attribute", "masked_outputs", "load_input", "verify", "segment", "last_call_seconds"]
 
 _script_models = _weakref.WeakKeyDictionary()  # ScriptModule -> {options: Model}, loaded once per module
 _path_models = {}  # (path, mtime, size, options) -> Model
@@ -78,18 +78,20 @@ def methods():
     return [dict(m) for m in _facts]
 
 
-def attribute(method, model, inputs, target=None, progress=None, **options):
+def attribute(method, model, inputs, target=None, progress=None, return_convergence_delta=False, **options):
     """The attribution map of `method` (a name or alias) for `inputs` [N,C,H,W] (float32, CPU,
     contiguous). `target`: a class index, one per input (list or integer tensor), or None for
-    each input's top-1 class. `progress(done, total)` is called as the work advances."""
-    return _salient.attribute(method, load(model), inputs, target, options, progress)
+    each input's top-1 class. `progress(done, total)` is called as the work advances. With
+    `return_convergence_delta` (methods that have one: integrated gradients, Guided IG,
+    DeepLIFT), (map, delta): sum(map) - (F(x) - F(baseline)) per input, as Captum's."""
+    return _salient.attribute(method, load(model), inputs, target, options, progress, return_convergence_delta)
 
 
 def _method_function(facts):
     name = facts["name"]
 
-    def method(model, inputs, target=None, progress=None, **options):
-        return _salient.attribute(name, load(model), inputs, target, options, progress)
+    def method(model, inputs, target=None, progress=None, return_convergence_delta=False, **options):
+        return _salient.attribute(name, load(model), inputs, target, options, progress, return_convergence_delta)
 
     method.__name__ = method.__qualname__ = name
     defaults = ", ".join("%s=%s" % (k, _json.dumps(v)) for k, v in sorted(facts["defaults"].items()))
@@ -128,6 +130,13 @@ def verify(certificate, model, image, normalization="imagenet"):
     runs on the image with the certificate's masks applied. Returns a dict: holds, rejected
     (the reason, or None), relation, class_a, class_b, k, masker, image_top_k, checks."""
     return _salient.verify(_os.fspath(certificate), _os.fspath(model), _os.fspath(image), normalization)
+
+
+def segment(image, spec="slic:50", normalization="imagenet"):
+    """The regions LIME, KernelSHAP and feature ablation use for `image` [1,C,H,W] (a model input,
+    un-normalised with `normalization` first): an int64 label map [H,W] with labels 0..count-1.
+    `spec`: slic:N[:compactness], felzenszwalb:SCALE[:SIGMA:MIN_SIZE] or grid:CELL."""
+    return _salient.segment(image, spec, normalization)
 
 
 def last_call_seconds():

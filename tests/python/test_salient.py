@@ -151,6 +151,34 @@ class CaptumReferences(unittest.TestCase):
                 self.assertLessEqual(np.abs(ours - captum).max() / np.abs(captum).max(), 1e-4)
 
 
+class DeltaAndSegments(unittest.TestCase):
+    def test_convergence_delta_is_the_completeness_gap(self):
+        model = salient.load(TINY)
+        x = torch.cat([tiny_input(6), tiny_input(7)])
+        ig, delta = salient.integrated_gradients(model, x, target=[1, 4], steps=64, return_convergence_delta=True)
+        self.assertTrue(torch.equal(ig, salient.integrated_gradients(model, x, target=[1, 4], steps=64)))
+        outputs = model(x).double()
+        zero = model(torch.zeros_like(x)).double()
+        expected = ig.double().sum(dim=(1, 2, 3)) - (outputs[[0, 1], [1, 4]] - zero[[0, 1], [1, 4]])
+        self.assertEqual(delta.dtype, torch.float64)
+        torch.testing.assert_close(delta, expected, rtol=1e-4, atol=1e-5)
+        with self.assertRaises(salient.Error) as caught:
+            salient.saliency(model, x, return_convergence_delta=True)
+        self.assertIn("integrated_gradients", str(caught.exception))
+
+    def test_segments_are_the_ones_lime_uses(self):
+        x = salient.load_input(os.path.join(os.path.dirname(__file__), "..", "..", "data", "images", "cat.png"), size=96)
+        labels = salient.segment(x, "slic:20")
+        self.assertEqual(tuple(labels.shape), (96, 96))
+        self.assertEqual(labels.dtype, torch.int64)
+        count = int(labels.max()) + 1
+        self.assertTrue(5 <= count <= 40 and int(labels.min()) == 0)
+        self.assertEqual(sorted(labels.unique().tolist()), list(range(count)))
+        grid = salient.segment(x, "grid:32")
+        self.assertEqual(sorted(grid.unique().tolist()), list(range(9)))
+        self.assertTrue(torch.equal(grid[:32, :32], torch.zeros(32, 32, dtype=torch.int64)))
+
+
 class Certificates(unittest.TestCase):
     """verify from Python: its verdict is what anyone gets by running the model; edits are refused."""
 
