@@ -81,16 +81,16 @@ extern "C" int SALIENT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
   const size_t text_size = zero ? static_cast<size_t>(zero - data) : size;
   const uint8_t* bits = zero ? zero + 1 : data + size;
   const size_t bit_bytes = static_cast<size_t>(data + size - bits);
+  // Masks of up to 64x64 pixels are made as the JSON's size says; larger sizes get a 1x1 mask
+  // (which the size check must then refuse).
+  int64_t height = 1, width = 1;
+  if (const auto j = nlohmann::json::parse(data, data + text_size, nullptr, false);
+      j.is_object() && j.contains("height") && j.contains("width") && j["height"].is_number_integer() &&
+      j["width"].is_number_integer()) {
+    const auto h = j["height"].get<int64_t>(), w = j["width"].get<int64_t>();
+    if (h >= 1 && w >= 1 && h <= 64 && w <= 64) height = h, width = w;
+  }
   auto load_mask = [&](const std::string& file) {
-    // Masks of up to 64x64 pixels are made as the JSON's size says; larger sizes get a 1x1 mask
-    // (which the size check must then refuse).
-    int64_t height = 1, width = 1;
-    const auto j = nlohmann::json::parse(data, data + text_size, nullptr, false);
-    if (j.is_object() && j.contains("height") && j.contains("width") && j["height"].is_number_integer() &&
-        j["width"].is_number_integer()) {
-      const auto h = j["height"].get<int64_t>(), w = j["width"].get<int64_t>();
-      if (h >= 1 && w >= 1 && h <= 64 && w <= 64) height = h, width = w;
-    }
     XtensorBackend::Tensor mask = xt::zeros<double>({static_cast<std::size_t>(height), static_cast<std::size_t>(width)});
     const bool complement = file.find("B") != std::string::npos || file.find("without") != std::string::npos;
     for (std::size_t p = 0; p < mask.size(); ++p) {

@@ -63,6 +63,9 @@ Model load_bytes(const py::bytes& bytes, bool optimize_for_inference, bool incre
           "a TorchScript module"};
 }
 
+// A Python object's type, for errors ("str", "float", ...).
+std::string type_name(const py::handle& object) { return py::str(py::type::of(object).attr("__name__")); }
+
 // A Python object kept by C++ code that runs without the GIL (a model callable, a progress
 // callback): shared, and let go of under the GIL wherever the last copy goes.
 template <class Object>
@@ -81,7 +84,7 @@ Model from_callable(py::function function) {
             py::gil_scoped_acquire gil;
             py::object result = (*held)(x);
             if (!THPVariable_Check(result.ptr()))
-              detail::fail("the model callable returned a ", std::string(py::str(py::type::of(result).attr("__name__"))),
+              detail::fail("the model callable returned a ", type_name(result),
                            ", not a torch.Tensor");
             return result.cast<torch::Tensor>();
           }),
@@ -113,7 +116,7 @@ std::string option_text(const std::string& name, const py::handle& value) {
     }
     return text;
   }
-  detail::fail("option ", name, " cannot be a ", std::string(py::str(py::type::of(value).attr("__name__"))));
+  detail::fail("option ", name, " cannot be a ", type_name(value));
 }
 
 // Keyword options -> the settings the method runs with: the method's own options (its options
@@ -173,13 +176,13 @@ TargetOf<TorchModel> target_of(const py::object& target) {
     return std::vector<int64_t>(longs.data_ptr<int64_t>(), longs.data_ptr<int64_t>() + longs.numel());
   }
   detail::fail("target must be a class index, a list of them, an integer tensor or None (top-1), got a ",
-               std::string(py::str(py::type::of(target).attr("__name__"))));
+               type_name(target));
 }
 
 // What every method takes: a float32 CPU tensor [N,C,H,W], contiguous, finite.
 void check_inputs(const py::handle& object) {
   if (!THPVariable_Check(object.ptr()))
-    detail::fail("inputs must be a torch.Tensor [N,C,H,W], got a ", std::string(py::str(py::type::of(object).attr("__name__"))));
+    detail::fail("inputs must be a torch.Tensor [N,C,H,W], got a ", type_name(object));
   const auto inputs = object.cast<torch::Tensor>();
   if (!inputs.device().is_cpu())
     detail::fail("inputs are on ", inputs.device().str(), "; this salient runs on the CPU (LibTorch from Debian has no "
