@@ -43,13 +43,7 @@
 #include "common/parts.hpp"
 #include "common/processes.hpp"
 #include "common/report.hpp"
-#include "salient/evaluation/complexity.hpp"
-#include "salient/evaluation/curves.hpp"
-#include "salient/evaluation/faithfulness.hpp"
-#include "salient/evaluation/localisation.hpp"
-#include "salient/evaluation/randomisation_metrics.hpp"
-#include "salient/evaluation/removal.hpp"
-#include "salient/evaluation/robustness.hpp"
+#include "salient/evaluation/metric_registry.hpp"
 #include "salient/io/detail/sha256.hpp"
 #include "salient/io/plot.hpp"
 #include "salient/salient.hpp"
@@ -63,210 +57,11 @@ namespace evaluate_tool {
 
 using Model = salient::TorchModel;
 
-// What a metric sees of one photo and one method.
-struct Context {
-  Model& model;
-  const torch::Tensor& input;        // [1,C,H,W]
-  int64_t target;                    // the photo's top-1 class
-  const torch::Tensor& attribution;  // the method's output [1,C',H,W]
-  const torch::Tensor& map;          // one value per pixel [1,1,H,W]: the channels summed
-  const salient::Method<Model>& method;
-  const std::optional<torch::Tensor>& mask;  // [H,W], 1 = object
-};
-
-// The in-place change count of the model's parameters: randomising and restoring them bumps
-// it (detach() shares a tensor's version counter).
-int64_t parameter_version(const Model& model) {
-  int64_t version = 0;
-  for (const auto& [name, tensor] : model.named_parameters()) version += tensor._version();
-  return version;
-}
-
-// The method, answering a call for the photo's own map with the map already made, while the
-// model's parameters are the ones it was made with. The randomisation metrics explain the
-// original model again inside (one to four calls per photo and method), which for RISE or
-// Sobol would be most of a run. Every metric restores the parameters bit for bit, so the
-// caller moves `version` on after each metric; a randomised model is explained afresh.
-struct ReusedMap {
-  salient::Method<Model> method;
-  torch::Tensor input;
-  int64_t target;
-  torch::Tensor map;
-  const int64_t* version;
-
-  torch::Tensor operator()(Model& model, const torch::Tensor& x, const salient::Target& t) const {
-    if (x.is_same(input) && !t.is_custom() && parameter_version(model) == *version &&
-        t.classes(x.size(0), [] { return std::vector<int64_t>{-1}; }) == std::vector<int64_t>{target})
-      return map.clone();
-    return method(model, x, t);
-  }
-};
-
+// A metric of the registry (evaluation/metric_registry.hpp) with its --metric-option values.
 struct Metric {
-  std::string name, category, definition;
-  bool higher_is_better = true;
-  bool needs_mask = false;
-  std::function<double(const Context&)> compute;
-  std::function<void(const std::string& option, const std::string& value)> set;
-  std::function<json()> options;
+  const salient::MetricEntry* entry;
+  salient::MetricOptions options;
 };
-
-// A metric with a named-options struct, settable by --metric-option NAME.OPTION=VALUE.
-template <class O, class Fn>
-Metric metric(std::string name, std::string category, bool higher_is_better, bool needs_mask, std::string definition,
-              O defaults, Fn fn) {
-  auto options = std::make_shared<O>(std::move(defaults));
-  return {name, std::move(category), std::move(definition), higher_is_better, needs_mask,
-          [options, fn](const Context& c) { return fn(c, *options); },
-          [options, name](const std::string& option, const std::string& value) {
-            if (!salient::set_option(*options, option, value)) {
-              std::string names;
-              for (const auto& n : salient::option_names(*options)) names += (names.empty() ? "" : ", ") + n;
-              fail("metric '", name, "' has no option '", option, "' (its options: ", names.empty() ? "none" : names, ")");
-            }
-          },
-          [options] { return salient::options_json(*options); }};
-}
-
-struct NoOptions {};
-template <class Visit>
-void for_each_option(NoOptions&, Visit&&) {}
-
-struct TopKOptions {
-  int64_t k = 1000;
-  bool concept_influence = false;
-};
-template <class Visit>
-void for_each_option(TopKOptions& o, Visit&& visit) {
-  visit("k", o.k), visit("concept_influence", o.concept_influence);
-}
-
-struct WeightedOptions {
-  bool weighted = false;
-};
-template <class Visit>
-void for_each_option(WeightedOptions& o, Visit&& visit) {
-  visit("weighted", o.weighted);
-}
-
-salient::Target target(const Context& c) { return salient::Target(c.target); }
-
-// The mean of a curve's scores: Quantus' AUC (numpy.trapz, dx = 1) over the steps, per step.
-double curve_mean(const salient::Curve& curve) {
-  return curve.scores.size() < 2 ? curve.scores.at(0) : salient::quantus_auc(curve) / static_cast<double>(curve.scores.size() - 1);
-}
-
-// The pixels of one step when `features_in_step` is 0 ("auto"): a `steps`-th of them.
-int64_t auto_step(const Context& c, int64_t given, int64_t steps) {
-  const int64_t pixels = c.input.size(2) * c.input.size(3);
-  return given > 0 ? given : (pixels + steps - 1) / steps;
-}
-
-std::vector<Metric> all_metrics() {
-  using salient::PerturbationOptions;
-  std::vector<Metric> m;
-  // Faithfulness.
-  m.push_back(metric("faithfulness_correlation", "faithfulness", true, false,
-                     "Pearson correlation of attribution sums with the score drop over random pixel subsets (Bhatt et al. 2020)",
-                     salient::FaithfulnessCorrelationOptions<Model>{},
-                     [](const Context& c, const auto& o) { return salient::faithfulness_correlation(c.model, c.input, target(c), c.map, o).at(0); }));
-  m.push_back(metric("pixel_flipping", "faithfulness", false, false,
-                     "mean softmax score while pixels are removed most relevant first (Bach et al. 2015); features_in_step 0: 1/100 of the pixels",
-                     salient::PixelFlippingOptions<Model>{.features_in_step = 0},
-                     [](const Context& c, auto o) {
-                       o.features_in_step = auto_step(c, o.features_in_step, 100);
-                       return curve_mean(salient::pixel_flipping(c.model, c.input, target(c), c.map, o).at(0));
-                     }));
-  m.push_back(metric("region_perturbation", "faithfulness", true, false,
-                     "mean score drop while 8x8 windows are removed most relevant first (Samek et al. 2016)",
-                     salient::RegionPerturbationOptions<Model>{},
-                     [](const Context& c, const auto& o) { return curve_mean(salient::region_perturbation(c.model, c.input, target(c), c.map, o).at(0)); }));
-  m.push_back(metric("selectivity", "faithfulness", false, false,
-                     "mean score while every window is removed most relevant first (Montavon et al. 2018); salient-evaluate's patch 16",
-                     salient::SelectivityOptions<Model>{.patch_size = 16},
-                     [](const Context& c, const auto& o) { return curve_mean(salient::selectivity(c.model, c.input, target(c), c.map, o).at(0)); }));
-  m.push_back(metric("monotonicity_correlation", "faithfulness", true, false,
-                     "Spearman correlation of attribution with the score's variance under random fills (Nguyen & Martinez 2020); features_in_step 0: 1/20 of the pixels",
-                     salient::MonotonicityOptions<Model>{.features_in_step = 0, .samples = 10},
-                     [](const Context& c, auto o) {
-                       o.features_in_step = auto_step(c, o.features_in_step, 20);
-                       return salient::monotonicity_correlation(c.model, c.input, target(c), c.map, o).at(0);
-                     }));
-  m.push_back(metric("road", "faithfulness", false, false,
-                     "share of removal levels 1..99% (MoRF, noisy linear imputation) at which the top-1 class survives (Rong et al. 2022)",
-                     salient::RoadOptions<Model>{},
-                     [](const Context& c, const auto& o) {
-                       const auto curve = salient::road(c.model, c.input, target(c), c.map, o).at(0);
-                       double sum = 0;
-                       for (double s : curve.scores) sum += s;
-                       return sum / static_cast<double>(curve.scores.size());
-                     }));
-  m.push_back(metric("deletion", "faithfulness", false, false, "area under the deletion curve (Petsiuk et al. 2018)",
-                     salient::CurveOptions<Model>{},
-                     [](const Context& c, const auto& o) { return salient::deletion_curves(c.model, c.input, target(c), c.map, o).at(0).area; }));
-  m.push_back(metric("insertion", "faithfulness", true, false, "area under the insertion curve (Petsiuk et al. 2018)",
-                     salient::CurveOptions<Model>{},
-                     [](const Context& c, const auto& o) { return salient::insertion_curves(c.model, c.input, target(c), c.map, o).at(0).area; }));
-  // Robustness.
-  m.push_back(metric("max_sensitivity", "robustness", false, false,
-                     "largest relative change of the map under U(-0.02, 0.02) noise (Yeh et al. 2019); salient-evaluate's 5 samples",
-                     salient::SensitivityOptions{.samples = 5},
-                     [](const Context& c, const auto& o) { return salient::sensitivity_max(c.model, c.input, target(c), c.method, o).at(0); }));
-  m.push_back(metric("local_lipschitz", "robustness", false, false,
-                     "largest ||e(x) - e(x')|| / ||x - x'|| under N(0, 0.1^2) noise (Alvarez-Melis & Jaakkola 2018); salient-evaluate's 5 samples",
-                     salient::LipschitzOptions{.samples = 5},
-                     [](const Context& c, const auto& o) { return salient::local_lipschitz_estimate(c.model, c.input, target(c), c.method, o).at(0); }));
-  m.push_back(metric("relative_input_stability", "robustness", false, false,
-                     "largest relative map change over relative input change (Agarwal et al. 2022); salient-evaluate's 5 samples",
-                     salient::StabilityOptions{.samples = 5},
-                     [](const Context& c, const auto& o) { return salient::relative_input_stability(c.model, c.input, target(c), c.method, o).at(0); }));
-  // Randomisation.
-  m.push_back(metric("random_logit", "randomisation", false, false,
-                     "SSIM of the maps for the target and a random other class (Sixt et al. 2020)",
-                     salient::RandomLogitOptions{},
-                     [](const Context& c, const auto& o) { return salient::random_logit_test(c.model, c.input, target(c), c.method, o).scores.at(0); }));
-  m.push_back(metric("mprt", "randomisation", false, false,
-                     "Spearman correlation of |maps| before and after randomising every layer (Adebayo et al. 2018; Quantus' MPRT, last layer only)",
-                     salient::SmoothMprtOptions{.order = salient::LayerOrder::top_down, .samples = 1, .skip_layers = true},
-                     [](const Context& c, const auto& o) { return salient::smooth_mprt(c.model, c.input, target(c), c.method, o).last().at(0); }));
-  m.push_back(metric("smooth_mprt", "randomisation", false, false,
-                     "Spearman correlation of denoised |maps| before and after randomising every layer (Hedstroem et al. 2024); salient-evaluate's 10 samples, last layer only",
-                     salient::SmoothMprtOptions{.samples = 10, .skip_layers = true},
-                     [](const Context& c, const auto& o) { return salient::smooth_mprt(c.model, c.input, target(c), c.method, o).last().at(0); }));
-  m.push_back(metric("efficient_mprt", "randomisation", true, false,
-                     "relative rise of the map's histogram entropy when every layer is randomised (Hedstroem et al. 2024)",
-                     salient::EfficientMprtOptions{},
-                     [](const Context& c, const auto& o) { return salient::efficient_mprt(c.model, c.input, target(c), c.method, o).scores.at(0); }));
-  // Complexity.
-  m.push_back(metric("sparseness", "complexity", true, false, "Gini index of |map| (Chalasani et al. 2020)",
-                     salient::ComplexityOptions{}, [](const Context& c, const auto& o) { return salient::sparseness(c.map, o).at(0); }));
-  m.push_back(metric("complexity", "complexity", false, false, "entropy of the |map| distribution (Bhatt et al. 2020)",
-                     salient::ComplexityOptions{}, [](const Context& c, const auto& o) { return salient::complexity(c.map, o).at(0); }));
-  m.push_back(metric("effective_complexity", "complexity", false, false, "pixels with |map| above eps (Nguyen & Martinez 2020)",
-                     salient::ComplexityOptions{}, [](const Context& c, const auto& o) { return salient::effective_complexity(c.map, o).at(0); }));
-  // Localisation (with a mask).
-  m.push_back(metric("pointing_game", "localisation", true, true, "the map's maximum lies on the object (Zhang et al. 2018)",
-                     NoOptions{}, [](const Context& c, const auto&) { return salient::pointing_game(c.map, *c.mask) ? 1.0 : 0.0; }));
-  m.push_back(metric("energy_pointing_game", "localisation", true, true, "share of positive attribution on the object (Wang et al. 2020)",
-                     NoOptions{}, [](const Context& c, const auto&) { return salient::energy_pointing_game(c.map, *c.mask); }));
-  m.push_back(metric("relevance_rank_accuracy", "localisation", true, true,
-                     "share of the |object| highest pixels on the object (Arras et al. 2022)",
-                     NoOptions{}, [](const Context& c, const auto&) { return salient::relevance_rank_accuracy(c.map, *c.mask); }));
-  m.push_back(metric("top_k_intersection", "localisation", true, true, "share of the k highest pixels on the object (Theiner et al. 2021)",
-                     TopKOptions{}, [](const Context& c, const auto& o) { return salient::top_k_in_mask(c.map, *c.mask, o.k, o.concept_influence); }));
-  m.push_back(metric("attribution_localisation", "localisation", true, true,
-                     "share of |attribution| on the object (Kohlbrenner et al. 2020)",
-                     WeightedOptions{}, [](const Context& c, const auto& o) { return salient::attribution_localisation(c.map, *c.mask, o.weighted); }));
-  m.push_back(metric("auc", "localisation", true, true, "ROC AUC of the map as a detector of the object's pixels (Fawcett 2006)",
-                     NoOptions{}, [](const Context& c, const auto&) { return salient::mask_auc(c.map, *c.mask); }));
-  return m;
-}
-
-std::string metric_names(const std::vector<Metric>& metrics) {
-  std::string out;
-  for (const auto& m : metrics) out += (out.empty() ? "" : ", ") + m.name;
-  return out;
-}
 
 std::string usage() {
   return std::string(R"(usage: salient-evaluate --model m.pt --images DIR|FILE ... --methods m1,m2,... --metrics x,y,... [options]
@@ -276,7 +71,7 @@ std::string usage() {
   --methods m1,m2,...   methods to compare (default gradient,ig,gradcam); any of
 )") + salient::method_list("                          ") +
          "  --metrics x,y,...     metrics (default faithfulness_correlation,pixel_flipping,road,sparseness,complexity); any of\n"
-         "                          " + metric_names(all_metrics()) + R"(
+         "                          " + salient::metric_names() + R"(
   --metric-option NAME.OPTION=VALUE  a metric's option (e.g. road.noise=0.02); repeatable; results.json lists them all
   --method-option NAME.OPTION=VALUE  one method's option over the method flags (e.g. rise.samples=1000); repeatable
   --masks DIR           object masks (STEM.png or STEM_mask.png, white = object) for the localisation metrics
@@ -749,19 +544,17 @@ int run(int argc, char** argv) {
     entry_of(name).parameters(settings);  // checks the value now, before any work
   }
   for (size_t k = 0; k < method_names.size(); ++k) methods.push_back(entry_of(method_names[k]).bind(method_settings[k]));
-  auto catalogue = all_metrics();
   std::vector<Metric> metrics;
   for (const auto& name : options.metrics) {
-    const auto it = std::find_if(catalogue.begin(), catalogue.end(), [&](const Metric& m) { return m.name == name; });
-    if (it == catalogue.end()) fail("unknown metric '", name, "' (expected one of: ", metric_names(catalogue), ")");
     if (std::count(options.metrics.begin(), options.metrics.end(), name) > 1) fail("metric '", name, "' is listed twice");
-    metrics.push_back(*it);
+    metrics.push_back({&salient::find_metric(name), {}});
   }
   for (const auto& text : options.metric_options) {
     const auto [name, option, value] = named_option("--metric-option", text);
-    const auto it = std::find_if(catalogue.begin(), catalogue.end(), [&](const Metric& m) { return m.name == name; });
-    if (it == catalogue.end()) fail("--metric-option: unknown metric '", name, "'");
-    it->set(option, value);  // the options are shared with `metrics`' copy
+    const auto it = std::find_if(metrics.begin(), metrics.end(), [&](const Metric& m) { return m.entry->name == name; });
+    if (it == metrics.end()) fail("--metric-option: metric '", name, "' is not in --metrics (", salient::find_metric(name).name, ")");
+    it->options[option] = value;
+    it->entry->parameters(it->options);  // checks the value now, before any work
   }
   if (!options.masks.empty() && !fs::is_directory(options.masks)) fail("--masks '", options.masks, "' is not a folder");
   salient::cli::Processes::check_launch("salient-evaluate", options.mpi);
@@ -790,7 +583,7 @@ int evaluate(const Options& options, const std::vector<std::string>& method_name
   int64_t with_masks = 0;
   for (const auto& p : photos) with_masks += p.mask.has_value();
   for (const auto& m : metrics)
-    if (m.needs_mask && with_masks == 0 && !sharded) fail("metric '", m.name, "' needs object masks: none of the photos has one in --masks");
+    if (m.entry->needs_mask && with_masks == 0 && !sharded) fail("metric '", m.entry->name, "' needs object masks: none of the photos has one in --masks");
   if (processes.root())
     std::cerr << "salient-evaluate: " << photos.size() << " photos (" << with_masks << " with masks), " << methods.size()
               << " methods, " << metrics.size() << " metrics" << (processes.size() > 1 ? ", " + std::to_string(processes.size()) + " processes" : "")
@@ -802,7 +595,8 @@ int evaluate(const Options& options, const std::vector<std::string>& method_name
   for (size_t k = 0; k < methods.size(); ++k)
     evaluation.method_parameters[method_names[k]] = salient::find_method(method_names[k] == "gradient" ? "saliency" : method_names[k]).parameters(method_settings[k]);
   for (const auto& m : metrics)
-    evaluation.metrics.push_back({m.name, m.category, m.definition, m.higher_is_better, m.needs_mask, m.options()});
+    evaluation.metrics.push_back({m.entry->name, m.entry->category, m.entry->definition, m.entry->higher_is_better,
+                                  m.entry->needs_mask, m.entry->parameters(m.options)});
   // What makes two runs' rows the same: rows of another identity are never reused.
   json metric_list = json::array();
   for (const auto& m : evaluation.metrics) metric_list.push_back(metric_json(m));
@@ -828,6 +622,8 @@ int evaluate(const Options& options, const std::vector<std::string>& method_name
     return 0;
   }
 
+  std::vector<salient::BoundMetric> bound;
+  for (const auto& m : metrics) bound.push_back(m.entry->bind(m.options));
   const auto preprocessing = options.input.preprocessing();
   const auto nan = std::numeric_limits<double>::quiet_NaN();
   // One photo's row: its top-1 class explained by every method, every map scored by every metric.
@@ -853,18 +649,18 @@ int evaluate(const Options& options, const std::vector<std::string>& method_name
           attribution.size(3) != input.size(3))
         fail("method '", method_names[k], "' returned a map of shape ", attribution.sizes(), " for an input of shape ", input.sizes());
       const torch::Tensor map = attribution.sum(1, true).to(torch::kFloat32);
-      int64_t version = parameter_version(model);
-      const salient::Method<Model> method = ReusedMap{methods[k], input, row.target, attribution, &version};
-      const Context context{model, input, row.target, attribution, map, method, mask};
+      int64_t version = salient::parameter_version(model);
+      const auto method = salient::reusing_map(methods[k], input, row.target, attribution, &version);
+      const salient::MetricInput context{model, input, row.target, map, &method, mask};
       for (size_t j = 0; j < metrics.size(); ++j) {
-        if (metrics[j].needs_mask && !mask) continue;
+        if (metrics[j].entry->needs_mask && !mask) continue;
         if (tty)
-          std::cerr << "\r  photo " << photo.index + 1 << " " << method_names[k] << " / " << metrics[j].name
+          std::cerr << "\r  photo " << photo.index + 1 << " " << method_names[k] << " / " << metrics[j].entry->name
                     << "                    " << std::flush;
         t0 = std::chrono::steady_clock::now();
-        row.values[k][j] = metrics[j].compute(context);
+        row.values[k][j] = bound[j](context);
         row.seconds[k][j] = elapsed(t0);
-        version = parameter_version(model);  // restored by the metric
+        version = salient::parameter_version(model);  // restored by the metric
       }
     }
     return photo_json(evaluation, row);

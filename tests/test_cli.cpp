@@ -863,6 +863,7 @@ TEST_CASE("salient-evaluate scores three methods with five metrics on two photos
            {" --metrics magic", "unknown metric 'magic' (expected one of: faithfulness_correlation,"},
            {" --metrics road --metric-option road.nois=1", "metric 'road' has no option 'nois' (its options: percentages, order, noise"},
            {" --metrics road --metric-option road", "--metric-option expects NAME.OPTION=VALUE"},
+           {" --metrics road --metric-option sparseness.eps=1", "--metric-option: metric 'sparseness' is not in --metrics"},
            {" --metrics road,road", "metric 'road' is listed twice"},
            {" --methods magic", "unknown method 'magic'"},
            {" --methods ig --method-option ig.stepz=3", "method 'ig' has no option 'stepz' (its options: "},

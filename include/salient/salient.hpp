@@ -47,6 +47,7 @@
 #include "salient/evaluation/curves.hpp"
 #include "salient/evaluation/faithfulness.hpp"
 #include "salient/evaluation/localisation.hpp"
+#include "salient/evaluation/metric_registry.hpp"
 #include "salient/evaluation/randomisation.hpp"
 #include "salient/evaluation/randomisation_metrics.hpp"
 #include "salient/evaluation/removal.hpp"

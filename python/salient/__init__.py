@@ -21,8 +21,11 @@ from . import _salient
 
 Error = _salient.Error
 Model = _salient.Model
+Certificate = _salient.Certificate
 
-__all__ = ["Error", "Model", "load", "methods", "attribute", "masked_outputs", "load_input", "verify", "segment", "last_call_seconds"]
+__all__ = ["Error", "Model", "load", "methods", "attribute", "masked_outputs", "load_input", "verify", "segment", "last_call_seconds",
+           "metrics", "evaluate", "parameter_randomisation", "data_randomisation",
+           "disambiguate_topk", "Certificate"]
 
 _script_models = _weakref.WeakKeyDictionary()  # ScriptModule -> {options: Model}, loaded once per module
 _path_models = {}  # (path, mtime, size, options) -> Model
@@ -135,10 +138,80 @@ def verify(certificate, model, image, normalization="imagenet"):
 def segment(image, spec="slic:50", normalization="imagenet"):
     """The regions LIME, KernelSHAP and feature ablation use for `image` [1,C,H,W] (a model input,
     un-normalised with `normalization` first): an int64 label map [H,W] with labels 0..count-1.
-    `spec`: slic:N[:compactness], felzenszwalb:SCALE[:SIGMA:MIN_SIZE] or grid:CELL."""
+    `spec`: slic:N[:compactness], felzenszwalb:SCALE[:SIGMA:MIN_SIZE], grid:CELL, or
+    model:FILE.pt: the regions of a TorchScript segmentation model (its per-pixel argmax over
+    classes, split into connected regions, as the methods' segments="model:FILE.pt")."""
     return _salient.segment(image, spec, normalization)
 
 
 def last_call_seconds():
     """Seconds the last method call of this thread spent in C++ (what Python added is the rest)."""
     return _salient.last_seconds()
+
+
+_metric_facts = _json.loads(_salient.metrics_json())
+
+
+def metrics():
+    """Every evaluation metric (salient-evaluate's): name, category (faithfulness, robustness,
+    randomisation, complexity, localisation), definition with its reference, higher_is_better,
+    needs_mask, needs_method, and its options with their defaults."""
+    return [dict(m) for m in _metric_facts]
+
+
+def evaluate(metric, model, inputs, attributions=None, target=None, method=None, method_options=None, masks=None,
+             **options):
+    """One score per input of `metric` (a name of `salient.metrics()`) for each input's map,
+    float64 [N], as salient-evaluate computes it. The maps: `attributions` [N,C,H,W] (any
+    method's, e.g. Captum's; channels are summed), or `method` (a salient method name, with its
+    `method_options` dict) computes them one input at a time. Robustness and randomisation
+    metrics explain changed inputs or a randomised model again and need `method`. Localisation
+    metrics need `masks`: [H,W] for every input or [N,H,W], 1 = object. `target`: as for the
+    methods (None: each input's top-1 class). `**options`: the metric's own options."""
+    return _salient.evaluate(metric, load(model), inputs, attributions, target, method, dict(method_options or {}),
+                             masks, options)
+
+
+def parameter_randomisation(model, inputs, methods, target=None, mode="cascading", init="default", group_depth=2,
+                            groups=None, seed=0, keep_maps=False):
+    """The model parameter randomisation test (Adebayo et al. 2018), as salient-sanity runs it:
+    every method's maps for `inputs` on the model and after each step of re-initialising its
+    layer groups (`mode` "cascading": from the logits down, step k randomises the last k groups;
+    "independent": one group at a time; `init` "default" (each layer's own initialiser),
+    "normal" or "uniform"; `group_depth` module path components per group; `groups` only these),
+    each compared with the original maps. The model's parameters are restored afterwards.
+
+    `methods`: a name, a list of names, or a dict name -> options dict. `target`: as for the
+    methods (None: each input's top-1 class on the original model, kept at every step).
+    Returns a dict: methods, targets, steps (index, group, randomised), similarity (spearman_abs,
+    spearman, ssim, hog: float64 tensors [step, method, input]; step 0 is the original model),
+    maps ([step][method] tensors with `keep_maps`, else None)."""
+    return _salient.parameter_randomisation(load(model), inputs, methods, target, mode, init, group_depth,
+                                            list(groups or []), seed, keep_maps)
+
+
+def data_randomisation(trained, permuted, inputs, methods, target=None):
+    """The data randomisation test (Adebayo et al. 2018): every method's maps for a model trained
+    on the true labels and for the same architecture trained on permuted labels, for the same
+    targets (None: the trained model's top-1 classes). Returns a dict: methods, similarity
+    (spearman_abs, spearman, ssim, hog: float64 tensors [method, input]), trained_maps and
+    permuted_maps (one tensor per method)."""
+    return _salient.data_randomisation(load(trained), load(permuted), inputs, methods, target)
+
+
+def disambiguate_topk(model, image, k=5, method="gradcam", method_options=None, entities="attribution", segments="slic:100",
+                      masker="layer", coverage=0.5, min_area=0.01, max_entities=12, segmenter_size=513, max_entity_area=0.9,
+                      min_split_relevance=0.1, batch_size=16, normalization="imagenet"):
+    """salient-topk's search on one input `image` [1,C,H,W]: are the model's top-k classes one
+    entity or two? Each class is explained by `method` (with `method_options`); the entities are
+    a segmentation model's regions (`entities="model:FILE.pt"`, seen at `segmenter_size`), the
+    classes' maps over `segments` superpixels ("attribution"), or a label map [H,W] you give
+    (0 = background). Each pair of the top-k is decided "one_entity" or "two_entities" with a
+    `salient.Certificate` (masks and claims anyone can check by running the model: `save()` it,
+    then `salient.verify`), or left "undecided" with the reason. `masker` removes pixels
+    ("layer": layer masking). Returns a dict: classes, probabilities, entities, entity_count,
+    relevance [k, entities], pairs (class_a, class_b, relation, split_entity, reason,
+    certificate), top_k_kept_alone, top_k_removed, masked_inputs."""
+    return _salient.disambiguate_topk(load(model), image, k, method, dict(method_options or {}), entities, segments, masker,
+                                      coverage, min_area, max_entities, segmenter_size, max_entity_area, min_split_relevance,
+                                      batch_size, normalization)

@@ -57,20 +57,26 @@ class EveryMethodEqualsTheTools(unittest.TestCase):
     """Each method from Python equals salient-explain's .npy bit for bit on the same input."""
 
     def test_every_method(self):
+        self.check_every_method(TINY, tiny_input(), "none")
+
+    def test_every_method_on_resnet18(self):
+        x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+        self.check_every_method(os.path.join(MODELS, "resnet18.pt"), x, "imagenet")
+
+    def check_every_method(self, model_path, x, normalization):
         names = [m["name"] for m in salient.methods()]
         self.assertGreaterEqual(len(names), 30)
-        x = tiny_input()
         threads = torch.get_num_threads()
         with tempfile.TemporaryDirectory() as work:
             np.save(os.path.join(work, "item.npy"), x.numpy())
             out = os.path.join(work, "out")
-            subprocess.run([os.path.join(BIN, "salient-explain"), "--model", TINY, "--image", os.path.join(work, "item.npy"),
-                            "--normalize", "none", "--method", ",".join(names), "--threads", str(threads), "--out", out],
+            subprocess.run([os.path.join(BIN, "salient-explain"), "--model", model_path, "--image", os.path.join(work, "item.npy"),
+                            "--normalize", normalization, "--method", ",".join(names), "--threads", str(threads), "--out", out],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            model = salient.load(TINY)
+            model = salient.load(model_path)
             for facts in salient.methods():
                 name = facts["name"]
-                options = {"normalization": "none"}
+                options = {"normalization": normalization}
                 if "relative_stdev" in facts["options"]:
                     options["relative_stdev"] = 0.15  # the tools' SmoothGrad noise level
                 with self.subTest(method=name):
@@ -179,6 +185,168 @@ class DeltaAndSegments(unittest.TestCase):
         self.assertTrue(torch.equal(grid[:32, :32], torch.zeros(32, 32, dtype=torch.int64)))
 
 
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data")
+SHIPPED_MODEL = os.path.join(DATA, "models", "mobilenet_v2_imagenet.pt")
+CAT = os.path.join(DATA, "images", "cat.png")
+
+
+def run_tool(*args):
+    subprocess.run([os.path.join(BIN, args[0])] + [str(a) for a in args[1:]] + ["--threads", str(torch.get_num_threads())],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class MetricsEqualTheTool(unittest.TestCase):
+    """salient.evaluate gives salient-evaluate's numbers bit for bit (its results.json), for
+    metrics of every category, from the method's maps and from maps passed in."""
+
+    def test_evaluate_equals_salient_evaluate(self):
+        from PIL import Image
+
+        metrics = {"faithfulness_correlation": {}, "pixel_flipping": {}, "road": {"percentages": [10, 50, 90]},
+                   "sparseness": {}, "complexity": {}, "random_logit": {}, "mprt": {}, "max_sensitivity": {"samples": 2},
+                   "pointing_game": {}, "top_k_intersection": {"k": 200}}
+        catalogue = {m["name"]: m for m in salient.metrics()}
+        self.assertEqual(len(catalogue), 24)
+        self.assertEqual(catalogue["road"]["category"], "faithfulness")
+        self.assertTrue(catalogue["pointing_game"]["needs_mask"] and catalogue["mprt"]["needs_method"])
+        self.assertEqual(catalogue["top_k_intersection"]["defaults"], {"k": 1000, "concept_influence": False})
+        with tempfile.TemporaryDirectory() as work:
+            images, masks = os.path.join(work, "images"), os.path.join(work, "masks")
+            os.makedirs(images), os.makedirs(masks)
+            Image.open(CAT).save(os.path.join(images, "cat.png"))
+            with Image.open(CAT) as photo:
+                width, height = photo.size
+            mask = np.zeros((height, width), np.uint8)
+            mask[:, : width // 2] = 255
+            Image.fromarray(mask, "L").save(os.path.join(masks, "cat_mask.png"))
+            options = []
+            for name, values in metrics.items():
+                for option, value in values.items():
+                    options += ["--metric-option", "%s.%s=%s" % (name, option, ",".join(map(str, value)) if isinstance(value, list) else value)]
+            out = os.path.join(work, "eval")
+            run_tool("salient-evaluate", "--model", SHIPPED_MODEL, "--images", images, "--masks", masks, "--size", 64,
+                     "--methods", "saliency,gradcam", "--metrics", ",".join(metrics), *options, "--out", out)
+            with open(os.path.join(out, "results.json")) as f:
+                row = json.load(f)["photos"][0]
+            model = salient.load(SHIPPED_MODEL)
+            x = salient.load_input(CAT, size=64)
+            object_mask = salient.load_input(os.path.join(masks, "cat_mask.png"), size=64, normalization="none")[0, 0] >= 0.5
+            for method in ("saliency", "gradcam"):
+                given = salient.attribute(method, model, x)
+                for name, values in metrics.items():
+                    with self.subTest(method=method, metric=name):
+                        ours = salient.evaluate(name, model, x, method=method, masks=object_mask, **values)
+                        self.assertEqual(ours.dtype, torch.float64)
+                        self.assertEqual(ours.tolist(), [row["values"][method][name]])
+                        if not catalogue[name]["needs_method"]:  # the same map passed in
+                            self.assertEqual(salient.evaluate(name, model, x, attributions=given, masks=object_mask, **values).tolist(),
+                                             ours.tolist())
+        # Batches score each input by itself; errors name what is missing.
+        x2 = torch.cat([salient.load_input(CAT, size=64), salient.load_input(os.path.join(DATA, "images", "bird.png"), size=64)])
+        batch = salient.evaluate("sparseness", model, x2, method="saliency")
+        self.assertEqual(batch.tolist(), [salient.evaluate("sparseness", model, x2[i:i + 1], method="saliency").item() for i in range(2)])
+        with self.assertRaises(salient.Error) as caught:
+            salient.evaluate("mprt", model, x2, attributions=salient.saliency(model, x2))
+        self.assertIn("method=", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
+            salient.evaluate("pointing_game", model, x2, method="saliency")
+        self.assertIn("masks", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
+            salient.evaluate("road", model, x2, method="saliency", nois=1)
+        self.assertIn("has no option 'nois'", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
+            salient.evaluate("no_such_metric", model, x2, method="saliency")
+        self.assertIn("faithfulness_correlation", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
+            salient.evaluate("sparseness", model, x2, attributions=torch.zeros(1, 1, 64, 64))
+        self.assertIn("shape", str(caught.exception))
+
+
+class SanityTests(unittest.TestCase):
+    def test_parameter_randomisation_equals_salient_sanity(self):
+        model = salient.load(SHIPPED_MODEL)
+        x = salient.load_input(CAT, size=64)
+        before = model(x)
+        result = salient.parameter_randomisation(model, x, ["saliency", "gradcam"])
+        self.assertTrue(torch.equal(model(x), before))  # parameters restored
+        self.assertEqual(result["methods"], ["saliency", "gradcam"])
+        self.assertEqual(result["targets"], [int(before.argmax())])
+        steps = len(result["steps"])
+        self.assertEqual(result["steps"][0]["group"], "original")
+        self.assertEqual(len(result["steps"][-1]["randomised"]), steps - 1)  # cascading: all groups at the end
+        similarity = result["similarity"]
+        self.assertEqual(tuple(similarity["spearman_abs"].shape), (steps, 2, 1))
+        self.assertTrue(torch.allclose(similarity["spearman_abs"][0], torch.ones(2, 1, dtype=torch.float64)))
+        self.assertLess(float(similarity["spearman_abs"][-1, 0, 0]), 0.9)  # a gradient of a random network differs
+        with tempfile.TemporaryDirectory() as work:
+            out = os.path.join(work, "sanity")
+            run_tool("salient-sanity", "--model", SHIPPED_MODEL, "--images", CAT, "--size", 64, "--methods", "saliency,gradcam",
+                     "--out", out)
+            with open(os.path.join(out, "results.json")) as f:
+                document = json.load(f)
+            self.assertEqual(document["methods"][:2], ["saliency", "gradcam"])  # then the tool's edge detector
+            tool = document["images"][0]["similarity"]  # [step][method] -> 4 measures
+        ours = torch.stack([similarity[k] for k in ("spearman_abs", "spearman", "ssim", "hog")], -1)[:, :, 0]
+        self.assertEqual(len(tool), steps)
+        for step in range(steps):
+            for method in range(2):
+                expected = [float("nan") if v is None else v for v in tool[step][method]]
+                self.assertTrue(np.array_equal(ours[step, method].numpy(), np.array(expected), equal_nan=True),
+                                "step %d method %d: %s vs %s" % (step, method, ours[step, method].tolist(), expected))
+        kept = salient.parameter_randomisation(model, x, {"integrated_gradients": {"steps": 8}}, mode="independent",
+                                               groups=["classifier.1"], keep_maps=True)
+        self.assertEqual([s["group"] for s in kept["steps"]], ["original", "classifier.1"])
+        self.assertTrue(torch.equal(kept["maps"][0][0], salient.integrated_gradients(model, x, steps=8)))
+        with self.assertRaises(salient.Error) as caught:
+            salient.parameter_randomisation(model, x, ["saliency"], mode="sideways")
+        self.assertIn("cascading", str(caught.exception))
+
+    def test_data_randomisation(self):
+        model = salient.load(TINY)
+        x = torch.cat([tiny_input(1), tiny_input(2)])
+        same = salient.data_randomisation(model, model, x, ["saliency", "gradcam"], target=[3, 5])
+        self.assertEqual(tuple(same["similarity"]["ssim"].shape), (2, 2))
+        self.assertTrue(torch.allclose(same["similarity"]["spearman"], torch.ones(2, 2, dtype=torch.float64)))
+        self.assertTrue(torch.equal(same["trained_maps"][0], salient.saliency(model, x, target=[3, 5])))
+        torch.manual_seed(1)
+        other = torch.jit.load(TINY)
+        with torch.no_grad():
+            for p in other.parameters():
+                p.copy_(torch.randn_like(p) * 0.1)
+        different = salient.data_randomisation(model, other, x, "saliency", target=[3, 5])
+        self.assertLess(float(different["similarity"]["spearman"].max()), 0.9)
+        self.assertTrue(torch.equal(different["permuted_maps"][0], salient.saliency(other, x, target=[3, 5])))
+
+
+class SegmentationModels(unittest.TestCase):
+    def test_a_segmentation_models_regions(self):
+        shared = os.environ.get("SALIENT_SHARED") or os.environ.get("SALIENT_SHARED_DIR", "")
+        path = os.path.join(shared, "models", "deeplabv3_mnv2_pascal.pt")
+        if not os.path.isfile(path):
+            print("SKIPPED: no ../shared/models/deeplabv3_mnv2_pascal.pt (set SALIENT_SHARED)")
+            self.skipTest("no segmentation model")
+        size = 193  # DeepLab's sizes are 16k+1
+        x = salient.load_input(os.path.join(DATA, "images", "pets.jpg"), size=size)
+        labels = salient.segment(x, "model:" + path)
+        self.assertEqual(tuple(labels.shape), (size, size))
+        count = int(labels.max()) + 1
+        self.assertEqual(sorted(labels.unique().tolist()), list(range(count)))
+        # The model's classes, run through salient (torch.jit's profiling executor and OpenBLAS's
+        # threads round differently: a near-tie pixel may flip)
+        classes = salient.load(path)(x).argmax(1)[0]
+        self.assertEqual(tuple(classes.shape), (size, size))
+        self.assertGreater(len(classes.unique()), 1)  # pets.jpg: background and animals
+        for label in range(count):  # each region is one class ...
+            self.assertEqual(len(classes[labels == label].unique()), 1)
+        # ... and regions of one class never touch (connected components, 4-neighbours)
+        for axis in (0, 1):
+            a, b = labels.narrow(axis, 1, size - 1), labels.narrow(axis, 0, size - 1)
+            ca, cb = classes.narrow(axis, 1, size - 1), classes.narrow(axis, 0, size - 1)
+            self.assertFalse(bool(((a != b) & (ca == cb)).any()))
+        lime = salient.lime(SHIPPED_MODEL, x, segments="model:" + path, samples=50)
+        self.assertEqual(tuple(lime.shape), (1, 1, size, size))
+
+
 class Certificates(unittest.TestCase):
     """verify from Python: its verdict is what anyone gets by running the model; edits are refused."""
 
@@ -229,6 +397,50 @@ class Certificates(unittest.TestCase):
             del forged["claims"][1]
             self.assertIn("exactly once", check(forged)["rejected"])
             self.assertIn("another image", check(document, os.path.join(data, "images", "bird.png"))["rejected"])
+
+
+class TopkSearch(unittest.TestCase):
+    """salient.disambiguate_topk decides what salient-topk decides and writes the same
+    certificates, byte for byte; verify accepts them; nothing existing is overwritten."""
+
+    def test_the_search_equals_salient_topk(self):
+        pets = os.path.join(DATA, "images", "pets.jpg")
+        x = salient.load_input(pets)
+        result = salient.disambiguate_topk(SHIPPED_MODEL, x, k=3)
+        self.assertEqual(len(result["pairs"]), 3)
+        self.assertEqual(result["classes"], salient.load(SHIPPED_MODEL)(x)[0].topk(3).indices.tolist())
+        self.assertEqual(tuple(result["entities"].shape), (224, 224))
+        with tempfile.TemporaryDirectory() as work:
+            out = os.path.join(work, "topk")
+            run_tool("salient-topk", "--model", SHIPPED_MODEL, "--image", pets, "--k", 3, "--entities", "attribution", "--out", out)
+            with open(os.path.join(out, "summary.json")) as f:
+                tool = json.load(f)
+            self.assertEqual([(p["class_a"], p["class_b"], p["relation"]) for p in tool["pairs"]],
+                             [(p["class_a"], p["class_b"], p["relation"]) for p in result["pairs"]])
+            self.assertEqual(tool["entity_count"], result["entity_count"])
+            decided = [p for p in result["pairs"] if p["certificate"] is not None]
+            self.assertTrue(decided, "pets.jpg has decided pairs")
+            for pair in decided:
+                certificate = pair["certificate"]
+                self.assertEqual((certificate.class_a, certificate.class_b, certificate.relation),
+                                 (pair["class_a"], pair["class_b"], pair["relation"]))
+                stem = "pair_%d_%d" % (pair["class_a"], pair["class_b"])
+                ours = os.path.join(work, stem + ".json")
+                written = certificate.save(ours, SHIPPED_MODEL, pets)
+                self.assertEqual(len(written), 1 + len(certificate.masks))
+                for path in written:
+                    with open(path, "rb") as a, open(os.path.join(out, "certificates", os.path.basename(path)), "rb") as b:
+                        self.assertEqual(a.read(), b.read(), path)
+                self.assertTrue(salient.verify(ours, SHIPPED_MODEL, pets)["holds"])
+                with self.assertRaises(salient.Error) as caught:  # written once, never replaced
+                    certificate.save(ours, SHIPPED_MODEL, pets)
+                self.assertIn("exists", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
+            salient.disambiguate_topk(SHIPPED_MODEL, x, k=1)
+        self.assertIn("k must be", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
+            salient.disambiguate_topk(SHIPPED_MODEL, x, entities="everything")
+        self.assertIn("attribution", str(caught.exception))
 
 
 class CallablesAndThreads(unittest.TestCase):

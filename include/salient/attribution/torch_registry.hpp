@@ -33,13 +33,18 @@ inline AnyMasker settings_masker(std::type_identity<TorchModel>, const MethodSet
   return make_masker(settings.masker, baseline_options(settings));
 }
 
-// Superpixels by spec, or "model:FILE.pt": a segmentation model's regions.
-inline torch::Tensor settings_segments(TorchModel&, const torch::Tensor& input, const MethodSettings& settings) {
-  if (settings.segments.rfind("model:", 0) == 0) {
-    auto segmenter = TorchModel::load(settings.segments.substr(6));
+// The regions of one input [1,C,H,W] by spec: superpixels (segment_input's specs), or
+// "model:FILE.pt": a segmentation model's regions (model_segments).
+inline torch::Tensor segments_by_spec(const std::string& spec, const torch::Tensor& input, const Normalization& normalization) {
+  if (spec.rfind("model:", 0) == 0) {
+    auto segmenter = TorchModel::load(spec.substr(6));
     return model_segments(segmenter, input);
   }
-  return segment_input(settings.segments, input, settings.normalization);
+  return segment_input(spec, input, normalization);
+}
+
+inline torch::Tensor settings_segments(TorchModel&, const torch::Tensor& input, const MethodSettings& settings) {
+  return segments_by_spec(settings.segments, input, settings.normalization);
 }
 
 // Any make_baseline kind: zero, black, grey, blur, noise.
@@ -57,7 +62,7 @@ using MethodEntry = BasicMethodEntry<TorchModel>;
 
 // Instantiating the registry compiles every method (most of a tool's compile time). A program
 // of several files can do that once: define SALIENT_EXTERN_TORCH_REGISTRY for every file and
-// instantiate it in one of them (this repository's tools: examples/common/torch_registry.cpp):
+// instantiate it in one of them (this repository's tools and Python module: cmake/torch_registry.cpp):
 //   template const std::vector<salient::MethodEntry>& salient::methods<salient::TorchModel>();
 #ifdef SALIENT_EXTERN_TORCH_REGISTRY
 extern template const std::vector<MethodEntry>& methods<TorchModel>();
