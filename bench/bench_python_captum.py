@@ -6,7 +6,10 @@ installed here: no PyPI), on torchvision's resnet18 (random weights, torch.manua
   integrated_gradients  Captum's IntegratedGradients: 50 Gauss-Legendre steps, zero baseline,
                         all steps in one batch (internal_batch_size=None); salient's batch_size=50
   gradcam               Captum's LayerGradCam on layer4 + relu_attributions, upsampled
-                        bilinearly to the input (forward and backward hooks on the nn.Module)
+                        bilinearly to the input (a forward hook on the nn.Module)
+
+Gradients as Captum takes them: torch.autograd.grad of the target's output for the inputs (or
+the layer's activations) only, no parameter gradients.
 
 Both sides run in one process with the same settings: LibTorch threads (argument), one
 OpenBLAS thread (OPENBLAS_NUM_THREADS=1, what salient's calls use) and glibc's allocator
@@ -29,10 +32,10 @@ import torchvision
 import salient
 
 
+# As Captum: torch.autograd.grad for what is explained only (no parameter gradients).
 def eager_saliency(net, x, target):
     x = x.clone().requires_grad_(True)
-    net(x)[:, target].sum().backward()
-    return x.grad
+    return torch.autograd.grad(net(x)[:, target].sum(), x)[0]
 
 
 def eager_integrated_gradients(net, x, target, steps=50):
@@ -40,20 +43,19 @@ def eager_integrated_gradients(net, x, target, steps=50):
     alphas = torch.tensor(0.5 * (nodes + 1), dtype=x.dtype)
     scale = torch.tensor(0.5 * weights, dtype=x.dtype)
     path = (alphas.view(-1, 1, 1, 1) * x).requires_grad_(True)  # zero baseline
-    net(path)[:, target].sum().backward()
-    return x * (path.grad * scale.view(-1, 1, 1, 1)).sum(0, keepdim=True)
+    gradients = torch.autograd.grad(net(path)[:, target].sum(), path)[0]
+    return x * (gradients * scale.view(-1, 1, 1, 1)).sum(0, keepdim=True)
 
 
 def eager_gradcam(net, x, target):
     saved = {}
-    forward = net.layer4.register_forward_hook(lambda m, i, o: saved.__setitem__("a", o))
-    backward = net.layer4.register_full_backward_hook(lambda m, gi, go: saved.__setitem__("g", go[0]))
+    hook = net.layer4.register_forward_hook(lambda m, i, o: saved.__setitem__("a", o))
     try:
-        net(x.clone().requires_grad_(True))[:, target].sum().backward()
+        output = net(x)
     finally:
-        forward.remove()
-        backward.remove()
-    a, g = saved["a"], saved["g"]
+        hook.remove()
+    a = saved["a"]
+    g = torch.autograd.grad(output[:, target].sum(), a)[0]
     cam = F.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True))
     return F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
 
