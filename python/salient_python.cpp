@@ -247,6 +247,7 @@ void check_inputs(const py::handle& object) {
   if (inputs.scalar_type() != torch::kFloat)
     detail::fail("inputs must be float32, got ", inputs.dtype().name(), " (pass inputs.float())");
   if (inputs.dim() != 4) detail::fail("inputs must have shape [N,C,H,W], got ", shape_string(inputs));
+  if (inputs.size(0) == 0) detail::fail("inputs must be a batch with at least one item, got ", shape_string(inputs));
   if (!inputs.is_contiguous())
     detail::fail("inputs are not contiguous (strides ", inputs.strides(), "); pass inputs.contiguous()");
   TorchBackend::check_finite(inputs, "inputs");

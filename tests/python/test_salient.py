@@ -255,6 +255,9 @@ class MetricsEqualTheTool(unittest.TestCase):
             salient.evaluate("road", model, x2, method="saliency", nois=1)
         self.assertIn("has no option 'nois'", str(caught.exception))
         with self.assertRaises(salient.Error) as caught:
+            salient.evaluate("sparseness", model, torch.zeros(0, 3, 64, 64), method="saliency")
+        self.assertIn("at least one item", str(caught.exception))
+        with self.assertRaises(salient.Error) as caught:
             salient.evaluate("no_such_metric", model, x2, method="saliency")
         self.assertIn("faithfulness_correlation", str(caught.exception))
         with self.assertRaises(salient.Error) as caught:
