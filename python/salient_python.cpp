@@ -176,6 +176,18 @@ std::string option_text(const std::string& name, const py::handle& value) {
   detail::fail("option ", name, " cannot be a ", type_name(value));
 }
 
+// A Python progress(done, total) callable as the C++ callback (none for None), called with
+// the GIL taken back.
+Progress progress_of(const py::object& progress) {
+  if (progress.is_none()) return {};
+  if (!PyCallable_Check(progress.ptr())) detail::fail("progress must be a callable progress(done, total), got a ", type_name(progress));
+  auto held = held_with_gil(progress);
+  return [held](int64_t done, int64_t total) {
+    py::gil_scoped_acquire gil;
+    (*held)(done, total);
+  };
+}
+
 // Keyword options -> the settings the method runs with: the method's own options (its options
 // struct's fields), and masker, segments and baseline where the method uses them (they appear
 // in its parameters), normalization for all. Unknown names are errors that list the known ones.
@@ -199,13 +211,7 @@ MethodSettings settings_of(const MethodEntry& entry, const py::dict& options, co
     else if (name == "baseline") settings.baseline = text;
     else settings.normalization = parse_normalization(text);
   }
-  if (!progress.is_none()) {
-    auto held = held_with_gil(progress);
-    settings.progress = [held](int64_t done, int64_t total) {
-      py::gil_scoped_acquire gil;
-      (*held)(done, total);
-    };
-  }
+  settings.progress = progress_of(progress);
   entry.parameters(settings);  // every value checked before any work
   return settings;
 }
@@ -386,8 +392,9 @@ MetricOptions metric_options_of(const MetricEntry& entry, const py::dict& option
 // localisation metrics.
 torch::Tensor evaluate(const std::string& metric, const Model& model, const py::object& inputs, const py::object& attributions,
                        const py::object& target, const py::object& method, const py::dict& method_options,
-                       const py::object& masks, const py::dict& options) {
+                       const py::object& masks, const py::object& progress, const py::dict& options) {
   const auto& entry = find_metric(metric);
+  const auto report = progress_of(progress);
   const auto bound = entry.bind(metric_options_of(entry, options));
   check_inputs(inputs);
   const auto x = inputs.cast<torch::Tensor>().detach();
@@ -442,6 +449,7 @@ torch::Tensor evaluate(const std::string& metric, const Model& model, const py::
         mask_tensor.defined() ? std::optional<torch::Tensor>(mask_tensor.dim() == 2 ? mask_tensor : mask_tensor[i]) : std::nullopt;
     const MetricInput in{*model.model, input, cls, map, reused ? &*reused : nullptr, mask};
     out[i] = bound(in);
+    if (report) report(i + 1, n);
   }
   return scores;
 }
@@ -499,7 +507,7 @@ py::list tensor_lists(const std::vector<std::vector<torch::Tensor>>& maps) {
 py::dict parameter_randomisation(const Model& model, const py::object& inputs, const py::object& methods,
                                  const py::object& target, const std::string& mode, const std::string& init,
                                  int64_t group_depth, const std::vector<std::string>& groups, uint64_t seed,
-                                 bool keep_maps) {
+                                 bool keep_maps, const py::object& progress) {
   check_inputs(inputs);
   const auto x = inputs.cast<torch::Tensor>().detach();
   const auto tested = sanity_methods(methods);
@@ -515,6 +523,12 @@ py::dict parameter_randomisation(const Model& model, const py::object& inputs, c
   options.randomisation.group_depth = static_cast<int>(group_depth);
   options.randomisation.groups = groups;
   options.randomisation.init.seed = seed;
+  if (const auto report = progress_of(progress)) {
+    // Steps: the original model and one per randomised group.
+    const auto total = 1 + static_cast<int64_t>(groups.empty() ? parameter_groups(*model.model, options.randomisation.group_depth).size()
+                                                               : groups.size());
+    options.on_step = [report, total](const RandomisationStep& step) { report(step.index + 1, total); };
+  }
   const auto resolved = target_of(target);
   RandomisationTestResult result;
   {
@@ -766,10 +780,11 @@ PYBIND11_MODULE(_salient, m) {
         py::arg("min_split_relevance"), py::arg("batch_size"), py::arg("normalization"));
   m.def("parameter_randomisation", &parameter_randomisation, py::arg("model"), py::arg("inputs"), py::arg("methods"),
         py::arg("target"), py::arg("mode"), py::arg("init"), py::arg("group_depth"), py::arg("groups"), py::arg("seed"),
-        py::arg("keep_maps"));
+        py::arg("keep_maps"), py::arg("progress"));
   m.def("data_randomisation", &data_randomisation, py::arg("trained"), py::arg("permuted"), py::arg("inputs"),
         py::arg("methods"), py::arg("target"));
   m.def("evaluate", &evaluate, py::arg("metric"), py::arg("model"), py::arg("inputs"), py::arg("attributions"),
-        py::arg("target"), py::arg("method"), py::arg("method_options"), py::arg("masks"), py::arg("options"));
+        py::arg("target"), py::arg("method"), py::arg("method_options"), py::arg("masks"), py::arg("progress"),
+        py::arg("options"));
   m.def("canonical_name", [](const std::string& name) { return salient::find_method(name).name; });
 }

@@ -160,20 +160,21 @@ def metrics():
 
 
 def evaluate(metric, model, inputs, attributions=None, target=None, method=None, method_options=None, masks=None,
-             **options):
+             progress=None, **options):
     """One score per input of `metric` (a name of `salient.metrics()`) for each input's map,
     float64 [N], as salient-evaluate computes it. The maps: `attributions` [N,C,H,W] (any
     method's, e.g. Captum's; channels are summed), or `method` (a salient method name, with its
     `method_options` dict) computes them one input at a time. Robustness and randomisation
     metrics explain changed inputs or a randomised model again and need `method`. Localisation
     metrics need `masks`: [H,W] for every input or [N,H,W], 1 = object. `target`: as for the
-    methods (None: each input's top-1 class). `**options`: the metric's own options."""
+    methods (None: each input's top-1 class). `progress(done, total)` is called after each input.
+    `**options`: the metric's own options."""
     return _salient.evaluate(metric, load(model), inputs, attributions, target, method, dict(method_options or {}),
-                             masks, options)
+                             masks, progress, options)
 
 
 def parameter_randomisation(model, inputs, methods, target=None, mode="cascading", init="default", group_depth=2,
-                            groups=None, seed=0, keep_maps=False):
+                            groups=None, seed=0, keep_maps=False, progress=None):
     """The model parameter randomisation test (Adebayo et al. 2018), as salient-sanity runs it:
     every method's maps for `inputs` on the model and after each step of re-initialising its
     layer groups (`mode` "cascading": from the logits down, step k randomises the last k groups;
@@ -185,9 +186,10 @@ def parameter_randomisation(model, inputs, methods, target=None, mode="cascading
     methods (None: each input's top-1 class on the original model, kept at every step).
     Returns a dict: methods, targets, steps (index, group, randomised), similarity (spearman_abs,
     spearman, ssim, hog: float64 tensors [step, method, input]; step 0 is the original model),
-    maps ([step][method] tensors with `keep_maps`, else None)."""
+    maps ([step][method] tensors with `keep_maps`, else None). `progress(done, total)` is called
+    after each step."""
     return _salient.parameter_randomisation(load(model), inputs, methods, target, mode, init, group_depth,
-                                            list(groups or []), seed, keep_maps)
+                                            list(groups or []), seed, keep_maps, progress)
 
 
 def data_randomisation(trained, permuted, inputs, methods, target=None):

@@ -475,6 +475,17 @@ class CallablesAndThreads(unittest.TestCase):
         salient.rise(TINY, tiny_input(), target=1, masks=64, batch_size=16, progress=lambda done, total: calls.append((done, total)))
         self.assertTrue(calls)
         self.assertEqual(calls[-1][0], calls[-1][1])
+        x = torch.cat([tiny_input(1), tiny_input(2)])
+        calls.clear()
+        salient.evaluate("sparseness", TINY, x, method="saliency", progress=lambda done, total: calls.append((done, total)))
+        self.assertEqual(calls, [(1, 2), (2, 2)])
+        calls.clear()
+        result = salient.parameter_randomisation(TINY, x, ["saliency"], progress=lambda done, total: calls.append((done, total)))
+        steps = len(result["steps"])
+        self.assertEqual(calls, [(k, steps) for k in range(1, steps + 1)])
+        with self.assertRaises(salient.Error) as caught:
+            salient.saliency(TINY, x, progress=3)
+        self.assertIn("callable", str(caught.exception))
 
 
 class BadInput(unittest.TestCase):
