@@ -373,15 +373,15 @@ py::dict verify_files(const std::string& certificate_path, const std::string& mo
   return result;
 }
 
-// A metric's keyword options as its text options (unknown names are the registry's error).
-MetricOptions metric_options_of(const MetricEntry& entry, const py::dict& options) {
+// A metric's keyword options as its text options (names and values are checked by the entry's
+// bind, before any work).
+MetricOptions metric_options_of(const py::dict& options) {
   MetricOptions given;
   for (const auto& [key, value] : options) {
     if (value.is_none()) continue;
     const auto name = py::cast<std::string>(key);
     given[name] = option_text(name, value);
   }
-  entry.parameters(given);  // every value checked before any work
   return given;
 }
 
@@ -395,7 +395,7 @@ torch::Tensor evaluate(const std::string& metric, const Model& model, const py::
                        const py::object& masks, const py::object& progress, const py::dict& options) {
   const auto& entry = find_metric(metric);
   const auto report = progress_of(progress);
-  const auto bound = entry.bind(metric_options_of(entry, options));
+  const auto bound = entry.bind(metric_options_of(options));
   check_inputs(inputs);
   const auto x = inputs.cast<torch::Tensor>().detach();
   const int64_t n = x.size(0);
